@@ -1,0 +1,58 @@
+"""The ``scale`` command: thin argument parsing over library functions.
+
+Each sub-command lives in ``optimize/commands/<name>.py`` with two functions:
+``add_parser(subparsers)`` and ``run(args) -> int``. This file only wires them up and turns
+user errors into one clear line (no traceback) with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+# litellm downloads a price list at import unless told not to; offline that stalls for seconds.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+COMMANDS = ("serve", "data", "grade", "run", "eval", "compile", "search")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scale",
+        description="Adaptive test-time compute for math reasoning: SCALE, s1 budget forcing, baselines, tuning.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"optimize.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"optimize.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from optimize.errors import user_error_types
+
+    try:
+        return int(args.func(args) or 0)
+    except user_error_types() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished work is saved; run the same command again to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""Frozen, validated configuration: how to reach the models, and how each method spends tokens.
+
+Every config is a frozen dataclass validated on construction, so a bad value fails where it is
+written, with the field name, the value and what was expected. ``from_dict`` builds any of them
+from plain data (a YAML/JSON file) and rejects unknown keys by name.
+
+Example:
+    >>> lm = LMConfig.preset("local")
+    >>> lm.system2.thinking
+    'forced'
+    >>> ScaleConfig(threshold=0.2).threshold
+    0.2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+__all__ = [
+    "ConfigError",
+    "Endpoint",
+    "ModeConfig",
+    "ForcingConfig",
+    "LMConfig",
+    "ScaleConfig",
+    "VoteConfig",
+    "InftyThinkConfig",
+    "ProgramConfig",
+    "METHODS",
+    "from_dict",
+    "to_dict",
+    "THINKING_SWITCHES",
+    "LOCAL_MODEL_ALIAS",
+    "LOCAL_PORT",
+]
+
+ThinkingSwitch = Literal["none", "qwen3", "effort", "forced"]
+THINKING_SWITCHES: tuple[str, ...] = get_args(ThinkingSwitch)
+LOCAL_MODEL_ALIAS = "qwen2.5-coder-1.5b-instruct"
+LOCAL_PORT = 8765
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong. The message names it and says what is expected."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _check_probability(name: str, value: float | None) -> None:
+    if value is not None:
+        _check(isinstance(value, (int, float)) and 0.0 <= value <= 1.0, f"`{name}={value!r}` must be in [0, 1].")
+
+
+def _check_positive(name: str, value: int | float | None, *, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    _check(ok, f"`{name}={value!r}` must be {'non-negative' if allow_zero else 'positive'}.")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How to reach one model server.
+
+    Args:
+        model: litellm model name, e.g. ``"openai/Qwen/Qwen3-32B"`` for an OpenAI-compatible server.
+        api_base: the server's base URL (``http://127.0.0.1:8000/v1``); None for a provider default.
+        api_key_env: NAME of the environment variable holding the key. The key itself is never
+            stored, logged or saved.
+        timeout: seconds for one request.
+        retries: retries on connection errors, timeouts, HTTP 429 and 5xx (exponential backoff).
+    """
+
+    model: str
+    api_base: str | None = None
+    api_key_env: str | None = None
+    timeout: float = 600.0
+    retries: int = 3
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.model, str) and "/" in self.model,
+               f"`model={self.model!r}` must be a litellm model name with a provider prefix, "
+               "e.g. 'openai/Qwen/Qwen3-32B' for an OpenAI-compatible server.")
+        _check_positive("timeout", self.timeout)
+        _check_positive("retries", self.retries, allow_zero=True)
+        if self.api_key_env is not None:
+            _check(self.api_key_env.replace("_", "").isalnum(),
+                   f"`api_key_env={self.api_key_env!r}` must be the NAME of an environment variable "
+                   "(like OPENAI_API_KEY), not the key itself.")
+
+
+@dataclass(frozen=True)
+class ModeConfig:
+    """Sampling and thinking settings of one system (stages, System 1 or System 2).
+
+    Args:
+        endpoint: a server of its own (a QwQ/R1 reasoning server for System 2); None = the default.
+        max_tokens: cap on the visible answer (for forced thinking: the answer after thinking).
+        thinking: how thinking is switched on: ``none`` (plain call), ``qwen3`` (chat-template
+            ``enable_thinking``), ``effort`` (provider reasoning effort / thinking budget; a cap
+            only), ``forced`` (s1 budget forcing over text continuation).
+        thinking_budget: cap on thinking tokens (``forced``, ``effort`` with a token budget).
+    """
+
+    endpoint: Endpoint | None = None
+    temperature: float = 0.7
+    top_p: float | None = 0.8
+    top_k: int | None = 20
+    max_tokens: int = 512
+    thinking: ThinkingSwitch = "none"
+    thinking_budget: int = 0
+    reasoning_effort: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.temperature, (int, float)) and 0.0 <= self.temperature <= 2.0,
+               f"`temperature={self.temperature!r}` must be in [0, 2].")
+        _check_probability("top_p", self.top_p)
+        _check_positive("top_k", self.top_k)
+        _check_positive("max_tokens", self.max_tokens)
+        _check(self.thinking in THINKING_SWITCHES,
+               f"`thinking={self.thinking!r}` must be one of {', '.join(THINKING_SWITCHES)}.")
+        _check_positive("thinking_budget", self.thinking_budget, allow_zero=True)
+        _check(self.thinking != "forced" or self.thinking_budget > 0,
+               "`thinking='forced'` needs `thinking_budget` > 0 (the s1 cap on thinking tokens).")
+        _check(self.reasoning_effort in (None, "low", "medium", "high", "minimal"),
+               f"`reasoning_effort={self.reasoning_effort!r}` must be low, medium, high or minimal.")
+
+
+@dataclass(frozen=True)
+class ForcingConfig:
+    """s1 budget forcing (arXiv 2501.19393): how thinking is capped and extended.
+
+    Args:
+        num_waits: times the end of thinking is suppressed and ``wait`` appended (0 = cap only).
+        wait: the string appended to continue thinking.
+        final_answer: appended after the end-of-thinking marker when the cap is hit.
+        transport: ``completions`` (/v1/completions with a client-side chat template) or
+            ``prefill`` (chat with assistant prefill, vLLM/SGLang ``continue_final_message``).
+        template: chat template for ``completions``: chatml, qwen3, llama3, deepseek-r1, or a path
+            to a Jinja file.
+    """
+
+    num_waits: int = 0
+    wait: str = "Wait"
+    final_answer: str = "Final Answer:"
+    transport: Literal["completions", "prefill"] = "completions"
+    template: str = "chatml"
+
+    def __post_init__(self) -> None:
+        _check_positive("num_waits", self.num_waits, allow_zero=True)
+        _check(bool(self.wait.strip()), "`wait` must be a non-empty string such as 'Wait'.")
+        _check(self.transport in ("completions", "prefill"),
+               f"`transport={self.transport!r}` must be 'completions' or 'prefill'.")
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """Everything needed to reach the models: one default endpoint and three modes.
+
+    ``stages`` runs decomposition, selection and difficulty; ``system1`` is the fast non-thinking
+    solver; ``system2`` the slow thinking solver. ``embedded`` = use (and start if needed) the
+    local llama.cpp server.
+    """
+
+    endpoint: Endpoint
+    stages: ModeConfig = field(default_factory=ModeConfig)
+    system1: ModeConfig = field(default_factory=ModeConfig)
+    system2: ModeConfig = field(default_factory=lambda: ModeConfig(thinking="qwen3", temperature=0.6, top_p=0.95))
+    forcing: ForcingConfig = field(default_factory=ForcingConfig)
+    embedded: bool = False
+
+    def endpoint_for(self, mode: ModeConfig) -> Endpoint:
+        return mode.endpoint or self.endpoint
+
+    def with_overrides(self, *, model: str | None = None, api_base: str | None = None,
+                       api_key_env: str | None = None) -> LMConfig:
+        """Point the default endpoint elsewhere (the CLI's --model/--api-base/--api-key-env)."""
+        if model is None and api_base is None and api_key_env is None:
+            return self
+        changes = {k: v for k, v in (("model", model), ("api_base", api_base), ("api_key_env", api_key_env))
+                   if v is not None}
+        # A user naming their own server no longer wants the embedded one started.
+        return replace(self, endpoint=replace(self.endpoint, **changes), embedded=False)
+
+    @staticmethod
+    def preset(name: str, **endpoint: Any) -> LMConfig:
+        """Ready configs: ``local``, ``qwen3`` (vLLM/SGLang), ``reasoning-pair`` (QwQ/R1 + Qwen3), ``api``."""
+        from program.presets import PRESETS
+
+        if name not in PRESETS:
+            raise ConfigError(f"Unknown LM preset {name!r}; choose one of {', '.join(sorted(PRESETS))}.")
+        return PRESETS[name](**endpoint)
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    """The SCALE knobs (arXiv 2512.00466). Defaults follow ../shared/METHODS.md, 'Our default'.
+
+    Args:
+        threshold: tau. A step goes to System 2 when its score > tau (strict). tau = 1 routes all to
+            System 1, tau = -1 all to System 2. Reference code default 0.5; the paper's best 0.2.
+        num_candidates: k decompositions sampled; k > 1 adds a selection call (reference: 8).
+        rewrite: first rewrite the problem into conditions + question; the last step becomes the question.
+        difficulty_mode: ``upfront`` (all steps scored from the plan) or ``solved_context``.
+        difficulty_retries: extra attempts when a score is unparsable.
+        fallback_difficulty: the score used when every attempt failed (1.0: route to System 2, the
+            safe side: an unrated step gets the careful solver unless tau >= 1).
+        last_step_score: the reference code forces the last step's score to 0.9, so the final step
+            runs in System 2 unless tau >= 0.9. None turns the rule off.
+        context: what a step sees of earlier steps: ``full`` visible answers or ``final_value`` only.
+        max_steps: plans longer than this are cut (the last step is kept).
+    """
+
+    threshold: float = 0.5
+    num_candidates: int = 1
+    rewrite: bool = False
+    difficulty_mode: Literal["upfront", "solved_context"] = "upfront"
+    difficulty_retries: int = 2
+    fallback_difficulty: float = 1.0
+    last_step_score: float | None = 0.9
+    context: Literal["full", "final_value"] = "full"
+    max_steps: int = 6
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.threshold, (int, float)) and -1.0 <= self.threshold <= 1.0,
+               f"`threshold={self.threshold!r}` must be in [-1, 1] (-1: all System 2, 1: all System 1).")
+        _check_positive("num_candidates", self.num_candidates)
+        _check(self.difficulty_mode in ("upfront", "solved_context"),
+               f"`difficulty_mode={self.difficulty_mode!r}` must be 'upfront' or 'solved_context'.")
+        _check_positive("difficulty_retries", self.difficulty_retries, allow_zero=True)
+        _check_probability("fallback_difficulty", self.fallback_difficulty)
+        _check_probability("last_step_score", self.last_step_score)
+        _check(self.context in ("full", "final_value"),
+               f"`context={self.context!r}` must be 'full' or 'final_value'.")
+        _check_positive("max_steps", self.max_steps)
+
+
+@dataclass(frozen=True)
+class VoteConfig:
+    """Majority voting: ``samples`` independent solutions (distinct rollout ids), most common answer wins."""
+
+    samples: int = 8
+    temperature: float = 0.7
+
+    def __post_init__(self) -> None:
+        _check_positive("samples", self.samples)
+        _check(0.0 < self.temperature <= 2.0,
+               f"`temperature={self.temperature!r}` must be in (0, 2]: identical greedy samples cannot vote.")
+
+
+@dataclass(frozen=True)
+class InftyThinkConfig:
+    """Prompted InftyThink (arXiv 2503.06692): segments of at most ``segment_tokens`` with summaries."""
+
+    segment_tokens: int = 4096
+    max_iterations: int = 50
+    summary_max_tokens: int = 512
+
+    def __post_init__(self) -> None:
+        _check_positive("segment_tokens", self.segment_tokens)
+        _check_positive("max_iterations", self.max_iterations)
+        _check_positive("summary_max_tokens", self.summary_max_tokens)
+
+
+METHODS: tuple[str, ...] = ("scale", "cot", "vote", "inftythink", "bf", "system1", "system2")
+
+
+@dataclass(frozen=True)
+class ProgramConfig:
+    """One runnable method with everything it needs: the saved-beside-the-program config.
+
+    ``method``: scale, cot, vote (majority), inftythink, bf (s1 budget forcing alone),
+    system1 / system2 (uniform SCALE: tau = 1 / tau = -1).
+    """
+
+    method: str = "scale"
+    lm: LMConfig = field(default_factory=lambda: LMConfig.preset("local"))
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    vote: VoteConfig = field(default_factory=VoteConfig)
+    inftythink: InftyThinkConfig = field(default_factory=InftyThinkConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.method in METHODS, f"`method={self.method!r}` must be one of {', '.join(METHODS)}.")
+
+
+# --- plain data <-> configs ------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Any, *, where: str = "config") -> T:
+    """Build a config dataclass from plain data, naming any unknown key or bad value.
+
+    Example:
+        >>> from_dict(ScaleConfig, {"threshold": 0.3}).threshold
+        0.3
+    """
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}.")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls) if f.init}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} for {cls.__name__}; "
+                          f"known keys are: {', '.join(sorted(known))}.")
+    kwargs = {key: _convert(hints[key], value, f"{where}.{key}") for key, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    origin = get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        for option in options:
+            if dataclasses.is_dataclass(option):
+                return from_dict(option, value, where=where)
+        return _convert(options[0], value, where) if len(options) == 1 else value
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where=where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}.")
+    return value
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain data for a config (YAML/JSON-ready). Holds no secrets: only the key's variable name."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,88 @@
+"""DSPy engines: how a ``dspy.LM`` of ours turns one request into one server reply.
+
+DSPy 3.4's engine contract is ``complete(Request) -> Response``. Our engines send the request
+through ``program.transport`` (retries, usage-keeping cache, ledger) and return the visible answer
+as a text part and the thinking as a thinking part, with the server's usage numbers.
+
+- ``ChatEngine``: a chat call, with the mode's thinking switch (none / Qwen3 chat-template flag /
+  provider reasoning effort).
+- ``program.budget_forcing.ForcedEngine``: s1 budget-forced thinking over text continuation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dspy.lm15 import Message, Response, TextPart, ThinkingPart, Usage
+
+from program import transport
+from program.config import Endpoint, ModeConfig
+
+__all__ = ["ChatEngine", "request_messages", "to_response"]
+
+
+def request_messages(request: Any) -> list[dict[str, str]]:
+    """OpenAI-style messages from a ``dspy.lm15.Request`` (system first, text parts joined)."""
+    messages: list[dict[str, str]] = []
+    if request.system is not None:
+        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+        messages.append({"role": "system", "content": system})
+    for message in request.messages:
+        role = "user" if message.role == "developer" else message.role
+        messages.append({"role": role, "content": message.text or ""})
+    return messages
+
+
+def to_response(model: str, completion: transport.Completion) -> Response:
+    """A ``dspy.lm15.Response`` carrying the answer, the thinking and the usage of ``completion``."""
+    parts: list[Any] = [TextPart(completion.text)]
+    if completion.thinking:
+        parts.insert(0, ThinkingPart(completion.thinking))
+    finish = completion.finish_reason if completion.finish_reason in ("stop", "length") else "stop"
+    usage = Usage(input_tokens=completion.prompt_tokens, output_tokens=completion.completion_tokens,
+                  reasoning_tokens=completion.thinking_tokens if completion.thinking else None)
+    return Response(id=None, model=model, message=Message.assistant(parts), finish_reason=finish, usage=usage)
+
+
+@dataclass
+class ChatEngine:
+    """One mode of one endpoint over chat completions.
+
+    Sampling values come from the request (DSPy fills them from the LM's defaults, which
+    ``program.lm.build_lm`` sets from the mode), so per-call overrides such as a seed work.
+    """
+
+    endpoint: Endpoint
+    mode: ModeConfig
+
+    def complete(self, request: Any) -> Response:
+        config = request.config
+        extra: dict[str, Any] = {}
+        if self.mode.thinking == "qwen3":
+            extra["chat_template_kwargs"] = {"enable_thinking": True}
+        elif self.mode.thinking == "none" and _is_qwen3(self.endpoint.model):
+            # Qwen3 thinks by default; System 1 and the stages must not.
+            extra["chat_template_kwargs"] = {"enable_thinking": False}
+        completion = transport.chat(
+            self.endpoint, request_messages(request),
+            max_tokens=config.max_tokens or self.mode.max_tokens,
+            temperature=config.temperature if config.temperature is not None else self.mode.temperature,
+            top_p=config.top_p if config.top_p is not None else self.mode.top_p,
+            top_k=config.top_k if config.top_k is not None else self.mode.top_k,
+            seed=config.seed, stop=list(config.stop) or None, extra_body=extra or None,
+            reasoning_effort=self.mode.reasoning_effort if self.mode.thinking == "effort" else None,
+        )
+        return to_response(request.model, completion)
+
+    def stream(self, request: Any) -> Any:
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        pass
+
+
+def _is_qwen3(model: str) -> bool:
+    return "qwen3" in model.lower()

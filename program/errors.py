@@ -1,0 +1,27 @@
+"""Exceptions of the program, split by who is at fault (the pydantic-ai habit).
+
+- ``ProgramError``: base; its message says what to do.
+- ``ServerError``: the LLM server is unreachable or failing after retries (transport's fault).
+- ``ModelOutputError``: the model replied with something no stage could use (model's fault).
+- ``SavedProgramError``: a saved program directory is missing, corrupted or incompatible (file's fault).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ProgramError", "ServerError", "ModelOutputError", "SavedProgramError"]
+
+
+class ProgramError(RuntimeError):
+    """Base class; the message names the problem and the fix."""
+
+
+class ServerError(ProgramError):
+    """The LLM server could not be reached or kept failing after bounded retries."""
+
+
+class ModelOutputError(ProgramError):
+    """The model's reply could not be used (after retries, where a stage retries)."""
+
+
+class SavedProgramError(ProgramError):
+    """A saved program is missing, corrupted, tampered with or from an incompatible version."""

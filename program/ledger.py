@@ -1,0 +1,155 @@
+"""The token ledger: every LM call, by stage, prompt vs completion, thinking vs answer.
+
+DSPy reports no usage for cache hits, so a warm cache would make a method look free. Our engines
+record every call here themselves, with the usage the server reported when the call was first
+made (kept in our cache entry), and flag whether it was served from cache. So:
+
+- ``ledger.totals()`` is what the work costs (identical whether the cache was cold or warm);
+- ``ledger.totals(spent_only=True)`` is what this run actually paid (cache hits excluded).
+
+The current ledger and stage live in context variables: a module wraps its calls in
+``with stage("decompose"):`` and the engine records into whatever ledger is active.
+
+Example:
+    >>> ledger = Ledger()
+    >>> with recording(ledger), stage("system1"):
+    ...     record(prompt_tokens=10, completion_tokens=5)
+    >>> ledger.totals()["completion_tokens"]
+    5
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Call", "Ledger", "STAGES", "record", "recording", "stage", "current_stage", "current_ledger"]
+
+# Known stage names, in pipeline order (others are allowed: baselines add their own).
+STAGES = (
+    "rewrite", "decompose", "select", "difficulty",
+    "system1", "system2_thinking", "system2_answer",
+    "cot", "vote", "inftythink", "inftythink_summary", "forced_thinking", "forced_answer",
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One LM request as the server counted it.
+
+    ``completion_tokens`` includes ``thinking_tokens`` (servers count them as completion);
+    ``answer_tokens`` is the visible rest.
+    """
+
+    stage: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    thinking_tokens: int = 0
+    cached: bool = False
+    seconds: float = 0.0
+    thinking_estimated: bool = False
+
+    @property
+    def answer_tokens(self) -> int:
+        return self.completion_tokens - self.thinking_tokens
+
+
+@dataclass
+class Ledger:
+    """A thread-safe list of calls with sums by stage."""
+
+    calls: list[Call] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, call: Call) -> None:
+        with self._lock:
+            self.calls.append(call)
+
+    def totals(self, *, spent_only: bool = False) -> dict[str, float]:
+        """Sums over all calls: prompt, completion, thinking, answer, total tokens, calls, seconds."""
+        return _sum([c for c in self.calls if not (spent_only and c.cached)])
+
+    def by_stage(self, *, spent_only: bool = False) -> dict[str, dict[str, float]]:
+        """``totals`` per stage name, in first-seen order."""
+        stages: dict[str, list[Call]] = {}
+        for c in self.calls:
+            if not (spent_only and c.cached):
+                stages.setdefault(c.stage, []).append(c)
+        return {name: _sum(calls) for name, calls in stages.items()}
+
+    def to_records(self) -> list[dict[str, Any]]:
+        return [asdict(c) for c in self.calls]
+
+    @classmethod
+    def from_records(cls, records: list[dict[str, Any]]) -> Ledger:
+        return cls(calls=[Call(**r) for r in records])
+
+    def extend(self, other: Ledger) -> None:
+        with self._lock:
+            self.calls.extend(other.calls)
+
+
+def _sum(calls: list[Call]) -> dict[str, float]:
+    prompt = sum(c.prompt_tokens for c in calls)
+    completion = sum(c.completion_tokens for c in calls)
+    thinking = sum(c.thinking_tokens for c in calls)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "thinking_tokens": thinking,
+        "answer_tokens": completion - thinking,
+        "total_tokens": prompt + completion,
+        "calls": len(calls),
+        "cached_calls": sum(1 for c in calls if c.cached),
+        "seconds": round(sum(c.seconds for c in calls), 3),
+    }
+
+
+_LEDGER: contextvars.ContextVar[Ledger | None] = contextvars.ContextVar("scale_ledger", default=None)
+_STAGE: contextvars.ContextVar[str] = contextvars.ContextVar("scale_stage", default="unstaged")
+
+
+def current_ledger() -> Ledger | None:
+    return _LEDGER.get()
+
+
+def current_stage() -> str:
+    return _STAGE.get()
+
+
+@contextlib.contextmanager
+def recording(ledger: Ledger) -> Iterator[Ledger]:
+    """Make ``ledger`` the one LM calls record into, for this thread/context."""
+    token = _LEDGER.set(ledger)
+    try:
+        yield ledger
+    finally:
+        _LEDGER.reset(token)
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Attribute the LM calls inside to stage ``name``."""
+    token = _STAGE.set(name)
+    try:
+        yield
+    finally:
+        _STAGE.reset(token)
+
+
+def record(*, prompt_tokens: int, completion_tokens: int, thinking_tokens: int = 0, model: str = "",
+           cached: bool = False, seconds: float = 0.0, stage_name: str | None = None,
+           thinking_estimated: bool = False) -> Call | None:
+    """Record one call into the active ledger (a no-op when none is active). Returns the call."""
+    call = Call(stage=stage_name or _STAGE.get(), model=model, prompt_tokens=int(prompt_tokens or 0),
+                completion_tokens=int(completion_tokens or 0), thinking_tokens=int(thinking_tokens or 0),
+                cached=cached, seconds=seconds, thinking_estimated=thinking_estimated)
+    ledger = _LEDGER.get()
+    if ledger is not None:
+        ledger.add(call)
+    return call

@@ -1,0 +1,71 @@
+"""Build the ``dspy.LM`` objects of a run from an ``LMConfig``.
+
+Three roles, each its own LM (and so its own line in DSPy's usage tracker):
+
+- ``stages``: decomposition, selection, difficulty (non-thinking, small budgets);
+- ``system1``: the fast solver (non-thinking);
+- ``system2``: the slow solver (thinking: Qwen3 switch, provider effort, or s1 budget forcing).
+
+The LMs carry custom engines (``program.engine``), so DSPy's own cache is off: ours lives in
+``program.transport`` and keeps usage on cache hits. The LMs are bound with ``dspy.context`` at
+call time, never stored on predictors, so saved programs hold no connection settings.
+
+Example:
+    >>> from program.config import LMConfig
+    >>> systems = build_systems(LMConfig.preset("qwen3"))
+    >>> systems.system2.model
+    'scale/system2'
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from dataclasses import dataclass  # noqa: E402
+from typing import Literal  # noqa: E402
+
+import dspy  # noqa: E402
+
+from program.config import LMConfig  # noqa: E402
+from program.engine import ChatEngine  # noqa: E402
+
+__all__ = ["Role", "Systems", "build_lm", "build_systems", "lm_from_engine"]
+
+Role = Literal["stages", "system1", "system2"]
+
+
+@dataclass(frozen=True)
+class Systems:
+    """The three LMs a method runs on."""
+
+    stages: dspy.LM
+    system1: dspy.LM
+    system2: dspy.LM
+
+
+def lm_from_engine(engine: object, name: str, *, temperature: float | None = None,
+                   max_tokens: int | None = None) -> dspy.LM:
+    """Wrap an engine (anything with ``complete(Request) -> Response``) as a ``dspy.LM`` named ``scale/<name>``."""
+    return dspy.LM(f"scale/{name}", engine=engine, cache=False, num_retries=0,
+                   temperature=temperature, max_tokens=max_tokens)
+
+
+def build_lm(config: LMConfig, role: Role) -> dspy.LM:
+    """The LM of one role, with the mode's sampling defaults and thinking transport."""
+    mode = getattr(config, role)
+    endpoint = config.endpoint_for(mode)
+    if mode.thinking == "forced":
+        from program.budget_forcing import ForcedEngine
+
+        engine: object = ForcedEngine(endpoint, mode, config.forcing)
+    else:
+        engine = ChatEngine(endpoint, mode)
+    return lm_from_engine(engine, role, temperature=mode.temperature, max_tokens=mode.max_tokens)
+
+
+def build_systems(config: LMConfig) -> Systems:
+    """All three LMs of ``config``."""
+    return Systems(stages=build_lm(config, "stages"), system1=build_lm(config, "system1"),
+                   system2=build_lm(config, "system2"))

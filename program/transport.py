@@ -1,0 +1,242 @@
+"""The one door to LLM servers: chat and text completions through litellm.
+
+Every request of the project passes here, which is where three promises are kept:
+
+- **Retries are bounded.** Connection errors, timeouts, HTTP 429 and 5xx are retried with
+  exponential backoff (tenacity) ``endpoint.retries`` times, then a ``ServerError`` says which
+  server failed and how to check it. Other errors (400, 401, 404) fail at once: retrying a bad
+  request only costs time.
+- **Usage survives the cache.** Responses are cached by us (not by DSPy, whose cache hits report
+  no usage) together with the usage the server reported, so token accounting is the same whether
+  or not the cache was warm. The ledger flags cache hits so a run can also report what it paid.
+- **Secrets stay in the environment.** The API key is read from the variable the endpoint names,
+  at call time, and is never part of a cache key, a log line or a saved file.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import logging  # noqa: E402
+import time  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+import tenacity  # noqa: E402
+
+from program import ledger  # noqa: E402
+from program.config import ConfigError, Endpoint  # noqa: E402
+from program.errors import ServerError  # noqa: E402
+
+__all__ = ["Completion", "chat", "text", "split_thinking", "set_cache_enabled", "RETRY_WAIT"]
+
+log = logging.getLogger(__name__)
+
+# Backoff between retries: 1 s, 2 s, 4 s ... capped at 30 s. Tests shrink it.
+RETRY_WAIT = {"multiplier": 1.0, "max": 30.0}
+_CACHE_ENABLED = os.environ.get("SCALE_NO_CACHE", "") == ""
+_NO_KEY = "sk-no-key"  # OpenAI-compatible local servers want some key; they ignore it.
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One server reply: visible text, thinking text, and the server's token counts."""
+
+    text: str
+    thinking: str = ""
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    thinking_tokens: int = 0
+    thinking_estimated: bool = False
+    cached: bool = False
+
+
+def set_cache_enabled(enabled: bool) -> None:
+    """Turn our response cache on or off for this process (``SCALE_NO_CACHE=1`` starts it off)."""
+    global _CACHE_ENABLED
+    _CACHE_ENABLED = enabled
+
+
+def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int, temperature: float = 0.0,
+         top_p: float | None = None, top_k: int | None = None, seed: int | None = None,
+         stop: list[str] | None = None, extra_body: dict[str, Any] | None = None,
+         reasoning_effort: str | None = None, thinking_tokens_are_completion: bool = False) -> Completion:
+    """A chat completion. Thinking comes from the server's reasoning field or a ``<think>`` section.
+
+    ``thinking_tokens_are_completion``: count every completion token as thinking (a forced
+    thinking segment sent through assistant prefill).
+
+    Example:
+        >>> chat(Endpoint("openai/m", api_base="http://127.0.0.1:9/v1"), [{"role": "user", "content": "1+1?"}],
+        ...      max_tokens=8)  # doctest: +SKIP
+    """
+    params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+    body = dict(extra_body or {})
+    if top_k is not None:
+        body["top_k"] = top_k
+    _optional(params, top_p=top_p, seed=seed, stop=stop or None, reasoning_effort=reasoning_effort)
+    if body:
+        params["extra_body"] = body
+    request = {"kind": "chat", "model": endpoint.model, "api_base": endpoint.api_base, "messages": messages, **params}
+
+    def call() -> Completion:
+        import litellm
+
+        response = litellm.completion(model=endpoint.model, messages=messages, **_connection(endpoint), **params)
+        choice = response.choices[0]
+        message = choice.message
+        visible, thinking = split_thinking(message.content or "")
+        thinking = (getattr(message, "reasoning_content", None) or "") + thinking
+        usage = response.usage
+        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        details = getattr(usage, "completion_tokens_details", None)
+        reported = getattr(details, "reasoning_tokens", None) if details is not None else None
+        if thinking_tokens_are_completion:
+            n_thinking, estimated = completion, False
+        elif reported:
+            n_thinking, estimated = int(reported), False
+        elif thinking:
+            # The server sent thinking text but no separate count: split by characters, flagged.
+            share = len(thinking) / max(1, len(thinking) + len(visible))
+            n_thinking, estimated = round(completion * share), True
+        else:
+            n_thinking, estimated = 0, False
+        return Completion(text=visible, thinking=thinking, finish_reason=choice.finish_reason or "stop",
+                          prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                          completion_tokens=completion, thinking_tokens=n_thinking, thinking_estimated=estimated)
+
+    return _cached_call(endpoint, request, call)
+
+
+def text(endpoint: Endpoint, prompt: str, *, max_tokens: int, temperature: float = 0.0,
+         top_p: float | None = None, top_k: int | None = None, seed: int | None = None,
+         stop: list[str] | None = None, thinking: bool = False) -> Completion:
+    """A raw text completion (/v1/completions): the prompt is sent exactly as given.
+
+    ``thinking=True`` counts the generated tokens as thinking (a budget-forcing thinking segment).
+    """
+    provider, _, name = endpoint.model.partition("/")
+    if provider not in ("openai", "text-completion-openai", "hosted_vllm"):
+        raise ConfigError(f"Raw text continuation needs an OpenAI-compatible /v1/completions server; "
+                          f"model {endpoint.model!r} is not one. Use transport 'prefill' or thinking 'effort'.")
+    params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+    _optional(params, top_p=top_p, seed=seed, stop=stop or None)
+    if top_k is not None:
+        params["extra_body"] = {"top_k": top_k}
+    request = {"kind": "text", "model": endpoint.model, "api_base": endpoint.api_base, "prompt": prompt, **params}
+
+    def call() -> Completion:
+        import litellm
+
+        response = litellm.text_completion(model=f"text-completion-openai/{name}", prompt=prompt,
+                                           **_connection(endpoint), **params)
+        choice = response.choices[0]
+        usage = response.usage
+        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        return Completion(text=choice.text or "", finish_reason=choice.finish_reason or "stop",
+                          prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                          completion_tokens=completion, thinking_tokens=completion if thinking else 0)
+
+    return _cached_call(endpoint, request, call)
+
+
+def split_thinking(content: str, open_tag: str = "<think>", close_tag: str = "</think>") -> tuple[str, str]:
+    """Split ``<think>...</think>answer`` into (answer, thinking). An unclosed section is all thinking.
+
+    Example:
+        >>> split_thinking("<think>hmm</think>42")
+        ('42', 'hmm')
+    """
+    start = content.find(open_tag)
+    end = content.find(close_tag)
+    if end != -1 and (start == -1 or start < end):
+        begin = start + len(open_tag) if start != -1 else 0
+        return content[end + len(close_tag):].lstrip(), content[begin:end].strip()
+    if start != -1:
+        return content[:start].strip(), content[start + len(open_tag):].strip()
+    return content, ""
+
+
+# --- internals -------------------------------------------------------------------------------
+
+def _optional(params: dict[str, Any], **values: Any) -> None:
+    params.update({k: v for k, v in values.items() if v is not None})
+
+
+def _connection(endpoint: Endpoint) -> dict[str, Any]:
+    key = _NO_KEY
+    if endpoint.api_key_env:
+        key = os.environ.get(endpoint.api_key_env) or ""
+        if not key:
+            raise ConfigError(f"The API key variable {endpoint.api_key_env} is not set. "
+                              f"Export it (export {endpoint.api_key_env}=...) or pass --api-key-env NAME.")
+    connection: dict[str, Any] = {"api_key": key, "timeout": endpoint.timeout, "num_retries": 0}
+    if endpoint.api_base:
+        connection["api_base"] = endpoint.api_base
+    return connection
+
+
+def _is_transient(exc: BaseException) -> bool:
+    import litellm
+
+    transient = (litellm.exceptions.APIConnectionError, litellm.exceptions.Timeout,
+                 litellm.exceptions.RateLimitError, litellm.exceptions.InternalServerError,
+                 litellm.exceptions.ServiceUnavailableError, litellm.exceptions.BadGatewayError)
+    if isinstance(exc, transient):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and (status == 429 or status >= 500)
+
+
+def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Completion:
+    cache_key = {"_fn_identifier": "scale_tts.transport", **request}
+    if _CACHE_ENABLED:
+        import dspy
+
+        hit = dspy.cache.get(cache_key)
+        if isinstance(hit, dict) and hit.get("_scale_completion") == 1:
+            result = Completion(**{k: v for k, v in hit.items() if k != "_scale_completion"}, cached=True)
+            _record(endpoint, result, seconds=0.0)
+            return result
+
+    started = time.monotonic()
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(endpoint.retries + 1),
+        wait=tenacity.wait_exponential(multiplier=RETRY_WAIT["multiplier"], max=RETRY_WAIT["max"]),
+        retry=tenacity.retry_if_exception(_is_transient),
+        before_sleep=lambda state: log.warning("LLM call to %s failed (%s); retry %d of %d",
+                                               endpoint.api_base or endpoint.model,
+                                               type(state.outcome.exception()).__name__,
+                                               state.attempt_number, endpoint.retries),
+        reraise=True,
+    )
+    try:
+        result = retrying(call)
+    except Exception as exc:
+        if _is_transient(exc):
+            raise ServerError(
+                f"The LLM server {endpoint.api_base or endpoint.model} failed after {endpoint.retries + 1} "
+                f"attempts ({type(exc).__name__}: {_short(exc)}). Check that it is running "
+                f"(curl {endpoint.api_base or '<api_base>'}/models) or raise `retries`/`timeout`.") from exc
+        raise
+    seconds = time.monotonic() - started
+    _record(endpoint, result, seconds=seconds)
+    if _CACHE_ENABLED and result.finish_reason != "error":
+        import dspy
+
+        dspy.cache.put(cache_key, {"_scale_completion": 1, **{k: v for k, v in asdict(result).items() if k != "cached"}})
+    return result
+
+
+def _record(endpoint: Endpoint, result: Completion, *, seconds: float) -> None:
+    ledger.record(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                  thinking_tokens=result.thinking_tokens, model=endpoint.model, cached=result.cached,
+                  seconds=seconds, thinking_estimated=result.thinking_estimated)
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    message = str(exc).replace("\n", " ")
+    return message if len(message) <= limit else message[:limit] + "..."
