@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optimize.experiment import ExperimentConfig
 
 
 def add_lm_options(parser: argparse.ArgumentParser) -> None:
@@ -18,3 +22,21 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR",
                         help="directory with the benchmark JSONL files (else $SCALE_DATA_DIR, else the Hugging Face Hub)")
+
+
+def resolve_experiment(args: argparse.Namespace) -> "ExperimentConfig":
+    """The experiment a command runs: --config FILE (or defaults), then --preset and endpoint overrides."""
+    from dataclasses import replace
+
+    from optimize.experiment import ExperimentConfig, load_experiment, with_program
+    from program.config import LMConfig
+
+    config = load_experiment(args.config) if getattr(args, "config", None) else ExperimentConfig()
+    if getattr(args, "preset", None):
+        config = with_program(config, lm=LMConfig.preset(args.preset))
+    lm = config.program.lm.with_overrides(model=getattr(args, "model", None), api_base=getattr(args, "api_base", None),
+                                          api_key_env=getattr(args, "api_key_env", None))
+    config = with_program(config, lm=lm)
+    if getattr(args, "data_dir", None):
+        config = replace(config, data=replace(config.data, data_dir=args.data_dir))
+    return config

@@ -1,0 +1,230 @@
+"""Experiment files: one YAML/JSON file that says what to run, on which data, and how to tune it.
+
+```yaml
+name: quickstart
+method: scale                 # scale | cot | vote | inftythink | bf | system1 | system2
+lm: {preset: local}           # a preset plus any overrides, or a full LMConfig
+scale: {threshold: 0.5}
+data: {benchmark: gsm8k, limit: 10, dev: "gsm8k_train:20"}
+search:
+  trials: 16
+  space: {threshold: [0.0, 1.0], system2_thinking_budget: [64, 512]}
+compile: {optimizer: bootstrap}
+```
+
+Every key is checked: an unknown key or an out-of-range value is an error naming the file and the
+key. Example:
+    >>> cfg = experiment_from_dict({"method": "cot", "lm": {"preset": "local"}})
+    >>> cfg.program.method
+    'cot'
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from program.config import (
+    ConfigError,
+    InftyThinkConfig,
+    LMConfig,
+    ProgramConfig,
+    ScaleConfig,
+    VoteConfig,
+    from_dict,
+    to_dict,
+)
+
+__all__ = [
+    "DataConfig", "SearchConfig", "CompileConfig", "TrackingConfig", "ExperimentConfig",
+    "load_experiment", "experiment_from_dict", "experiment_to_dict", "lm_from_dict", "save_experiment",
+]
+
+OPTIMIZERS = ("bootstrap", "random-search", "mipro", "gepa", "simba", "none")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which problems: the test benchmark for evaluation, and a dev slice of a pool for tuning.
+
+    ``dev`` is ``POOL:N`` (a train pool, never a test set); ``val`` more pool problems held out
+    after the dev ones, for a compile's held-out score.
+    """
+
+    benchmark: str = "gsm8k"
+    limit: int | None = None
+    seed: int | None = None
+    dev: str = "gsm8k_train:20"
+    val: int = 0
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit <= 0:
+            raise ConfigError(f"`limit={self.limit!r}` must be positive (or omitted for all problems).")
+        pool, _, count = self.dev.partition(":")
+        if not pool or not count.isdigit() or int(count) <= 0:
+            raise ConfigError(f"`dev={self.dev!r}` must look like POOL:N, e.g. 'gsm8k_train:20'.")
+        if self.val < 0:
+            raise ConfigError(f"`val={self.val!r}` must be non-negative.")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """The Optuna study. ``space`` maps a parameter to a fixed value, ``[low, high]`` or ``{choices: [...]}``.
+
+    Parameters: threshold, system1_max_tokens, system2_thinking_budget, num_waits, num_candidates.
+    """
+
+    trials: int = 16
+    study: str = "scale-search"
+    storage: str | None = None
+    sampler: str = "nsga2"
+    seed: int = 0
+    space: dict[str, Any] = field(default_factory=lambda: {
+        "threshold": [0.0, 1.0],
+        "system1_max_tokens": [128, 512],
+        "system2_thinking_budget": [64, 512],
+        "num_waits": 0,
+        "num_candidates": 1,
+    })
+    enqueue_paper: bool = True
+
+    def __post_init__(self) -> None:
+        if self.trials <= 0:
+            raise ConfigError(f"`trials={self.trials!r}` must be positive.")
+        if self.sampler not in ("nsga2", "tpe", "random"):
+            raise ConfigError(f"`sampler={self.sampler!r}` must be nsga2, tpe or random.")
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    """A DSPy optimizer run. Budgets are explicit: demos, candidates/trials, metric calls."""
+
+    optimizer: str = "bootstrap"
+    max_bootstrapped_demos: int = 2
+    max_labeled_demos: int = 2
+    num_candidates: int = 4
+    num_trials: int = 8
+    max_metric_calls: int = 60
+    token_penalty: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"`optimizer={self.optimizer!r}` must be one of {', '.join(OPTIMIZERS)}.")
+        if self.token_penalty < 0:
+            raise ConfigError(f"`token_penalty={self.token_penalty!r}` must be non-negative.")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Where results go: a run directory and an MLflow tracking URI (default: sqlite in the run dir)."""
+
+    output_dir: str = "runs"
+    mlflow_uri: str | None = None
+    mlflow_experiment: str = "scale-tts"
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "experiment"
+    program: ProgramConfig = field(default_factory=ProgramConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    compile: CompileConfig = field(default_factory=CompileConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.tracking.output_dir) / self.name
+
+
+_PROGRAM_KEYS = ("method", "lm", "scale", "vote", "inftythink")
+
+
+def lm_from_dict(data: dict[str, Any] | None, *, where: str = "lm") -> LMConfig:
+    """An LMConfig from ``{preset: NAME, ...overrides}`` or a full mapping; default: the local preset."""
+    data = dict(data or {"preset": "local"})
+    preset = data.pop("preset", None)
+    if preset is None:
+        return from_dict(LMConfig, data, where=where)
+    base = to_dict(LMConfig.preset(str(preset)))
+    if "endpoint" in data and "embedded" not in data:
+        base["embedded"] = False  # the user named their own server
+    return from_dict(LMConfig, _deep_merge(base, data), where=where)
+
+
+def experiment_from_dict(data: dict[str, Any], *, where: str = "config") -> ExperimentConfig:
+    """Validate plain data (a parsed file) into an ExperimentConfig."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level, got {type(data).__name__}.")
+    known = {f.name for f in fields(ExperimentConfig)} - {"program"} | set(_PROGRAM_KEYS)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                          f"known keys are: {', '.join(sorted(known))}.")
+    program = ProgramConfig(
+        method=str(data.get("method", "scale")),
+        lm=lm_from_dict(data.get("lm"), where=f"{where}: lm"),
+        scale=from_dict(ScaleConfig, data.get("scale", {}), where=f"{where}: scale"),
+        vote=from_dict(VoteConfig, data.get("vote", {}), where=f"{where}: vote"),
+        inftythink=from_dict(InftyThinkConfig, data.get("inftythink", {}), where=f"{where}: inftythink"),
+    )
+    return ExperimentConfig(
+        name=str(data.get("name", "experiment")),
+        program=program,
+        data=from_dict(DataConfig, data.get("data", {}), where=f"{where}: data"),
+        search=from_dict(SearchConfig, data.get("search", {}), where=f"{where}: search"),
+        compile=from_dict(CompileConfig, data.get("compile", {}), where=f"{where}: compile"),
+        tracking=from_dict(TrackingConfig, data.get("tracking", {}), where=f"{where}: tracking"),
+    )
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    """Read and validate an experiment file (YAML or JSON)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist. Pass an existing YAML/JSON file to --config "
+                          "(see experiments/ for examples).")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+    return experiment_from_dict(data or {}, where=str(path))
+
+
+def experiment_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """Plain data in the file layout (round-trips through ``experiment_from_dict``)."""
+    program = to_dict(config.program)
+    return {"name": config.name, **{k: program[k] for k in _PROGRAM_KEYS},
+            "data": to_dict(config.data), "search": to_dict(config.search),
+            "compile": to_dict(config.compile), "tracking": to_dict(config.tracking)}
+
+
+def save_experiment(config: ExperimentConfig, path: str | Path) -> Path:
+    """Write ``config`` as YAML (holds API key variable names only, never keys)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(experiment_to_dict(config), sort_keys=False), encoding="utf-8")
+    return path
+
+
+def with_program(config: ExperimentConfig, **changes: Any) -> ExperimentConfig:
+    """A copy with ProgramConfig fields replaced (``method=...``, ``lm=...``, ``scale=...``)."""
+    return replace(config, program=replace(config.program, **changes))
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
