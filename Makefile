@@ -1,0 +1,39 @@
+# Two entry points (see README): `make demo` runs the quickstart on the embedded model,
+# `make test` runs every test. Both create/update .venv from pyproject.toml first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# The benchmark files: $SCALE_DATA_DIR if set, else ../shared/data beside the checkout (CI has it).
+SCALE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+export SCALE_DATA_DIR
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install test test-unit test-integration demo serve clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --progress-bar off --upgrade pip
+	@echo "Installing scale-tts with the local model server (llama-cpp-python compiles once, ~8 min on 2 cores)..."
+	$(PY) -m pip install --progress-bar off -e '.[local,dev,dashboard]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -ra
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -m "not integration"
+
+test-integration: $(STAMP)
+	$(PY) -m pytest -q -ra -m integration
+
+demo: $(STAMP)
+	$(VENV)/bin/scale quickstart --config experiments/quickstart.yaml
+
+serve: $(STAMP)
+	$(VENV)/bin/scale serve
+
+clean:
+	rm -rf $(VENV) .pytest_cache runs

@@ -1,0 +1,154 @@
+"""A fake OpenAI-compatible server on 127.0.0.1 for tests: scripted replies and injected faults.
+
+It speaks just enough of the API for litellm: ``GET /v1/models``, ``POST /v1/chat/completions``
+and ``POST /v1/completions``, with usage counts (one token per word). Each request takes the next
+scripted action: a reply text, or a fault (HTTP status, a stall past the client's timeout, a
+dropped connection). When the script runs out, ``default`` answers.
+
+Example:
+    >>> with FakeServer(["hello there"], default="ok") as server:  # doctest: +SKIP
+    ...     server.api_base
+    'http://127.0.0.1:54321/v1'
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["Fault", "FakeServer"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected failure: ``status`` (e.g. 500, 429), ``stall`` seconds, or ``drop`` the connection."""
+
+    status: int | None = None
+    stall: float = 0.0
+    drop: bool = False
+
+
+Action = "str | Fault | Callable[[dict[str, Any]], str]"
+
+
+@dataclass
+class FakeServer:
+    """Serve scripted actions; ``requests`` keeps every request body it received."""
+
+    script: Iterable[Any] = ()
+    default: Any = "ok"
+    finish_reason: str = "stop"
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._queue = list(self.script)
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> FakeServer:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                owner._send(self, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                owner._handle(self, body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() the server first"
+        return self._server.server_address[1]
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def push(self, *actions: Any) -> None:
+        """Append actions to the script."""
+        with self._lock:
+            self._queue.extend(actions)
+
+    # -- request handling -------------------------------------------------------------------
+    def _next(self) -> Any:
+        with self._lock:
+            return self._queue.pop(0) if self._queue else self.default
+
+    def _handle(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(body)
+        action = self._next()
+        if callable(action):
+            action = action(body)
+        if isinstance(action, Fault):
+            if action.stall:
+                time.sleep(action.stall)
+            if action.drop:
+                handler.close_connection = True
+                handler.connection.close()
+                return
+            if action.status:
+                self._send(handler, action.status, {"error": {"message": f"injected {action.status}",
+                                                              "type": "server_error"}})
+                return
+            action = self.default
+        self._send(handler, 200, self._completion(handler.path, body, str(action)))
+
+    def _completion(self, path: str, body: dict[str, Any], text: str) -> dict[str, Any]:
+        prompt = body.get("prompt") or " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+        words = text.split()
+        cap = body.get("max_tokens")
+        finish = self.finish_reason
+        if cap is not None and len(words) > cap:
+            words, finish = words[:cap], "length"
+            text = " ".join(words)
+        usage = {"prompt_tokens": len(str(prompt).split()), "completion_tokens": len(words),
+                 "total_tokens": len(str(prompt).split()) + len(words)}
+        if path.endswith("/completions") and "chat" not in path:
+            choice: dict[str, Any] = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+            kind = "text_completion"
+        else:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+            kind = "chat.completion"
+        return {"id": "fake-1", "object": kind, "created": int(time.time()), "model": body.get("model", "fake"),
+                "choices": [choice], "usage": usage}
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout); nothing to answer

@@ -1,0 +1,58 @@
+"""Test settings shared by every test.
+
+Unit tests never reach a network or a model: an autouse fixture makes any real LLM request
+fail loudly (the pydantic-ai habit), so a test cannot hit a server by accident. Integration tests
+(marked ``integration``) are exempt: they run against the real local llama.cpp server.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Before anything imports litellm/datasets/dspy.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="scale-tts-dspy-cache-"))
+os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tempfile.mkdtemp(prefix='scale-tts-mlflow-')}/mlflow.db")
+_shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+if "SCALE_DATA_DIR" not in os.environ and _shared.is_dir():
+    os.environ["SCALE_DATA_DIR"] = str(_shared)
+
+import pytest  # noqa: E402
+
+SHARED_DATA = Path(os.environ["SCALE_DATA_DIR"]) if os.environ.get("SCALE_DATA_DIR") else None
+
+
+@pytest.fixture(autouse=True)
+def _no_real_llm_requests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Block real LLM calls and our response cache in unit tests; fast retry backoff.
+
+    Tests marked ``fake_server`` talk to ``program.fakeserver.FakeServer`` on 127.0.0.1 and keep litellm.
+    """
+    import litellm
+
+    from program import transport
+
+    monkeypatch.setitem(transport.RETRY_WAIT, "multiplier", 0.001)
+    monkeypatch.setitem(transport.RETRY_WAIT, "max", 0.01)
+    if request.node.get_closest_marker("integration") or request.node.get_closest_marker("fake_server"):
+        return
+
+    def blocked(*args: object, **kwargs: object) -> None:
+        raise AssertionError("A unit test tried to call a real LLM. Use program.testing (function_lm, "
+                             "scripted_systems) or mark the test @pytest.mark.integration.")
+
+    monkeypatch.setattr(litellm, "completion", blocked)
+    monkeypatch.setattr(litellm, "text_completion", blocked)
+    monkeypatch.setattr(transport, "_CACHE_ENABLED", False)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The benchmark directory (../shared/data); skips when absent."""
+    if SHARED_DATA is None or not SHARED_DATA.is_dir():
+        pytest.skip("benchmark data directory not found; set SCALE_DATA_DIR")
+    return SHARED_DATA
