@@ -1,0 +1,200 @@
+"""The per-problem results file: one JSON line per finished problem, safe to interrupt and resume.
+
+A run appends one line per problem as soon as it is graded, under a lock, flushed and fsynced, so
+a crash or Ctrl-C loses nothing already finished. Each line carries the fingerprint of the program
+config that produced it; a rerun skips the problems already finished with the same fingerprint.
+
+Reading is forgiving: a truncated last line (the process was killed mid-write) is dropped with a
+warning and cut from the file, so the next append starts on a clean line; an unreadable line in
+the middle is skipped with a warning. When a problem appears more than once (a failed attempt that
+a later run retried), the latest line wins.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "results.jsonl"
+    >>> ResultsFile(path).append(ProblemResult(id="p1", benchmark="toy", gold="4", answer="4", correct=True))
+    >>> [r.id for r in ResultsFile(path).read()]
+    ['p1']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ProblemResult", "ResultsFile", "config_fingerprint", "latest_by_id", "load_results"]
+
+log = logging.getLogger(__name__)
+
+# Endpoint settings that change where or how patiently we ask, not what the model answers:
+# moving the server or raising a timeout must not invalidate finished results.
+_NOT_IN_FINGERPRINT = frozenset({"api_base", "api_key_env", "timeout", "retries", "embedded"})
+
+
+@dataclass
+class ProblemResult:
+    """One graded problem, as stored in a results line.
+
+    ``totals`` counts every LM call (the true cost, cache hits included); ``spent`` only the calls
+    that reached a server. ``stages`` holds ``totals`` per stage name. ``error`` is
+    ``"Type: message"`` when the problem failed (then ``correct`` is False).
+    """
+
+    id: str
+    benchmark: str = ""
+    problem: str = ""
+    gold: str = ""
+    answer: str | None = None
+    extracted: str | None = None
+    correct: bool = False
+    reason: str = ""
+    solution: str = ""
+    trace: dict[str, Any] = field(default_factory=dict)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    totals: dict[str, float] = field(default_factory=dict)
+    spent: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    llm_seconds: float = 0.0
+    error: str | None = None
+    error_type: str | None = None
+    fingerprint: str = ""
+    grader_version: str = ""
+    finished_at: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProblemResult:
+        """Build from a parsed line; keys this version does not know are ignored (newer files)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def config_fingerprint(config: Any) -> str:
+    """A short hash of everything in a program config that can change an answer.
+
+    Accepts a config dataclass or plain data. Connection details (``api_base``, timeouts,
+    retries, the key's variable name, ``embedded``) are left out.
+
+    Example:
+        >>> from program.config import ProgramConfig
+        >>> config_fingerprint(ProgramConfig()) == config_fingerprint(ProgramConfig())
+        True
+        >>> config_fingerprint(ProgramConfig()) == config_fingerprint(ProgramConfig(method="cot"))
+        False
+    """
+    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    canonical = json.dumps(_without_connection(data), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _without_connection(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_connection(v) for k, v in value.items() if k not in _NOT_IN_FINGERPRINT}
+    if isinstance(value, (list, tuple)):
+        return [_without_connection(v) for v in value]
+    return value
+
+
+class ResultsFile:
+    """A JSONL results file: thread-safe durable appends and a forgiving reader."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def append(self, result: ProblemResult) -> None:
+        """Write one line and make it durable before returning (flush + fsync)."""
+        # default=str: a trace may hold objects JSON does not know; a readable string beats a crash.
+        line = json.dumps(result.to_dict(), ensure_ascii=False, default=str) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+
+    def read(self) -> list[ProblemResult]:
+        """Every readable line in file order; repairs a truncated last line (see module docs)."""
+        if not self.path.exists():
+            return []
+        with self._lock:
+            data = self.path.read_bytes()
+            *complete, tail = data.split(b"\n")
+            results = [r for number, line in enumerate(complete, 1) if (r := self._parse(line, number))]
+            if tail.strip():
+                self._repair_tail(tail, len(complete) + 1, len(data), results)
+        return results
+
+    def _parse(self, line: bytes, number: int) -> ProblemResult | None:
+        if not line.strip():
+            return None
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict) or "id" not in data:
+                raise ValueError("not a result object")
+            return ProblemResult.from_dict(data)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            log.warning("%s:%d: unreadable results line skipped (%s)", self.path, number, exc)
+            return None
+
+    def _repair_tail(self, tail: bytes, number: int, size: int, results: list[ProblemResult]) -> None:
+        """A last line without its newline: finish it if it parses, else cut it off."""
+        try:
+            data = json.loads(tail)
+            complete = isinstance(data, dict) and "id" in data
+        except ValueError:
+            complete = False
+        if complete:
+            results.append(ProblemResult.from_dict(data))
+            with self.path.open("ab") as handle:
+                handle.write(b"\n")
+            return
+        log.warning("%s:%d: truncated last line (an interrupted write) ignored and removed; "
+                    "that problem will run again", self.path, number)
+        os.truncate(self.path, size - len(tail))
+
+
+def latest_by_id(results: Iterable[ProblemResult], fingerprint: str | None = None) -> dict[str, ProblemResult]:
+    """The last line per problem id, optionally only lines with ``fingerprint``.
+
+    Example:
+        >>> rows = [ProblemResult("a", error="ServerError: down"), ProblemResult("a", correct=True)]
+        >>> latest_by_id(rows)["a"].correct
+        True
+    """
+    latest: dict[str, ProblemResult] = {}
+    for result in results:
+        if fingerprint is None or result.fingerprint == fingerprint:
+            latest[result.id] = result
+    return latest
+
+
+def load_results(path: str | Path, fingerprint: str | None = None) -> list[ProblemResult]:
+    """The latest result per problem in a results file, in first-seen order.
+
+    With no ``fingerprint``, a file holding several configs uses the most recent line's one (and
+    says so), so a summary never mixes two configs.
+    """
+    results = ResultsFile(path).read()
+    if fingerprint is None and results:
+        fingerprint = results[-1].fingerprint
+        others = {r.fingerprint for r in results} - {fingerprint}
+        if others:
+            log.warning("%s holds results of %d other config(s); using the latest one (%s)",
+                        path, len(others), fingerprint)
+    return list(latest_by_id(results, fingerprint).values())
