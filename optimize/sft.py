@@ -45,7 +45,7 @@ def compose_solution(steps: list[dict[str, Any]], answer: str) -> str | None:
     r"""The assistant turn for one plan, or None when a step lacks its description or answer.
 
     Example:
-        >>> print(compose_solution([{"description": "Find 2+2.", "solution": "2+2 = 4."}], "4"))
+        >>> print(compose_solution([{"step": "Find 2+2.", "visible": "2+2 = 4."}], "4"))
         Step 1: Find 2+2.
         2+2 = 4.
         <BLANKLINE>

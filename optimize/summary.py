@@ -6,7 +6,6 @@ misses only). Failed problems count as wrong and their partial calls count as co
 
 Example:
     >>> from optimize.results import ProblemResult
-from optimize.traces import steps_of
     >>> rows = [ProblemResult("a", correct=True, totals={"total_tokens": 30}),
     ...         ProblemResult("b", error="ServerError: down", totals={"total_tokens": 10})]
     >>> s = summarize(rows)

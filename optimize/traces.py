@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["steps_of", "step_description", "step_solution", "step_value", "step_usage"]
+__all__ = ["steps_of", "step_description", "step_difficulty", "step_solution", "step_value", "step_usage",
+           "failure_text"]
 
 _DESCRIPTION_KEYS = ("description", "step", "sub_problem", "subproblem", "question")
-_SOLUTION_KEYS = ("solution", "text", "visible", "output")
+_SOLUTION_KEYS = ("visible", "solution", "text", "output")
 _VALUE_KEYS = ("value", "answer", "result")
 _USAGE_KEYS = ("usage", "tokens")
 
@@ -32,6 +33,24 @@ def steps_of(trace: Any) -> list[dict[str, Any]]:
 def step_description(step: dict[str, Any]) -> str:
     """What the step asks for ("" if missing)."""
     return _first_text(step, _DESCRIPTION_KEYS)
+
+
+def step_difficulty(step: dict[str, Any]) -> float | None:
+    """The step's difficulty score (None when it was not scored, as in uniform methods)."""
+    value = step.get("difficulty")
+    if isinstance(value, dict):
+        value = value.get("score")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def failure_text(failure: Any) -> str:
+    """One line for a trace failure: ``"difficulty (step 2): unreadable score; used 1.0"``."""
+    if not isinstance(failure, dict):
+        return str(failure)
+    where = failure.get("stage") or "?"
+    if isinstance(failure.get("step"), int):
+        where += f" (step {failure['step'] + 1})"
+    return f"{where}: {failure.get('reason', '')}"
 
 
 def step_solution(step: dict[str, Any]) -> str:

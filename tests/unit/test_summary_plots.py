@@ -137,10 +137,10 @@ def test_budget_sweep_rejects_bad_budgets(tmp_path: Path) -> None:
 
 # --- SFT export ---------------------------------------------------------------------------------
 
-STEPS = [{"step": "Find the eggs left after breakfast.", "difficulty": 0.2, "mode": "system1",
-          "text": "16 - 3 = 13, so \\boxed{13}.", "value": "13"},
-         {"step": "Find the money made from the eggs left.", "difficulty": 0.7, "mode": "system2",
-          "text": "13 * 2 = 26, so \\boxed{26}.", "value": "26", "thinking": "never exported"}]
+STEPS = [{"index": 0, "step": "Find the eggs left after breakfast.", "difficulty": {"score": 0.2}, "mode": "system1",
+          "visible": "16 - 3 = 13, so \\boxed{13}.", "value": "13"},
+         {"index": 1, "step": "Find the money made from the eggs left.", "difficulty": {"score": 0.7},
+          "mode": "system2", "visible": "13 * 2 = 26, so \\boxed{26}.", "value": "26", "thinking": "never exported"}]
 
 
 def test_sft_export_writes_correct_scale_traces_as_chat(tmp_path: Path) -> None:
@@ -172,3 +172,13 @@ def test_sft_export_writes_correct_scale_traces_as_chat(tmp_path: Path) -> None:
 def test_sft_step_without_text_is_not_exported() -> None:
     assert compose_solution([{"mode": "system1"}], "1") is None
     assert compose_solution([{"step": "Find x.", "value": "3"}], "3") == "Step 1: Find x.\n3\n\nFinal answer: \\boxed{3}"
+
+
+def test_trace_readers_follow_the_scale_trace_shape() -> None:
+    from optimize.traces import failure_text, step_difficulty, step_solution, step_usage
+
+    assert step_difficulty(STEPS[1]) == 0.7 and step_difficulty({"difficulty": None}) is None
+    assert step_solution(STEPS[0]) == "16 - 3 = 13, so \\boxed{13}."
+    assert step_usage({"usage": {"calls": 1, "prompt_tokens": 5}}) == {"calls": 1, "prompt_tokens": 5}
+    assert failure_text({"stage": "difficulty", "reason": "unreadable score", "step": 1}) == \
+        "difficulty (step 2): unreadable score"
