@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from program.config import ProgramConfig
 
 __all__ = ["EvalReport", "ServerDownError", "evaluate", "build_program", "solve_one"]
+
+log = logging.getLogger(__name__)
 
 ProgramFactory = Callable[[], Any]
 
@@ -106,10 +109,15 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
         fingerprint = config_fingerprint(config) if config is not None else "unspecified"
     started = time.monotonic()
     store = ResultsFile(results_path)
-    previous = latest_by_id(store.read(), fingerprint)
-    finished = {ex.id: previous[ex.id] for ex in examples
-                if ex.id in previous and not (retry_failed and previous[ex.id].failed)}
-    todo = [ex for ex in examples if ex.id not in finished]
+    stored = store.read()
+    previous = latest_by_id(stored, fingerprint)
+    others = {r.id for r in stored if r.fingerprint != fingerprint}
+    if others:
+        log.warning("%s holds results of %d problem(s) from another config; they are kept but not reused "
+                    "(use another output directory to keep runs apart)", results_path, len(others))
+    ids = [str(ex.id) for ex in examples]  # results store ids as text; an integer id must match too
+    finished = {i: previous[i] for i in ids if i in previous and not (retry_failed and previous[i].failed)}
+    todo = [ex for ex, i in zip(examples, ids) if i not in finished]
     n_resumed = len(finished)
 
     get_program = _program_source(program)
@@ -121,7 +129,7 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
     finally:
         bar.close()
 
-    results = [finished[ex.id] for ex in examples if ex.id in finished]
+    results = [finished[i] for i in ids if i in finished]
     from data.grading import grader_version
 
     summary = summarize(results, run_seconds=time.monotonic() - started, grader_version=grader_version())

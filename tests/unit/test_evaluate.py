@@ -60,7 +60,8 @@ class ToyProgram:
         with stage("system1"):
             solution = self.solver(problem)[0]
         answer = "0" if problem in self.wrong else re.findall(r"boxed\{(\d+)\}", solution)[-1]
-        steps = [{"step": plan, "difficulty": 0.3, "mode": "system1", "text": solution, "value": answer}]
+        steps = [{"index": 0, "step": plan, "difficulty": {"score": 0.3}, "mode": "system1", "visible": solution,
+                  "value": answer}]
         return dspy.Prediction(answer=answer, solution=solution, trace={"steps": steps, "failures": []})
 
     __call__ = forward
@@ -97,15 +98,25 @@ def test_resume_after_interrupt_runs_only_unfinished_problems(tmp_path: Path) ->
     assert third.llm_calls == 0  # all done: nothing is paid twice
 
 
-def test_other_config_fingerprint_is_not_resumed(tmp_path: Path) -> None:
+def test_other_config_fingerprint_is_not_resumed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     results = tmp_path / "results.jsonl"
     evaluate(ToyProgram(), EXAMPLES[:2], results_path=results, config=ProgramConfig(method="cot"), progress=False)
     program = ToyProgram()
-    report = evaluate(program, EXAMPLES[:2], results_path=results, config=ProgramConfig(method="scale"),
-                      progress=False)
+    with caplog.at_level("WARNING"):
+        report = evaluate(program, EXAMPLES[:2], results_path=results, config=ProgramConfig(method="scale"),
+                          progress=False)
+    assert "2 problem(s) from another config" in caplog.text
     assert program.llm_calls == 4 and report.n_resumed == 0
     assert report.fingerprint == config_fingerprint(ProgramConfig(method="scale"))
     assert {r.fingerprint for r in report.results} == {report.fingerprint}
+
+
+def test_integer_ids_resume(tmp_path: Path) -> None:
+    examples = [ex.copy(id=number) for number, ex in enumerate(EXAMPLES[:3])]
+    evaluate(ToyProgram(), examples, results_path=tmp_path / "r.jsonl", fingerprint="cfg", progress=False)
+    again = ToyProgram()
+    report = evaluate(again, examples, results_path=tmp_path / "r.jsonl", fingerprint="cfg", progress=False)
+    assert again.llm_calls == 0 and [r.id for r in report.results] == ["0", "1", "2"]
 
 
 def test_truncated_last_line_is_ignored_and_rewritten(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
