@@ -1,0 +1,117 @@
+"""``scale compile``: tune a program with a DSPy optimizer on a dev split; save, score and track it.
+
+Also home of ``--program DIR`` for ``scale run`` / ``scale eval`` (``add_saved_program_option``,
+``experiment_for_saved``, ``load_saved_program``): a saved directory replaces ``--config``, and
+the endpoint options and ``--threshold`` apply on top of its ``config.yaml``.
+
+Example:
+    scale compile --config experiments/quickstart.yaml --optimizer bootstrap --dev gsm8k_train:20 --val 20
+    scale run --program runs/quickstart/compiled-bootstrap "What is 2 + 3?"
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optimize.commands.common import add_data_options, add_lm_options, resolve_experiment
+from optimize.experiment import OPTIMIZERS
+
+if TYPE_CHECKING:
+    from optimize.compile import CompileResult
+    from optimize.experiment import ExperimentConfig
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from optimize.commands.run import add_program_options
+
+    parser = subparsers.add_parser(
+        "compile", help="tune the program's predictors with a DSPy optimizer; save a program directory",
+        description="Run a DSPy optimizer over the program's predictors on a dev split of a train pool, score "
+                    "the result on the dev and held-out problems, save a program directory (program.json, "
+                    "config.yaml, metadata.json) and log it to MLflow.")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS,
+                        help="bootstrap, random-search, mipro, gepa, simba, or none (default: the config's)")
+    parser.add_argument("--dev", metavar="POOL:N", help="dev problems from a train pool, e.g. gsm8k_train:20")
+    parser.add_argument("--val", type=int, metavar="N", help="held-out problems after the dev ones, for an honest score")
+    parser.add_argument("--output", metavar="DIR", help="program directory (default: runs/<name>/compiled-<optimizer>)")
+    parser.add_argument("--workers", type=int, metavar="W", help="problems run at once (default: the config's)")
+    parser.add_argument("--trace", action="store_true", help="also record DSPy traces in MLflow (mlflow.dspy.autolog)")
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_program_options(parser)
+    add_lm_options(parser)
+    add_data_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from optimize.commands.run import experiment_for_args
+    from optimize.compile import compile_experiment
+    from program.local import ensure_server
+
+    config = experiment_for_args(args)
+    data = replace(config.data, dev=args.dev or config.data.dev,
+                   val=args.val if args.val is not None else config.data.val)
+    compile_config = replace(config.compile, optimizer=args.optimizer or config.compile.optimizer)
+    tracking = replace(config.tracking, workers=args.workers or config.tracking.workers)
+    config = replace(config, data=data, compile=compile_config, tracking=tracking)
+    with ensure_server(config.program.lm):
+        result = compile_experiment(config, output_dir=args.output, track=not args.no_mlflow, trace=args.trace,
+                                    progress=not args.no_progress)
+    print_result(result)
+    return 0
+
+
+def print_result(result: CompileResult) -> None:
+    """Where the program and its MLflow run are, the scores, and any budget warnings."""
+    c = result.config.compile
+    print(f"Compiled {result.config.program.method} with {c.optimizer}.")
+    print(f"Program:  {result.directory}")
+    print(f"          run it: scale run --program {result.directory} \"PROBLEM\"")
+    if result.run_id:
+        print(f"MLflow:   {result.tracking_uri}  (run {result.run_id})")
+        print(f"          browse: mlflow ui --backend-store-uri {result.tracking_uri}")
+    if result.model_uri:
+        print(f"Model:    {result.model_uri}  (mlflow.dspy.load_model)")
+    for name, label in (("dev", "Dev"), ("heldout", "Held-out")):
+        scores = result.scores.get(name)
+        if scores:
+            failed = f", {int(scores['failed'])} failed" if scores["failed"] else ""
+            print(f"{label + ':':9} accuracy {scores['accuracy']:.1f}% on {int(scores['n'])} problems, "
+                  f"score {scores['score']:.3f}, {scores['mean_tokens']:.0f} tokens/problem{failed}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+
+
+# --- --program DIR for scale run / scale eval ------------------------------------------------------
+
+def add_saved_program_option(parser: argparse.ArgumentParser) -> None:
+    """``--program DIR``: run a directory saved by ``scale compile`` instead of building from a config."""
+    parser.add_argument("--program", metavar="DIR",
+                        help="a program directory saved by `scale compile`; its config.yaml replaces --config "
+                             "(--preset/--model/--api-base/--threshold still apply on top)")
+
+
+def experiment_for_saved(args: argparse.Namespace) -> ExperimentConfig:
+    """The experiment of ``--program DIR``: the directory's verified config.yaml, then the CLI overrides.
+
+    Raises ``ConfigError`` when ``--config`` is given too (the directory brings its own).
+    """
+    from optimize.saved import CONFIG_FILE, read_saved_config
+    from program.config import ConfigError
+
+    if getattr(args, "config", None):
+        raise ConfigError(f"--program {args.program} brings its own config ({CONFIG_FILE}); drop --config, and "
+                          "override single values with --preset/--model/--api-base/--threshold.")
+    read_saved_config(args.program)  # verifies checksums before the file is read as the base config
+    return resolve_experiment(argparse.Namespace(**{**vars(args), "config": str(Path(args.program) / CONFIG_FILE)}))
+
+
+def load_saved_program(args: argparse.Namespace, config: ExperimentConfig) -> Any:
+    """The ready program of ``--program DIR``, run under ``config`` (from ``experiment_for_saved``)."""
+    from optimize.saved import load_program
+
+    return load_program(args.program, config=config).program

@@ -1,0 +1,259 @@
+"""Compile an experiment: tune on a dev split, score dev and held-out, save the directory, track it.
+
+``compile_experiment`` is what ``scale compile`` runs, step by step:
+
+1. draw the dev problems (``data.dev``, ``POOL:N``) and ``data.val`` held-out problems after them
+   from the same seeded shuffle of a TRAIN pool (a test set is refused: tuning on it would make
+   every later test score optimistic);
+2. run the optimizer (``optimize.optimizers``) over the program's predictors;
+3. save the program directory (``optimize.saved``) at once, so an interrupted scoring step never
+   loses the tuning;
+4. score the tuned program on the dev and held-out problems (``optimize.evaluate``: resumable,
+   one results file each under ``<dir>/eval/``), and add the scores to metadata.json;
+5. log to MLflow: params (the flattened config), scores, the directory as artifacts, and the
+   program as an MLflow dspy model (``mlflow.dspy.load_model(result.model_uri)`` restores it).
+
+Caveat: MLflow's dspy flavor stores the program with cloudpickle even with
+``use_dspy_model_save=True``. The program directory is the pickle-free format; the MLflow model
+is a convenience for MLflow tooling. It is checked for secrets before it is logged.
+
+Example:
+    >>> result = compile_experiment(load_experiment("experiments/quickstart.yaml"))  # doctest: +SKIP
+    >>> result.directory, result.scores["dev"]["accuracy"]  # doctest: +SKIP
+    (PosixPath('runs/quickstart/compiled-bootstrap'), 62.5)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optimize.experiment import DataConfig, ExperimentConfig, experiment_to_dict
+from optimize.optimizers import METRIC_DESCRIPTION, budget_warnings, optimize_program
+from optimize.saved import Builder, default_builder, program_fingerprint, save_program, update_metadata
+from optimize.tracking import Tracker, default_tracking_uri
+
+if TYPE_CHECKING:
+    import dspy
+
+    from program.lm import Systems
+
+__all__ = ["CompileResult", "compile_experiment", "dev_and_heldout", "log_program_model"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """What a compile produced and where it went.
+
+    ``scores`` maps ``dev`` / ``heldout`` to ``{n, accuracy (percent), score (mean metric),
+    mean_tokens, failed}`` (``heldout`` is None without held-out problems). ``run_id`` and
+    ``model_uri`` are None when tracking was off (or the model could not be logged: see warnings).
+    """
+
+    directory: Path
+    program: dspy.Module
+    config: ExperimentConfig
+    scores: dict[str, dict[str, float] | None]
+    warnings: list[str] = field(default_factory=list)
+    tracking_uri: str | None = None
+    run_id: str | None = None
+    model_uri: str | None = None
+
+
+def dev_and_heldout(data: DataConfig) -> tuple[list[dspy.Example], list[dspy.Example]]:
+    """The dev problems (``data.dev``) and the ``data.val`` held-out ones after them, from a train pool.
+
+    Raises:
+        DataError: ``data.dev`` names a test set, an unknown pool, or more problems than it has.
+    """
+    from data.errors import DataError
+    from data.loading import dev_split, parse_slice
+    from data.registry import benchmark_names, get_benchmark
+
+    pool, n = parse_slice(data.dev)
+    if get_benchmark(pool).role != "pool":
+        raise DataError(f"`dev={data.dev}` names the test set {pool!r}: compile tunes on a train pool only "
+                        f"({', '.join(benchmark_names('pool'))}), so that test scores stay honest.")
+    seed = data.seed if data.seed is not None else 0
+    dev = dev_split(pool, n, seed=seed, data_dir=data.data_dir)
+    heldout = dev_split(pool, data.val, seed=seed, offset=n, data_dir=data.data_dir) if data.val else []
+    return dev, heldout
+
+
+def compile_experiment(config: ExperimentConfig, *, output_dir: str | Path | None = None,
+                       systems: Systems | None = None, builder: Builder | None = None, track: bool = True,
+                       trace: bool = False, progress: bool = True) -> CompileResult:
+    """Tune ``config``'s program with ``config.compile``, then score, save and track it.
+
+    Args:
+        config: the experiment; ``compile`` holds optimizer and budgets, ``data`` the dev slice.
+        output_dir: the program directory (default ``<run_dir>/compiled-<optimizer>``).
+        systems: the LMs (tests pass scripted ones); default: built from ``config.program.lm``.
+        builder: ``(ProgramConfig, Systems) -> dspy.Module``; default ``program.methods.build_program``.
+        track: log to MLflow (``tracking.mlflow_uri``, else a sqlite store in the run directory).
+        trace: also record DSPy traces in MLflow (``mlflow.dspy.autolog``).
+        progress: show progress bars while scoring.
+
+    Example:
+        >>> result = compile_experiment(config, output_dir="runs/demo/compiled")  # doctest: +SKIP
+    """
+    from program.lm import build_systems
+
+    directory = Path(output_dir) if output_dir else config.run_dir / f"compiled-{config.compile.optimizer}"
+    dev, heldout = dev_and_heldout(config.data)
+    warnings = budget_warnings(config.compile, len(dev), len(heldout))
+    for warning in warnings:
+        log.warning("compile budget: %s", warning)
+    systems = systems or build_systems(config.program.lm)
+    program = (builder or default_builder)(config.program, systems)
+    tracker = Tracker.create(config.tracking.mlflow_uri or default_tracking_uri(config.run_dir),
+                             config.tracking.mlflow_experiment) if track else None
+    run_id = tracker.start(f"compile-{config.compile.optimizer}", params=_params(config, dev, heldout, directory),
+                           tags={"scale.kind": "compile"}) if tracker else None
+    model_uri = None
+    with _active_run(tracker, run_id):
+        with _autolog(trace):
+            tuned, scores, seconds = _tune_save_score(program, systems, config, dev, heldout, directory, progress,
+                                             mlflow={"uri": tracker.uri if tracker else None, "run_id": run_id})
+        if tracker and run_id:  # after autolog is off: its callbacks must not travel with the model
+            tracker.log_metrics(run_id, {"optimizer_seconds": seconds,
+                                         **{f"{name}_{k}": v for name, s in scores.items() for k, v in (s or {}).items()}})
+            tracker.log_artifact(run_id, directory, "program_dir")
+            model_uri = _log_model_or_warn(tuned, warnings)
+    return CompileResult(directory=directory, program=tuned, config=config, scores=scores, warnings=warnings,
+                         tracking_uri=tracker.uri if tracker else None, run_id=run_id, model_uri=model_uri)
+
+
+def _tune_save_score(program: dspy.Module, systems: Systems, config: ExperimentConfig, dev: list[dspy.Example],
+                     heldout: list[dspy.Example], directory: Path, progress: bool,
+                     mlflow: dict[str, Any]) -> tuple[dspy.Module, dict[str, dict[str, float] | None], float]:
+    """Optimize, save the directory at once (scoring may be interrupted), then score dev and held-out."""
+    c = config.compile
+    started = time.monotonic()
+    tuned = optimize_program(program, dev, config=c, prompt_lm=systems.stages, workers=config.tracking.workers)
+    seconds = round(time.monotonic() - started, 1)
+    budgets = {k: getattr(c, k) for k in ("max_bootstrapped_demos", "max_labeled_demos", "num_candidates",
+                                          "num_trials", "max_metric_calls")}
+    save_program(tuned, config, directory,
+                 data={"dev": _slice(config.data, dev, 0), "heldout": _slice(config.data, heldout, len(dev))},
+                 metric={"description": METRIC_DESCRIPTION, "token_penalty": c.token_penalty,
+                         "grader": _grader_version()},
+                 optimizer={"name": c.optimizer, "seconds": seconds, "seed": c.seed,
+                            "budgets": budgets},
+                 scores={"dev": None, "heldout": None}, mlflow=mlflow)
+    fingerprint = program_fingerprint(directory)
+    scores = {name: _score(tuned, problems, directory / "eval" / name, fingerprint, config, progress)
+              if problems else None for name, problems in (("dev", dev), ("heldout", heldout))}
+    update_metadata(directory, scores=scores)
+    return tuned, scores, seconds
+
+
+def log_program_model(program: dspy.Module, name: str = "program") -> str:
+    """Log ``program`` as an MLflow dspy model in the active run; returns its model URI.
+
+    The model is first written to a temporary folder and checked for API-key values, so a
+    secret never reaches the tracking store. Load it back with ``mlflow.dspy.load_model(uri)``.
+    """
+    import mlflow
+
+    from optimize.saved import package_versions
+    from optimize.tracking import _assert_no_secrets
+
+    # Explicit requirements: MLflow would otherwise infer them by loading the model in a
+    # subprocess, which takes seconds. The pickled program imports this package (scale-tts).
+    versions = package_versions()
+    requirements = [f"{name}=={versions[name]}" for name in ("dspy", "mlflow", "litellm", "math-verify", "scale-tts")
+                    if versions[name] != "missing"]
+    with tempfile.TemporaryDirectory(prefix="scale-model-") as tmp:
+        mlflow.dspy.save_model(program, str(Path(tmp) / name), use_dspy_model_save=True,
+                               pip_requirements=requirements)
+        _assert_no_secrets(Path(tmp))
+    return str(mlflow.dspy.log_model(program, name=name, use_dspy_model_save=True,
+                                     pip_requirements=requirements).model_uri)
+
+
+def _log_model_or_warn(program: dspy.Module, warnings: list[str]) -> str | None:
+    # The program directory is already saved and logged: a model that cannot be pickled (a
+    # custom LM engine holding a lock, say) should not fail a long compile at its last step.
+    try:
+        return log_program_model(program)
+    except Exception as exc:
+        warnings.append(f"the MLflow dspy model was not logged ({type(exc).__name__}: {exc}); the program "
+                        "directory (logged as artifacts under program_dir) is complete.")
+        log.warning("compile: %s", warnings[-1])
+        return None
+
+
+@contextlib.contextmanager
+def _active_run(tracker: Tracker | None, run_id: str | None) -> Iterator[None]:
+    """Make ``run_id`` MLflow's active run on this thread (``log_model`` and traces need one).
+
+    Leaving the block ends the run: FINISHED, or FAILED when the block raised.
+    """
+    if tracker is None or run_id is None:
+        yield
+        return
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracker.uri)
+    try:
+        with mlflow.start_run(run_id=run_id):
+            yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+@contextlib.contextmanager
+def _autolog(enabled: bool) -> Iterator[None]:
+    """DSPy traces (per-module spans, token usage) to MLflow while the block runs, when ``enabled``."""
+    if not enabled:
+        yield
+        return
+    import mlflow
+
+    mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=True, log_traces_from_eval=True, silent=True)
+    try:
+        yield
+    finally:
+        mlflow.dspy.autolog(disable=True)
+
+
+def _score(program: dspy.Module, problems: Sequence[dspy.Example], out_dir: Path, fingerprint: str,
+           config: ExperimentConfig, progress: bool) -> dict[str, float]:
+    """Accuracy, mean metric score and tokens of ``program`` on ``problems`` (resumable results file)."""
+    from optimize.evaluate import evaluate
+
+    report = evaluate(program, problems, results_path=out_dir / "results.jsonl", fingerprint=fingerprint,
+                      workers=config.tracking.workers, progress=progress, description=f"score {out_dir.name}")
+    penalty = config.compile.token_penalty
+    values = [float(r.correct) - penalty * r.totals.get("total_tokens", 0) / 1000 for r in report.results]
+    return {"n": report.summary.n, "accuracy": report.summary.accuracy,
+            "score": round(sum(values) / len(values), 6) if values else 0.0,
+            "mean_tokens": report.summary.mean_tokens, "failed": report.summary.n_failed}
+
+
+def _slice(data: DataConfig, problems: Sequence[dspy.Example], offset: int) -> dict[str, Any]:
+    pool = data.dev.partition(":")[0]
+    return {"benchmark": pool, "seed": data.seed if data.seed is not None else 0, "offset": offset,
+            "n": len(problems), "ids": [str(p.id) for p in problems]}
+
+
+def _params(config: ExperimentConfig, dev: Sequence[Any], heldout: Sequence[Any], directory: Path) -> dict[str, Any]:
+    return {**experiment_to_dict(config), "dev_size": len(dev), "heldout_size": len(heldout),
+            "program_dir": str(directory), "metric": METRIC_DESCRIPTION}
+
+
+def _grader_version() -> str:
+    from data.grading import grader_version
+
+    return grader_version()
+
