@@ -72,12 +72,13 @@ class LoadedProgram:
         return _fingerprint(self.config, self.metadata)
 
 
-def program_fingerprint(directory: str | Path) -> str:
+def program_fingerprint(directory: str | Path, config: ExperimentConfig | None = None) -> str:
     """A results fingerprint for a saved program: its program config AND its tuned state.
 
     ``config_fingerprint`` alone would let results of the untuned program pass for the tuned one.
+    ``config`` replaces the saved config (as in ``load_program``).
     """
-    return _fingerprint(read_saved_config(directory), read_metadata(directory))
+    return _fingerprint(config or read_saved_config(directory), read_metadata(directory))
 
 
 def _fingerprint(config: ExperimentConfig, metadata: Mapping[str, Any]) -> str:

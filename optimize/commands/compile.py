@@ -1,7 +1,7 @@
 """``scale compile``: tune a program with a DSPy optimizer on a dev split; save, score and track it.
 
 Also home of ``--program DIR`` for ``scale run`` / ``scale eval`` (``add_saved_program_option``,
-``experiment_for_saved``, ``load_saved_program``): a saved directory replaces ``--config``, and
+``experiment_for_saved``, ``load_saved_program``, ``saved_program_fingerprint``): a saved directory replaces ``--config``, and
 the endpoint options and ``--threshold`` apply on top of its ``config.yaml``.
 
 Example:
@@ -115,3 +115,10 @@ def load_saved_program(args: argparse.Namespace, config: ExperimentConfig) -> An
     from optimize.saved import load_program
 
     return load_program(args.program, config=config).program
+
+
+def saved_program_fingerprint(args: argparse.Namespace, config: ExperimentConfig) -> str:
+    """The results fingerprint of ``--program DIR`` under ``config``: tuned state included."""
+    from optimize.saved import program_fingerprint
+
+    return program_fingerprint(args.program, config)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optimize.commands.common import add_data_options, add_lm_options
+from optimize.commands.compile import add_saved_program_option, saved_program_fingerprint
 from optimize.commands.run import add_program_options, experiment_for_args, load_program_for_args
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                    description="Evaluate a method on a benchmark. Finished problems are saved as "
                                                "they complete; rerun the same command to resume.")
     add_program_options(parser)
+    add_saved_program_option(parser)
     parser.add_argument("--benchmark", help="benchmark name, e.g. gsm8k, math500, aime2024 (default: the config's)")
     parser.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate the first N problems")
     parser.add_argument("--seed", type=int, help="shuffle with this seed before taking --limit problems")
@@ -57,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.budgets and args.method not in (None, "bf"):
         raise _usage_error(f"--budgets runs the bf method (s1 budget forcing); drop `--method {args.method}`.")
+    if args.budgets and args.program:
+        raise _usage_error("--budgets builds fresh bf programs; it cannot be combined with --program.")
     if args.budgets and args.export_sft:
         raise _usage_error("--export-sft needs SCALE traces; it cannot be combined with --budgets (bf runs).")
     config = experiment_for_args(args)
@@ -72,9 +76,14 @@ def run(args: argparse.Namespace) -> int:
         if args.budgets:
             return _sweep(config, examples, args.budgets, run_dir, options)
         out_dir = run_dir / f"{config.program.method}-{data.benchmark}"
+        fingerprint = None
+        if args.program:  # a saved program: its own folder, and its tuned state in the fingerprint
+            out_dir = run_dir / f"{Path(args.program).name}-{data.benchmark}"
+            fingerprint = saved_program_fingerprint(args, config)
         save_experiment(config, out_dir / "config.yaml")
         report = evaluation.evaluate(functools.partial(load_program_for_args, args, config), examples,
                                      results_path=out_dir / "results.jsonl", config=config.program,
+                                     fingerprint=fingerprint,
                                      description=f"{config.program.method} on {data.benchmark}", **options)
     print_summary(report.summary, title=f"{config.program.method} on {data.benchmark}")
     print(f"Results: {report.results_path} ({report.n_new} new, {report.n_resumed} resumed)")

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from optimize.commands.common import add_lm_options, resolve_experiment
+from optimize.commands.compile import add_saved_program_option, experiment_for_saved, load_saved_program
 from program.config import METHODS
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                                "mode and tokens, the final answer and the totals.")
     parser.add_argument("problem", help="the problem text (quote it)")
     add_program_options(parser)
+    add_saved_program_option(parser)
     add_lm_options(parser)
     parser.set_defaults(func=run)
 
@@ -39,7 +41,7 @@ def experiment_for_args(args: argparse.Namespace) -> ExperimentConfig:
     """The experiment of a command: config file and endpoint overrides, then --method/--threshold."""
     from optimize.experiment import with_program
 
-    config = resolve_experiment(args)
+    config = experiment_for_saved(args) if getattr(args, "program", None) else resolve_experiment(args)
     if getattr(args, "method", None):
         config = with_program(config, method=args.method)
     if getattr(args, "threshold", None) is not None:
@@ -48,9 +50,11 @@ def experiment_for_args(args: argparse.Namespace) -> ExperimentConfig:
 
 
 def load_program_for_args(args: argparse.Namespace, config: ExperimentConfig) -> Any:
-    """The program a command runs: today built from the config (a saved program directory later)."""
+    """The program a command runs: a saved program directory (--program DIR), else built from the config."""
     from optimize import evaluate
 
+    if getattr(args, "program", None):
+        return load_saved_program(args, config)
     return evaluate.build_program(config.program)
 
 

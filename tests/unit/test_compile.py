@@ -135,9 +135,11 @@ def test_mlflow_run_has_params_scores_artifacts_traces_and_a_loadable_model(tmp_
     assert run.data.metrics["optimizer_seconds"] >= 0
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(result.tracking_uri)  # models:/ URIs resolve through the tracking store
+    assert mlflow.get_active_model_id() is None  # compiling leaves no global MLflow model behind
     try:
         model = mlflow.dspy.load_model(result.model_uri)
-    finally:
+    finally:  # load_model makes the model "active" for the process: later metrics would link to it
+        mlflow.clear_active_model()
         mlflow.set_tracking_uri(previous)
     assert model(problem=PROBLEM).answer == "7"
     assert sum(len(p.demos) for _, p in model.named_predictors()) > 0

@@ -230,3 +230,45 @@ def test_default_builder_builds_from_the_saved_config(saved: Path, monkeypatch: 
     monkeypatch.setattr("program.methods.build_program", fake_build)
     assert load_program(saved).program(problem=PROBLEM).answer == "7"
     assert seen[0].scale.threshold == 0.5
+
+
+# --- scale run / scale eval --program DIR --------------------------------------------------------------
+
+OFFLINE = ["--api-base", "http://127.0.0.1:9/v1"]  # a named server: the embedded one is not started
+
+
+@pytest.fixture
+def scripted_default_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI builds programs with LMs from the config: give it scripted ones instead."""
+    monkeypatch.setattr("program.methods.build_program", lambda config, systems=None: build_program(config, scripted()))
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def test_cli_run_loads_the_saved_program_with_overrides_on_top(saved: Path, scripted_default_builder: None,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from optimize.cli import main
+
+    assert main(["run", "--program", str(saved), "--threshold", "0.95", PROBLEM, *OFFLINE]) == 0
+    out = capsys.readouterr().out
+    assert "Answer: 7" in out and "system1" in out  # tau 0.95 > the last step's 0.9: System 1 now
+    assert main(["run", "--program", str(saved), "--config", str(saved / CONFIG_FILE), PROBLEM]) == 2
+    assert "brings its own config" in capsys.readouterr().err
+    (saved / PROGRAM_FILE).write_text((saved / PROGRAM_FILE).read_text().replace("pear", "plum"))
+    assert main(["run", "--program", str(saved), PROBLEM, *OFFLINE]) == 2
+    assert "program.json does not match its sha256" in capsys.readouterr().err
+
+
+def test_cli_eval_keeps_a_saved_programs_results_apart(saved: Path, tmp_path: Path, scripted_default_builder: None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from optimize.cli import main
+
+    rows = [dspy.Example(id=f"toy-{i}", problem=PROBLEM, answer="7", benchmark="toy").with_inputs("problem")
+            for i in range(3)]
+    monkeypatch.setattr("data.loading.load_benchmark", lambda name, **kwargs: rows)
+    argv = ["eval", "--program", str(saved), "--benchmark", "toy", "--output", str(tmp_path / "ev"), "--no-progress",
+            *OFFLINE]
+    assert main(argv) == 0
+    results = [json.loads(line) for line in (tmp_path / "ev" / "saved-toy" / "results.jsonl").read_text().splitlines()]
+    assert len(results) == 3 and all(r["correct"] for r in results)
+    assert results[0]["fingerprint"] == program_fingerprint(saved)  # tuned state in the fingerprint
+    assert main([*argv, "--budgets", "128"]) == 2
