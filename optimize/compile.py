@@ -121,8 +121,9 @@ def compile_experiment(config: ExperimentConfig, *, output_dir: str | Path | Non
     model_uri = None
     with _active_run(tracker, run_id):
         with _autolog(trace):
-            tuned, scores, seconds = _tune_save_score(program, systems, config, dev, heldout, directory, progress,
-                                             mlflow={"uri": tracker.uri if tracker else None, "run_id": run_id})
+            tuned, scores, seconds = _tune_save_score(
+                program, systems, config, dev, heldout, directory, progress,
+                mlflow={"uri": tracker.uri if tracker else None, "run_id": run_id})
         if tracker and run_id:  # after autolog is off: its callbacks must not travel with the model
             tracker.log_metrics(run_id, {"optimizer_seconds": seconds,
                                          **{f"{name}_{k}": v for name, s in scores.items() for k, v in (s or {}).items()}})

@@ -64,15 +64,17 @@ class Metered(dspy.Module):
 
 
 def prediction_tokens(prediction: Any) -> int:
-    """Total tokens of one prediction: from its ledger (``Metered``), else the trace's usage, else 0."""
+    """Total tokens of one prediction: from its ledger (``Metered``), else its trace's steps, else 0.
+
+    The trace fallback (a SCALE trace's per-step usage) misses the planning calls: prefer ``Metered``.
+    """
     ledger = getattr(prediction, "_scale_ledger", None)
     if isinstance(ledger, Ledger):
         return int(ledger.totals()["total_tokens"])
     trace = getattr(prediction, "trace", None) if isinstance(prediction, dspy.Prediction) else None
-    if isinstance(trace, dict):
-        steps = trace.get("steps") or []
-        return int(sum((s.get("usage") or {}).get("total_tokens", 0) for s in steps if isinstance(s, dict)))
-    return 0
+    steps = trace.get("steps") or [] if isinstance(trace, dict) else []
+    usages = [s.get("usage") or {} for s in steps if isinstance(s, dict)]
+    return int(sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usages))
 
 
 @dataclass(frozen=True)

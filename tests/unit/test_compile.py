@@ -166,3 +166,11 @@ def test_cli_compile_prints_where_things_are_and_refuses_a_test_set(tmp_path: Pa
     assert json.loads((out_dir / "metadata.json").read_text())["optimizer"]["name"] == "none"
     assert main([*argv[:5], "--dev", "gsm8k:3", *argv[7:]]) == 2
     assert "names the test set 'gsm8k'" in capsys.readouterr().err
+
+
+def test_tokens_fall_back_to_the_traces_step_usage() -> None:
+    from optimize.optimizers import prediction_tokens
+
+    trace = {"steps": [{"usage": {"prompt_tokens": 10, "completion_tokens": 5}}, {"usage": {"prompt_tokens": 1}}]}
+    assert prediction_tokens(dspy.Prediction(answer="7", trace=trace)) == 16
+    assert prediction_tokens(dspy.Prediction(answer="7")) == 0 and prediction_tokens(None) == 0
