@@ -166,7 +166,7 @@ def log_program_model(program: dspy.Module, name: str = "program") -> str:
     import mlflow
 
     from optimize.saved import package_versions
-    from optimize.tracking import _assert_no_secrets
+    from optimize.tracking import assert_no_secrets
 
     # Explicit requirements: MLflow would otherwise infer them by loading the model in a
     # subprocess, which takes seconds. The pickled program imports this package (scale-tts).
@@ -176,7 +176,7 @@ def log_program_model(program: dspy.Module, name: str = "program") -> str:
     with tempfile.TemporaryDirectory(prefix="scale-model-") as tmp:
         mlflow.dspy.save_model(program, str(Path(tmp) / name), use_dspy_model_save=True,
                                pip_requirements=requirements)
-        _assert_no_secrets(Path(tmp))
+        assert_no_secrets(Path(tmp))
     return str(mlflow.dspy.log_model(program, name=name, use_dspy_model_save=True,
                                      pip_requirements=requirements).model_uri)
 

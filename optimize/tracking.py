@@ -27,7 +27,7 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-__all__ = ["Tracker", "redact", "secret_values", "default_tracking_uri", "flatten"]
+__all__ = ["Tracker", "redact", "secret_values", "assert_no_secrets", "default_tracking_uri", "flatten"]
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class Tracker:
     def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         """Log a file or directory. Text files are checked for secrets first (never upload a leak)."""
         path = Path(path)
-        _assert_no_secrets(path)
+        assert_no_secrets(path)
         if path.is_dir():
             self.client.log_artifacts(run_id, str(path), artifact_path)
         else:
@@ -176,7 +176,8 @@ def _param_value(value: Any) -> str:
     return text[:6000]
 
 
-def _assert_no_secrets(path: Path) -> None:
+def assert_no_secrets(path: Path) -> None:
+    """Raise if any file under ``path`` holds the value of an API-key variable (checked before logging)."""
     secrets = secret_values()
     if not secrets:
         return

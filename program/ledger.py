@@ -29,11 +29,11 @@ from typing import Any
 
 __all__ = ["Call", "Ledger", "STAGES", "record", "recording", "stage", "current_stage", "current_ledger"]
 
-# Known stage names, in pipeline order (others are allowed: baselines add their own).
+# Known stage names, in pipeline order (others are allowed). Thinking vs answer tokens are split
+# inside each stage (``thinking_tokens`` / ``answer_tokens``), e.g. System 2 or budget forcing "bf".
 STAGES = (
-    "rewrite", "decompose", "select", "difficulty",
-    "system1", "system2_thinking", "system2_answer",
-    "cot", "vote", "inftythink", "inftythink_summary", "forced_thinking", "forced_answer",
+    "rewrite", "decompose", "select", "difficulty", "system1", "system2",
+    "cot", "vote", "inftythink", "inftythink_summary", "bf",
 )
 
 
