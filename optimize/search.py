@@ -1,0 +1,218 @@
+"""Search tau and the budgets for the best accuracy/tokens trade-off: an Optuna study over SCALE.
+
+Two objectives: accuracy on the dev slice (maximise) and mean tokens per problem (minimise).
+Each trial is one configuration evaluated on the dev problems (``optimize.objective``); the
+paper's best setting (tau 0.2) and the reference code's default (tau 0.5), with the base budgets
+clipped to the space, are enqueued as the first trials (once per study).
+
+- Reuse: plans (decomposition, up-front difficulty) are made once per problem and reused by every
+  trial, resumed study and worker (``optimize.plans``); identical LM calls come from the response
+  cache. Per trial and in total, the search reports the true cost of each configuration and the
+  tokens it actually spent.
+- Resume and several workers: ``optimize.study`` (N is the study's total; a rerun runs only what
+  is missing; a failed trial is recorded FAIL with its ``fail_reason`` and the study goes on).
+- MLflow: one parent run per study (its id is a study user attr, so resumes and other workers log
+  under it) and one child run per trial, by explicit parent id (``optimize.tracking``).
+- At the end: the Pareto front as a table, ``pareto/front.png``, and ``pareto/trial-<n>.yaml``
+  experiment files (``optimize.pareto``).
+
+Example:
+    >>> result = run_search(load_experiment("experiments/quickstart.yaml"), trials=4)  # doctest: +SKIP
+    >>> print_search(result)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import TrialState
+
+from optimize.experiment import ExperimentConfig, experiment_to_dict
+from optimize.objective import SearchObjective, load_dev, paper_seeds
+from optimize.pareto import export_front, front_trials, pareto_table, plot_front, trial_row
+from optimize.plans import PlanStore
+from optimize.space import SearchSpace
+from optimize.study import StudyHandle, counted_trials, enqueue_seeds, interrupt_trial, next_trial, open_study, study_lock
+
+if TYPE_CHECKING:
+    import dspy
+
+    from optimize.tracking import Tracker
+    from program.lm import Systems
+
+__all__ = ["SearchResult", "run_search", "print_search", "PARENT_RUN_ATTR"]
+
+log = logging.getLogger(__name__)
+
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+
+
+@dataclass
+class SearchResult:
+    """What a ``run_search`` call did and where everything is."""
+
+    study: optuna.Study
+    storage_url: str
+    run_dir: Path
+    ran: int
+    front: list[optuna.trial.FrozenTrial]
+    exported: list[Path] = field(default_factory=list)
+    plot: Path | None = None
+    parent_run_id: str | None = None
+    tracking_uri: str | None = None
+    complete: bool = False
+    totals: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dashboard_command(self) -> str:
+        """The optuna-dashboard command for this study's storage."""
+        url = self.storage_url
+        return f"optuna-dashboard {url.removeprefix('journal:') if url.startswith('journal:') else url}"
+
+
+def run_search(config: ExperimentConfig, *, trials: int | None = None, study_name: str | None = None,
+               storage: str | None = None, program_dir: str | Path | None = None, workers: int | None = None,
+               systems: Systems | None = None, examples: Sequence[dspy.Example] | None = None,
+               tracking: bool = True, progress: bool = True,
+               on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None) -> SearchResult:
+    """Run (or resume, or join) the study until it holds ``trials`` counted trials; export the front.
+
+    Args:
+        config: the experiment (base program, dev slice, ``search`` and ``tracking`` sections).
+        trials, study_name, storage: override ``config.search``; storage URLs as in ``optimize.study``.
+        program_dir: a compiled program whose demos/instructions every trial keeps.
+        workers: problems evaluated at once in a trial (default ``config.tracking.workers``). For
+            trials in parallel, start more ``scale search`` processes on the same storage.
+        systems: LMs for every trial (tests); default: built from each trial's config.
+        examples: the dev problems (default: ``load_dev(config)``).
+        tracking: log to MLflow (``config.tracking.mlflow_uri``, else the default store).
+        progress: progress bars and a line per finished trial.
+        on_trial: called with each trial this process finished.
+    """
+    search = config.search
+    total = trials if trials is not None else search.trials
+    if total < 1:
+        raise ValueError(f"`trials={total!r}` must be at least 1.")
+    space = SearchSpace.parse(search.space)  # a bad space fails before any model call
+    dev = list(examples) if examples is not None else load_dev(config)
+    handle = open_study(study_name or search.study, storage or search.storage, config.run_dir,
+                        sampler_name=search.sampler, seed=search.seed, trials=total)
+    tracker, parent = _parent_run(config, handle, total) if tracking else (None, None)
+    if search.enqueue_paper:
+        enqueue_seeds(handle, paper_seeds(space, config.program), total)
+    objective = SearchObjective(config, dev, run_dir=config.run_dir, systems=systems,
+                                plans=PlanStore(config.run_dir / "plans.jsonl"), program_dir=program_dir,
+                                tracker=tracker, parent_run_id=parent, workers=workers or config.tracking.workers,
+                                progress=progress)
+    ran = 0
+    while (trial := next_trial(handle, total)) is not None:
+        try:
+            values = objective(trial)
+        except KeyboardInterrupt:
+            with study_lock(handle.lock_path):
+                interrupt_trial(handle, trial, "Ctrl-C")
+            raise
+        except Exception as exc:  # recorded FAIL with its fail_reason; the study goes on
+            log.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
+            frozen = handle.study.tell(trial, state=TrialState.FAIL)
+        else:
+            frozen = handle.study.tell(trial, values)
+        ran += 1
+        if progress:
+            _print_trial(frozen)
+        if on_trial is not None:
+            on_trial(frozen)
+    return _finish(config, handle, total, ran, tracker, parent)
+
+
+def _parent_run(config: ExperimentConfig, handle: StudyHandle, total: int) -> tuple[Tracker, str]:
+    """The study's MLflow parent run: made by the first process, found through a study attr by the others."""
+    from optimize.tracking import Tracker, default_tracking_uri
+
+    uri = config.tracking.mlflow_uri or default_tracking_uri(config.run_dir)
+    tracker = Tracker.create(uri, config.tracking.mlflow_experiment)
+    with study_lock(handle.lock_path):
+        parent = handle.study.user_attrs.get(PARENT_RUN_ATTR)
+        if parent is not None:
+            try:
+                tracker.client.get_run(parent)
+            except Exception:  # made in another tracking store: start one here
+                log.warning("MLflow run %s of study %s is not in %s; starting a new parent run", parent, handle.name, uri)
+                parent = None
+        if parent is None:
+            parent = tracker.start(f"search-{handle.name}", params={
+                "study": handle.name, "trials": total, "storage": handle.url, **experiment_to_dict(config)},
+                tags={"optuna.study": handle.name})
+            tracker.log_dict(parent, experiment_to_dict(config), "config.json")
+            handle.study.set_user_attr(PARENT_RUN_ATTR, parent)
+    return tracker, parent
+
+
+def _finish(config: ExperimentConfig, handle: StudyHandle, total: int, ran: int, tracker: Tracker | None,
+            parent: str | None) -> SearchResult:
+    """Front, table files, plot and exports; the parent run closes once no trial is left anywhere."""
+    pareto_dir = config.run_dir / "pareto"
+    with study_lock(handle.lock_path):  # several workers may finish at once: one writes at a time
+        study = handle.study
+        counted = counted_trials(study)
+        busy = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+        complete = len(counted) >= total and not busy
+        front = front_trials(study)
+        exported = export_front(study, config, pareto_dir)
+        plot = plot_front(study, pareto_dir / "front.png")
+        totals = {"trials": len(counted),
+                  "complete": sum(1 for t in counted if t.state == TrialState.COMPLETE),
+                  "failed": sum(1 for t in counted if t.state == TrialState.FAIL),
+                  "true_cost_tokens": sum(int(t.user_attrs.get("true_cost_tokens", 0)) for t in counted),
+                  "spent_tokens": sum(int(t.user_attrs.get("spent_tokens", 0)) for t in counted)}
+        if tracker is not None and parent is not None:
+            try:
+                tracker.log_metrics(parent, {f"search_{k}": v for k, v in totals.items()})
+                tracker.log_artifact(parent, pareto_dir, "pareto")
+                if complete:
+                    tracker.end(parent)
+            except Exception as exc:  # the study's results are safe in its storage either way
+                log.warning("could not log the search summary to MLflow (%s: %s)", type(exc).__name__, exc)
+    return SearchResult(study=study, storage_url=handle.url, run_dir=config.run_dir, ran=ran, front=front,
+                        exported=exported, plot=plot, parent_run_id=parent,
+                        tracking_uri=tracker.uri if tracker else None, complete=complete, totals=totals)
+
+
+def _print_trial(trial: optuna.trial.FrozenTrial) -> None:
+    row = trial_row(trial)
+    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in trial.user_attrs.get("values", trial.params).items())
+    if trial.state == TrialState.COMPLETE:
+        outcome = (f"accuracy {row['accuracy']:.1f}%, {row['mean_tokens']:,.0f} tokens/problem, "
+                   f"spent {row.get('spent_tokens', 0):,}")
+    else:
+        outcome = f"{trial.state.name}: {row.get('fail_reason', '')}"
+    print(f"trial {trial.number} ({params}): {outcome}", flush=True)
+
+
+def print_search(result: SearchResult, console: Any = None) -> None:
+    """The Pareto table, the totals, and where the exports, plot, MLflow runs and dashboard are."""
+    from rich.console import Console
+
+    console = console or Console()
+    rows = [trial_row(t) for t in result.front]
+    console.print(pareto_table(rows) if rows else "[yellow]No finished trials: no Pareto front yet.[/yellow]")
+    t = result.totals
+    console.print(f"{t['trials']} trials ({t['complete']} complete, {t['failed']} failed; {result.ran} run now). "
+                  f"Tokens: true cost of all configurations {t['true_cost_tokens']:,}; "
+                  f"spent by the search {t['spent_tokens']:,} (the rest was reused).", highlight=False)
+    if not result.complete:
+        console.print("Other trials are still running or queued (another worker); the last one to finish "
+                      "closes the MLflow parent run.", highlight=False)
+    for path in result.exported:
+        console.print(f"exported: {path}", highlight=False)
+    console.print(f"plot: {result.plot}", highlight=False)
+    if result.tracking_uri:
+        console.print(f"MLflow: parent run {result.parent_run_id} in {result.tracking_uri} "
+                      f"(mlflow ui --backend-store-uri {result.tracking_uri})", highlight=False)
+    console.print(f"dashboard: {result.dashboard_command}", highlight=False)
