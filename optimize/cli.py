@@ -16,7 +16,7 @@ import sys
 # litellm downloads a price list at import unless told not to; offline that stalls for seconds.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-COMMANDS = ("serve", "data", "grade", "run", "eval", "compile", "search")
+COMMANDS = ("serve", "data", "grade", "run", "eval", "compile", "search", "quickstart")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,59 @@
+"""``scale search``: an Optuna study of tau and the budgets (accuracy up, tokens down).
+
+Rerunning with the same ``--study`` resumes: only the trials missing up to ``--trials`` run.
+Start the same command in several terminals or machines on one ``--storage`` to run trials in
+parallel. At the end: the Pareto table, ``<run dir>/pareto/front.png``, one experiment file per
+Pareto trial (``<run dir>/pareto/trial-<n>.yaml``), and the optuna-dashboard command.
+
+Example:
+    scale search --config experiments/quickstart.yaml --trials 8
+    scale search --config experiments/quickstart.yaml --trials 16 --storage journal:runs/shared.journal
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from optimize.commands.common import add_data_options, add_lm_options, resolve_experiment
+from optimize.commands.eval import _positive_int
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "search", help="Optuna search over tau and budgets: Pareto front of accuracy vs tokens",
+        description="Search the threshold and the budgets with Optuna (two objectives: accuracy on the dev "
+                    "slice, mean tokens per problem). Resumable; several processes may share one study.")
+    parser.add_argument("--trials", type=_positive_int, metavar="N",
+                        help="total trials in the study, counting earlier runs (default: the config's search.trials)")
+    parser.add_argument("--study", metavar="NAME", help="study name; the same name resumes (default: the config's)")
+    parser.add_argument("--storage", metavar="URL",
+                        help="Optuna storage: sqlite:///FILE, postgresql://..., or journal:FILE "
+                             "(default: sqlite:///<run dir>/optuna.db)")
+    parser.add_argument("--program", metavar="DIR",
+                        help="start from a saved (compiled) program: its demos and instructions are kept")
+    parser.add_argument("--workers", type=_positive_int, metavar="W",
+                        help="problems evaluated at once within a trial (default: the config's tracking.workers)")
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_lm_options(parser)
+    add_data_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from optimize.search import print_search, run_search
+    from program.local import ensure_server
+
+    if args.program and not args.config:  # the saved program's own config is the base
+        from optimize.commands.compile import experiment_for_saved
+
+        config = experiment_for_saved(args)
+    else:
+        config = resolve_experiment(args)
+    with ensure_server(config.program.lm):
+        result = run_search(config, trials=args.trials, study_name=args.study, storage=args.storage,
+                            program_dir=args.program, workers=args.workers, tracking=not args.no_mlflow,
+                            progress=not args.no_progress)
+    print_search(result)
+    return 0
+
