@@ -103,13 +103,18 @@ def print_run(problem: str, prediction: Any, ledger: Ledger, *, method: str = ""
     for failure in trace.get("failures", []) if isinstance(trace, dict) else []:
         console.print(Text.assemble(("note: ", "yellow"), failure_text(failure)))
 
-    calls = Table(title="LM calls", box=box.SIMPLE_HEAD)  # light borders: the columns fit 80 characters
-    for column in ("#", "stage", "model", "prompt", "completion", "thinking", "seconds"):
+    models = sorted({call.model for call in ledger.calls})
+    one_model = len(models) == 1  # then name it once, not on every row
+    calls = Table(title="LM calls", box=box.SIMPLE_HEAD,  # light borders: the columns fit 80 characters
+                  caption=f"model: {models[0]}" if one_model else None)
+    columns = ("#", "stage", *(() if one_model else ("model",)), "prompt", "completion", "thinking", "seconds")
+    for column in columns:
         calls.add_column(column, justify="left" if column in ("stage", "model") else "right",
                          overflow="fold", no_wrap=column != "model")  # only a long model name may wrap
     for number, call in enumerate(ledger.calls, 1):
-        calls.add_row(str(number), call.stage, call.model, str(call.prompt_tokens), str(call.completion_tokens),
-                      str(call.thinking_tokens), "cached" if call.cached else f"{call.seconds:.2f}")
+        calls.add_row(str(number), call.stage, *(() if one_model else (call.model,)), str(call.prompt_tokens),
+                      str(call.completion_tokens), str(call.thinking_tokens),
+                      "cached" if call.cached else f"{call.seconds:.2f}")
     console.print(calls)
     stages = Table(title="Tokens by stage")
     for column in ("stage", "calls", "prompt", "completion", "thinking", "answer"):
