@@ -1,0 +1,327 @@
+"""How a stage talks to its LM: a plain-text adapter, forgiving parsers, and the one call helper.
+
+Small models (the default is a 1.5B coder model at temperature 0) often break DSPy's
+``[[ ## field ## ]]`` reply format. ``PlainAdapter`` asks for no format at all: the system message
+is the signature's instruction, the user message lists the inputs under plain labels, and the
+WHOLE reply is read as the output. The output's type decides how it is read:
+
+- ``str``: the reply itself (a solution that ends in ``\\boxed{}``);
+- ``list[str]``: a JSON list/object, else numbered lines ("1. ...", "Step 2: ..."), else bullets;
+- ``float`` / ``int``: a number anywhere in the reply (``0.3``, ``30%``, ``3/10``);
+- several outputs: ``Label: value`` sections.
+
+Replies in DSPy's own ``[[ ## field ## ]]`` format are accepted too. Instructions and demos stay
+DSPy parameters, so optimizers still tune them. A reply that cannot be read raises an
+``AdapterParseError`` whose ``reason`` says why; ``call`` turns that into a recorded failure.
+
+Example:
+    >>> parse_steps("Here is the plan:\\n1. Find the eggs left.\\n2. Find the income.")
+    ['Find the eggs left.', 'Find the income.']
+    >>> parse_number("Difficulty: 0.35")
+    0.35
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import asdict, dataclass
+from typing import Any, Generic, TypeVar, get_origin
+
+import dspy
+import json_repair
+from dspy.utils.exceptions import AdapterParseError
+
+from program import ledger
+
+__all__ = ["PlainAdapter", "ParseError", "Failure", "Attempt", "Shared", "call",
+           "parse_steps", "parse_number", "parse_index"]
+
+T = TypeVar("T")
+_DSPY_HEADER = re.compile(r"^\s*\[\[ ## (\w+) ## \]\]\s*$", re.M)
+_NUMBERED = re.compile(r"^(?:(?:step|sub-?problem|part)\s*)?\(?(\d{1,2})\)?(?:[.)]\s+|\s*[:\-–]\s*)(\S.*)$|"
+                       r"^(?:step|sub-?problem|part)\s+(\d{1,2})\s+(\S.*)$", re.I)
+_BULLET = re.compile(r"^[-*•]\s+(\S.*)$")
+_NUMBER = re.compile(r"(?<![\w.])(-?(?:\d+(?:\.\d+)?|\.\d+))(?:\s*/\s*(\d+(?:\.\d+)?))?(\s*%)?")
+
+
+class ParseError(AdapterParseError):
+    """A reply that could not be read; ``reason`` is a short, recordable explanation."""
+
+    def __init__(self, signature: Any, completion: str, reason: str) -> None:
+        super().__init__(adapter_name="PlainAdapter", signature=signature, lm_response=completion, message=reason)
+        self.reason = reason
+
+
+# --- parsers -----------------------------------------------------------------------------------
+
+def parse_steps(text: str) -> list[str]:
+    """Items of a list reply: JSON (list or ``{"step1": ...}``), numbered lines, or bullets.
+
+    Raises ``ValueError`` (with the reason) when no item is found.
+
+    Example:
+        >>> parse_steps('{"step1": "Find A", "step2": "Find B"}')
+        ['Find A', 'Find B']
+    """
+    body = _unfence(text)
+    if body.lstrip().startswith(("{", "[")):
+        items = _json_items(body)
+        if items:
+            return items
+    items = _line_items(body)
+    if items:
+        return items
+    items = _json_items(body)
+    if items:
+        return items
+    raise ValueError("no list of sub-problems found (expected numbered lines or a JSON list)")
+
+
+def parse_number(text: str) -> float:
+    """The number a reply gives, preferring a decimal in [0, 1] (so "Step 2: 0.3" reads 0.3).
+
+    ``30%`` reads 0.3 and ``3/10`` reads 0.3. Raises ``ValueError`` when there is no number.
+
+    Example:
+        >>> parse_number("I'd say 7/10.")
+        0.7
+    """
+    values: list[tuple[float, bool]] = []
+    for match in _NUMBER.finditer(text):
+        number, denominator, percent = match.groups()
+        value = float(number)
+        if denominator is not None and float(denominator) != 0:
+            value /= float(denominator)
+        if percent:
+            value /= 100.0
+        values.append((value, "." in number or denominator is not None or bool(percent)))
+    if not values:
+        raise ValueError("no number in the reply")
+    for wanted in (lambda v, d: d and 0.0 <= v <= 1.0, lambda v, d: 0.0 <= v <= 1.0, lambda v, d: True):
+        for value, decimal in values:
+            if wanted(value, decimal):
+                return value
+    raise AssertionError("unreachable")
+
+
+def parse_index(text: str) -> int:
+    """The first whole number in a reply ("Candidate 2 is best" -> 2). Raises ``ValueError`` if none."""
+    match = re.search(r"(?<![\w.])(\d+)(?![\d.]\d)", text)
+    if match is None:
+        raise ValueError("no number in the reply")
+    return int(match.group(1))
+
+
+def _unfence(text: str) -> str:
+    """Drop Markdown code fences and DSPy field headers but keep what is inside."""
+    return _DSPY_HEADER.sub("", re.sub(r"```[a-zA-Z]*", "", text)).strip()
+
+
+def _json_items(text: str) -> list[str]:
+    start = min((i for i in (text.find("{"), text.find("[")) if i != -1), default=-1)
+    if start == -1:
+        return []
+    try:
+        data = json_repair.loads(text[start:])
+    except Exception:  # json_repair is lenient but not total; a bad blob is simply not JSON
+        return []
+    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), (list, dict)):
+        data = next(iter(data.values()))  # {"steps": [...]} or {"plan": {...}}
+    values = list(data.values()) if isinstance(data, dict) else data if isinstance(data, list) else []
+    items = []
+    for value in values:
+        if isinstance(value, dict):  # {"id": 1, "description": "..."}: the longest text is the step
+            texts = [v for v in value.values() if isinstance(v, str)]
+            value = max(texts, key=len) if texts else ""
+        if isinstance(value, (str, int, float)) and str(value).strip():
+            items.append(str(value).strip())
+    return items
+
+
+def _line_items(text: str) -> list[str]:
+    """Numbered lines (continuation lines glued on); bullets only when nothing is numbered."""
+    numbered: list[str] = []
+    bullets: list[str] = []
+    last: list[str] | None = None
+    for raw in text.splitlines():
+        line = raw.strip().replace("**", "").lstrip("#").strip()
+        if not line:
+            last = None
+            continue
+        match = _NUMBERED.match(line)
+        if match:
+            numbered.append((match.group(2) or match.group(4)).strip())
+            last = numbered
+        elif (bullet := _BULLET.match(line)) and not numbered:
+            bullets.append(bullet.group(1).strip())
+            last = bullets
+        elif last:
+            last[-1] = f"{last[-1]} {line}"  # a wrapped line belongs to the item above it
+    items = numbered or bullets
+    return [item.strip(' "\',') for item in items if item.strip(' "\',')]
+
+
+def _parse_value(text: str, annotation: Any) -> Any:
+    if annotation is str:
+        return text
+    if get_origin(annotation) is list:
+        return parse_steps(text)
+    if annotation is float:
+        return parse_number(text)
+    if annotation is int:
+        return parse_index(text)
+    raise ValueError(f"PlainAdapter cannot read an output of type {annotation!r}")
+
+
+def _dspy_sections(text: str) -> dict[str, str]:
+    """``[[ ## name ## ]]`` blocks of a reply in DSPy's ChatAdapter format (empty if none)."""
+    parts = _DSPY_HEADER.split(text)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=False)}
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, list):
+        return "\n".join(f"{i}. {item}" for i, item in enumerate(value, 1))
+    return "" if value is None else str(value)
+
+
+# --- the adapter -------------------------------------------------------------------------------
+
+class PlainAdapter(dspy.Adapter):
+    """Plain labelled text in, the whole reply out (see the module docstring)."""
+
+    def format(self, signature: Any, demos: list[dict[str, Any]], inputs: dict[str, Any]) -> list[dict[str, Any]]:
+        messages = [{"role": "system", "content": textwrap.dedent(signature.instructions).strip()}]
+        messages.extend(self.format_demos(signature, demos))
+        messages.append({"role": "user",
+                         "content": self.format_user_message_content(signature, inputs, main_request=True)})
+        return messages
+
+    def format_user_message_content(self, signature: Any, inputs: dict[str, Any], prefix: str = "",
+                                    suffix: str = "", main_request: bool = False) -> str:
+        parts = [prefix]
+        parts += [f"{_label(name)}:\n{_render(inputs[name])}" for name in signature.input_fields if name in inputs]
+        if main_request:
+            parts.append(self._reply_hint(signature))
+        parts.append(suffix)
+        return "\n\n".join(p for p in parts if p).strip()
+
+    def format_assistant_message_content(self, signature: Any, outputs: dict[str, Any],
+                                         missing_field_message: str | None = None) -> str:
+        names = list(signature.output_fields)
+        if len(names) == 1:
+            return _render(outputs.get(names[0], missing_field_message))
+        return "\n".join(f"{_label(n)}: {_render(outputs.get(n, missing_field_message))}" for n in names)
+
+    def parse(self, signature: Any, completion: str) -> dict[str, Any]:
+        text = completion.replace("[[ ## completed ## ]]", "").strip()
+        fields = signature.output_fields
+        sections = _dspy_sections(text)
+        if len(fields) > 1:
+            sections = {k: v for k, v in sections.items() if k in fields} or _labelled(text, list(fields))
+            missing = [name for name in fields if not sections.get(name)]
+            if missing:
+                raise ParseError(signature, completion, f"missing section(s) {', '.join(missing)}")
+        else:
+            name = next(iter(fields))
+            sections = {name: sections.get(name, text)}
+        values = {}
+        for name, field in fields.items():
+            try:
+                values[name] = _parse_value(sections[name], field.annotation)
+            except ValueError as exc:
+                raise ParseError(signature, completion, f"{name}: {exc}") from None
+        return values
+
+    @staticmethod
+    def _reply_hint(signature: Any) -> str:
+        fields = signature.output_fields
+        if len(fields) > 1:
+            return "Reply in exactly this form:\n" + "\n".join(f"{_label(n)}: <{f.json_schema_extra.get('desc', n)}>"
+                                                              for n, f in fields.items())
+        field = next(iter(fields.values()))
+        desc = field.json_schema_extra.get("desc", "answer")
+        if get_origin(field.annotation) is list:
+            return f"Reply with {desc} as a numbered list (1., 2., ...), one per line, and nothing else."
+        if field.annotation in (int, float):
+            return f"Reply with {desc}: a single number."
+        return f"Reply with {desc}."
+
+
+def _labelled(text: str, names: list[str]) -> dict[str, str]:
+    """``Conditions: ...`` / ``**Question:** ...`` sections, each running to the next label."""
+    pattern = re.compile(r"^[\s*#]*(" + "|".join(re.escape(_label(n)) for n in names) + r")[\s*]*:[\s*]*",
+                         re.I | re.M)
+    matches = list(pattern.finditer(text))
+    sections: dict[str, str] = {}
+    for match, after in zip(matches, [*matches[1:], None], strict=False):
+        name = match.group(1).lower().replace(" ", "_")
+        body = text[match.end(): after.start() if after else len(text)].strip()
+        sections.setdefault(name, body)
+    return sections
+
+
+# --- calling a predictor in a stage --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Failure:
+    """Something a stage could not do, and what it did instead (kept in every trace)."""
+
+    stage: str
+    reason: str
+    step: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One predictor call: its prediction, or why there is none."""
+
+    prediction: dspy.Prediction | None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.prediction is not None
+
+
+class Shared(Generic[T]):
+    """Holds what every copy of a program shares (LMs, a plan cache): optimizers deep-copy
+    programs, but connections and caches are not parameters."""
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Shared[T]:
+        return self
+
+
+DEFAULT_ADAPTER = PlainAdapter()
+
+
+def call(predictor: dspy.Predict, lm: dspy.LM, stage_name: str, *, config: dict[str, Any] | None = None,
+         adapter: dspy.Adapter | None = None, **inputs: Any) -> Attempt:
+    """Run ``predictor`` on ``lm`` with its calls booked to ``stage_name``; unreadable replies become reasons.
+
+    The LM is bound for this call only (never stored on the predictor), so a saved program holds no
+    connection settings. Server errors propagate: they are not the model's answer.
+
+    Example:
+        >>> from program.testing import function_lm
+        >>> lm = function_lm(lambda messages: "0.4")
+        >>> call(dspy.Predict("question -> score: float"), lm, "difficulty", question="?").prediction.score
+        0.4
+    """
+    with dspy.context(lm=lm, adapter=adapter or DEFAULT_ADAPTER), ledger.stage(stage_name):
+        try:
+            return Attempt(predictor(**inputs, config=dict(config or {})))
+        except AdapterParseError as exc:
+            reason = getattr(exc, "reason", None) or str(exc).strip().splitlines()[0]
+            return Attempt(None, reason)
