@@ -1,0 +1,137 @@
+"""Decomposition: the problem as an ordered list of sub-problems (targets, not methods).
+
+The pipeline, following the SCALE reference code where it is sound:
+
+1. optional **rewrite** into conditions + question (the last sub-problem becomes the question, so
+   the final step always answers what was asked);
+2. **k candidates**, each its own call with a distinct rollout id and seed (never ``n > 1``); an
+   unreadable candidate is asked again (bounded), then dropped with the reason recorded;
+3. **selection** when more than one candidate survives: an LLM judge returns the number of the best
+   (by logical correctness, clarity, completeness, relevance, simplicity); an unreadable or
+   out-of-range choice means the first candidate, recorded;
+4. plans longer than ``max_steps`` are **cut**, keeping the last step;
+5. no usable candidate at all: a **one-step plan**, the problem itself, recorded as a failure.
+
+Example:
+    >>> Decomposition(steps=["Find x."]).to_dict()["steps"]
+    ['Find x.']
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import dspy
+
+from program.adapter import Failure, call
+from program.config import ScaleConfig
+
+__all__ = ["Decomposition", "decompose_problem", "rewrite_problem", "sample_candidates", "select_candidate",
+           "render_candidates"]
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """The chosen plan and how it was chosen."""
+
+    steps: list[str]
+    candidates: list[list[str]] = field(default_factory=list)
+    selected: int = 0
+    conditions: str | None = None
+    question: str | None = None
+    failures: list[Failure] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Decomposition:
+        return cls(**{**data, "failures": [Failure(**f) for f in data.get("failures", [])]})
+
+
+def rewrite_problem(predictor: dspy.Predict, lm: dspy.LM, problem: str) -> tuple[str | None, str | None, list[Failure]]:
+    """(conditions, question) of ``problem``, or (None, None) and the failure when unreadable."""
+    result = call(predictor, lm, "rewrite", problem=problem)
+    if not result.ok:
+        return None, None, [Failure("rewrite", f"{result.reason}; kept the problem as it is")]
+    conditions, question = str(result.prediction.conditions).strip(), str(result.prediction.question).strip()
+    return conditions, question, []
+
+
+def sample_candidates(predictor: dspy.Predict, lm: dspy.LM, problem: str, *, k: int, retries: int,
+                      ) -> tuple[list[list[str]], list[Failure]]:
+    """Up to ``k`` decompositions. Attempt j of candidate i uses rollout id and seed ``i + j*k``."""
+    candidates: list[list[str]] = []
+    failures: list[Failure] = []
+    for i in range(k):
+        for attempt in range(retries + 1):
+            rollout = i + attempt * k
+            result = call(predictor, lm, "decompose", config={"rollout_id": rollout, "seed": rollout}, problem=problem)
+            steps = [s.strip() for s in (result.prediction.steps or [])] if result.ok else []
+            steps = [s for s in steps if s]
+            if steps:
+                candidates.append(steps)
+                break
+            reason = result.reason or "the decomposition was empty"
+            failures.append(Failure("decompose", f"candidate {i + 1}, attempt {attempt + 1}: {reason}"))
+    return candidates, failures
+
+
+def render_candidates(candidates: list[list[str]]) -> str:
+    """Candidates as the judge sees them: "Candidate 1:" followed by its numbered steps."""
+    blocks = []
+    for i, steps in enumerate(candidates, 1):
+        lines = "\n".join(f"  {j}. {step}" for j, step in enumerate(steps, 1))
+        blocks.append(f"Candidate {i}:\n{lines}")
+    return "\n\n".join(blocks)
+
+
+def select_candidate(predictor: dspy.Predict, lm: dspy.LM, problem: str, candidates: list[list[str]],
+                     ) -> tuple[int, list[Failure]]:
+    """Index (0-based) of the judge's choice; 0 with a recorded failure when unreadable or out of range."""
+    if len(candidates) < 2:
+        return 0, []
+    result = call(predictor, lm, "select", problem=problem, candidates=render_candidates(candidates))
+    if not result.ok:
+        return 0, [Failure("select", f"{result.reason}; took the first candidate")]
+    choice = result.prediction.best
+    if not isinstance(choice, int) or not 1 <= choice <= len(candidates):
+        return 0, [Failure("select", f"choice {choice!r} is not a candidate number 1..{len(candidates)}; "
+                                     "took the first candidate")]
+    return choice - 1, []
+
+
+def decompose_problem(problem: str, *, decompose: dspy.Predict, select: dspy.Predict, rewrite: dspy.Predict,
+                      lm: dspy.LM, config: ScaleConfig, retries: int = 1) -> Decomposition:
+    """Rewrite (optional), sample k candidates, select one, apply the last-step and length rules.
+
+    Example:
+        >>> from program.testing import function_lm
+        >>> from program.signatures import Decompose, SelectDecomposition, Rewrite
+        >>> lm = function_lm(lambda m: "1. Find A.\\n2. Find B.")
+        >>> decompose_problem("p", decompose=dspy.Predict(Decompose), select=dspy.Predict(SelectDecomposition),
+        ...                   rewrite=dspy.Predict(Rewrite), lm=lm, config=ScaleConfig()).steps
+        ['Find A.', 'Find B.']
+    """
+    failures: list[Failure] = []
+    conditions = question = None
+    if config.rewrite:
+        conditions, question, failed = rewrite_problem(rewrite, lm, problem)
+        failures += failed
+    candidates, failed = sample_candidates(decompose, lm, problem, k=config.num_candidates, retries=retries)
+    failures += failed
+    if not candidates:
+        failures.append(Failure("decompose", "no usable decomposition; solving the problem as one step"))
+        return Decomposition(steps=[problem], conditions=conditions, question=question, failures=failures)
+    selected, failed = select_candidate(select, lm, problem, candidates)
+    failures += failed
+    steps = list(candidates[selected])
+    if question:
+        steps[-1] = question  # the final step answers exactly what was asked
+    if len(steps) > config.max_steps:
+        failures.append(Failure("decompose", f"plan of {len(steps)} steps cut to {config.max_steps}, "
+                                             "keeping the last step"))
+        steps = steps[:config.max_steps - 1] + steps[-1:]
+    return Decomposition(steps=steps, candidates=candidates, selected=selected, conditions=conditions,
+                         question=question, failures=failures)

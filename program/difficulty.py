@@ -1,0 +1,126 @@
+"""Difficulty assessment: a score in [0, 1] per sub-problem, from a small non-thinking call.
+
+Anchors (SCALE, arXiv 2512.00466): 0-0.5 an elementary/middle-school student could do it quickly;
+0.5-1 even a strong high-school or college student would need extensive thought. Rules kept here:
+
+- **Bounded retries.** An unreadable reply is asked again ``difficulty_retries`` times (distinct
+  rollout ids and seeds), then ``fallback_difficulty`` is used and the reason recorded. (The
+  reference code retries forever.)
+- **Clamping.** A readable score outside [0, 1] is clamped; the raw value is kept in the record.
+- **Last-step rule.** With ``last_step_score`` set (reference: 0.9) the last step's score is forced
+  without asking the model, so the final step runs in System 2 unless tau >= that score.
+- **Modes.** ``upfront`` scores every step from the plan alone (earlier step descriptions only);
+  ``solved_context`` scores a step just before it runs, with the earlier steps' answers.
+
+Example:
+    >>> Difficulty(score=0.9, forced=True).to_dict()["forced"]
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import dspy
+
+from program.adapter import Failure, call
+from program.config import ScaleConfig
+from program.execute import render_steps
+
+__all__ = ["Difficulty", "assess_step", "assess_plan"]
+
+STAGE = "difficulty"
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """One step's score and how it came about.
+
+    ``score``: what routing uses. ``raw``: what the model said (None if not asked or unreadable).
+    ``clamped``: raw was outside [0, 1]. ``forced``: the last-step rule set it. ``fallback``: why
+    the fallback score was used. ``attempts``: calls made.
+    """
+
+    score: float
+    raw: float | None = None
+    clamped: bool = False
+    forced: bool = False
+    fallback: str | None = None
+    attempts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Difficulty:
+        return cls(**data)
+
+
+def assess_step(predictor: dspy.Predict, lm: dspy.LM, config: ScaleConfig, *, problem: str, earlier_steps: str,
+                current_step: str, is_last: bool, index: int, max_tokens: int | None = None,
+                ) -> tuple[Difficulty, list[Failure]]:
+    """Score one step (or force it, for the last step under the last-step rule).
+
+    ``earlier_steps`` is rendered by the caller: descriptions only (up front) or with answers
+    (solved context). Every unreadable reply is returned as a ``Failure``.
+
+    Example:
+        >>> from program.testing import function_lm
+        >>> difficulty, failures = assess_step(dspy.Predict("problem, earlier_steps, current_step -> score: float"),
+        ...     function_lm(lambda m: "1.7"), ScaleConfig(), problem="p", earlier_steps="", current_step="s",
+        ...     is_last=False, index=0)
+        >>> difficulty.score, difficulty.raw, difficulty.clamped
+        (1.0, 1.7, True)
+    """
+    if is_last and config.last_step_score is not None:
+        return Difficulty(score=config.last_step_score, forced=True), []
+    failures: list[Failure] = []
+    attempts = config.difficulty_retries + 1
+    for attempt in range(attempts):
+        settings: dict[str, Any] = {"rollout_id": attempt, "seed": attempt}
+        if max_tokens is not None:
+            settings["max_tokens"] = max_tokens
+        result = call(predictor, lm, STAGE, config=settings, problem=problem, earlier_steps=earlier_steps,
+                      current_step=current_step)
+        raw = _as_float(result.prediction.score) if result.ok else None
+        if raw is not None:
+            score = min(1.0, max(0.0, raw))
+            return Difficulty(score=score, raw=raw, clamped=score != raw, attempts=attempt + 1), failures
+        reason = result.reason or f"score {result.prediction.score!r} is not a number"
+        failures.append(Failure(STAGE, f"attempt {attempt + 1}: {reason}", index))
+    reason = f"no readable score after {attempts} attempt(s); used fallback {config.fallback_difficulty}"
+    failures.append(Failure(STAGE, reason, index))
+    return Difficulty(score=config.fallback_difficulty, fallback=reason, attempts=attempts), failures
+
+
+def assess_plan(predictor: dspy.Predict, lm: dspy.LM, config: ScaleConfig, *, problem: str, steps: Sequence[str],
+                max_tokens: int | None = None) -> tuple[list[Difficulty], list[Failure]]:
+    """Score every step up front, each seeing the problem and the earlier step descriptions only.
+
+    Example:
+        >>> from program.testing import function_lm
+        >>> scores, _ = assess_plan(dspy.Predict("problem, earlier_steps, current_step -> score: float"),
+        ...     function_lm(lambda m: "0.2"), ScaleConfig(), problem="p", steps=["a", "b"])
+        >>> [d.score for d in scores]
+        [0.2, 0.9]
+    """
+    difficulties: list[Difficulty] = []
+    failures: list[Failure] = []
+    for i, step in enumerate(steps):
+        difficulty, step_failures = assess_step(
+            predictor, lm, config, problem=problem, earlier_steps=render_steps(steps[:i]), current_step=step,
+            is_last=i == len(steps) - 1, index=i, max_tokens=max_tokens)
+        difficulties.append(difficulty)
+        failures.extend(step_failures)
+    return difficulties, failures
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

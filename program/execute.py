@@ -1,0 +1,116 @@
+r"""Solving: one predictor call that should end in ``\boxed{}``, and the context a SCALE step sees.
+
+``solve`` is the one place where a method asks an LM for a solution and reads its answer; SCALE's
+steps, CoT, majority voting, budget forcing and InftyThink all go through it. Only the VISIBLE
+reply is kept: the engines hand thinking over as a separate part that the adapter never reads,
+and any ``<think>`` section that slipped into the text is cut here as well. So earlier thinking
+can never reach a later step's prompt.
+
+``render_context`` is what step i sees of steps 1..i-1: each description with its visible
+answer (``full``) or with only its extracted value (``final_value``, for small-context models).
+
+Example:
+    >>> done = [StepResult("Find the eggs left.", "16 - 3 - 4 = 9, so \\boxed{9}.", "9")]
+    >>> print(render_context(done, "final_value"))
+    Step 1: Find the eggs left.
+    Result: 9
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import dspy
+
+from data.grading import extract_answer, strip_thinking
+from program import ledger
+from program.adapter import call
+
+__all__ = ["Solution", "StepResult", "solve", "render_context", "render_steps", "captured", "usage_summary"]
+
+ContextMode = Literal["full", "final_value"]
+NO_EARLIER_STEPS = "(none: this is the first step)"
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A visible reply and the answer found in it; ``reason`` says why either is missing."""
+
+    text: str
+    answer: str | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """A solved step as later steps see it."""
+
+    step: str
+    text: str
+    value: str | None
+
+
+def solve(predictor: dspy.Predict, lm: dspy.LM, stage_name: str, *, config: dict[str, Any] | None = None,
+          adapter: dspy.Adapter | None = None, **inputs: Any) -> Solution:
+    r"""Ask ``predictor`` (one free-text output) on ``lm`` in ``stage_name`` and extract the answer.
+
+    Example:
+        >>> from program.testing import function_lm
+        >>> from program.signatures import SolveProblem
+        >>> lm = function_lm(lambda messages: "2 + 2 = 4, so \\boxed{4}.")
+        >>> solve(dspy.Predict(SolveProblem), lm, "cot", problem="2 + 2?").answer
+        '4'
+    """
+    attempt = call(predictor, lm, stage_name, config=config, adapter=adapter, **inputs)
+    if not attempt.ok:
+        return Solution("", None, attempt.reason)
+    output = next(iter(predictor.signature.output_fields))
+    text = strip_thinking(str(getattr(attempt.prediction, output) or ""))
+    if text is None:  # an unclosed <think>: the model never got to a visible answer
+        return Solution("", None, "the reply ended inside an unclosed thinking section")
+    answer = extract_answer(text)
+    return Solution(text.strip(), answer, None if answer is not None else r"no final answer (\boxed{}) in the reply")
+
+
+def render_context(done: Sequence[StepResult], mode: ContextMode = "full") -> str:
+    """Earlier steps as step i sees them: descriptions with visible answers, or values only."""
+    if not done:
+        return NO_EARLIER_STEPS
+    blocks = []
+    for i, result in enumerate(done, 1):
+        if mode == "full":
+            blocks.append(f"Step {i}: {result.step}\nSolution: {result.text or '(no solution)'}")
+        else:
+            blocks.append(f"Step {i}: {result.step}\nResult: {result.value if result.value is not None else 'unknown'}")
+    return "\n\n".join(blocks)
+
+
+def render_steps(steps: Sequence[str]) -> str:
+    """Earlier step descriptions only (up-front difficulty scoring: nothing is solved yet)."""
+    return "\n".join(f"Step {i}: {step}" for i, step in enumerate(steps, 1)) or NO_EARLIER_STEPS
+
+
+@contextlib.contextmanager
+def captured() -> Iterator[ledger.Ledger]:
+    """Record the LM calls inside into a fresh ledger, and pass them on to the active one (if any).
+
+    Lets a module know what one part of its work cost (a plan, a step) without hiding any call
+    from the caller's ledger.
+    """
+    outer = ledger.current_ledger()
+    inner = ledger.Ledger()
+    try:
+        with ledger.recording(inner):
+            yield inner
+    finally:
+        if outer is not None:
+            outer.extend(inner)
+
+
+def usage_summary(calls: ledger.Ledger) -> dict[str, int]:
+    """The token counts of a captured ledger, for traces."""
+    totals = calls.totals()
+    return {key: int(totals[key]) for key in ("calls", "prompt_tokens", "completion_tokens", "thinking_tokens")}
