@@ -1,0 +1,236 @@
+"""SCALE (arXiv 2512.00466) as a DSPy module: decompose, rate each step, route, solve in order.
+
+``Scale.plan(problem)`` does everything that does not depend on tau or the solvers' budgets:
+rewrite, decomposition, selection and (in ``upfront`` mode) difficulty. ``Scale.solve(problem,
+plan)`` routes each step (System 2 iff score > tau), solves the steps in order and returns the
+last step's answer. ``forward(problem)`` is both. A ``plan_cache`` lets a hyperparameter search
+reuse plans across trials; a reused plan's LM calls are re-booked into the active ledger flagged
+``cached``, so a configuration's cost is the same whether its plan was reused or not.
+
+Predictors are attributes (``decompose``, ``select``, ``rewrite``, ``difficulty``, ``system1``,
+``system2``) so DSPy optimizers find them by name. LMs are bound per call, never stored on them.
+
+Example:
+    >>> from program.testing import scripted_systems
+    >>> scale = Scale(ScaleConfig(threshold=0.2), scripted_systems(lambda m: "0.5", lambda m: "\\\\boxed{1}"))
+    >>> sorted(name for name, _ in scale.named_predictors())
+    ['decompose', 'difficulty', 'rewrite', 'select', 'system1', 'system2']
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import dspy
+
+from program import ledger
+from program.adapter import Failure, Shared
+from program.config import ConfigError, ProgramConfig, ScaleConfig
+from program.decompose import Decomposition, decompose_problem
+from program.difficulty import Difficulty, assess_plan, assess_step
+from program.execute import StepResult, captured, render_context, solve, usage_summary
+from program.lm import Systems, build_systems
+from program.routing import route, score_decides
+from program.signatures import AssessDifficulty, Decompose, Rewrite, SelectDecomposition, SolveStep
+
+__all__ = ["Plan", "PlanCache", "MemoryPlanCache", "Scale"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything decided before solving: the steps, their up-front scores, and what they cost.
+
+    ``difficulties`` is None when steps are scored during solving (``solved_context``) or not at
+    all (uniform methods). ``calls`` are the ledger records of the planning calls; ``settings``
+    the knobs the plan depends on (a cached plan made under other settings is not reused).
+    """
+
+    problem: str
+    decomposition: Decomposition
+    difficulties: list[Difficulty] | None
+    failures: list[Failure] = field(default_factory=list)
+    calls: list[ledger.Call] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+    @property
+    def steps(self) -> list[str]:
+        return self.decomposition.steps
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready) for a cache on disk."""
+        return {"problem": self.problem, "decomposition": self.decomposition.to_dict(),
+                "difficulties": None if self.difficulties is None else [d.to_dict() for d in self.difficulties],
+                "failures": [f.to_dict() for f in self.failures],
+                "calls": ledger.Ledger(calls=list(self.calls)).to_records(), "settings": dict(self.settings)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        difficulties = data.get("difficulties")
+        return cls(problem=data["problem"], decomposition=Decomposition.from_dict(data["decomposition"]),
+                   difficulties=None if difficulties is None else [Difficulty.from_dict(d) for d in difficulties],
+                   failures=[Failure(**f) for f in data.get("failures", [])],
+                   calls=ledger.Ledger.from_records(data.get("calls", [])).calls, settings=data.get("settings", {}))
+
+
+class PlanCache(Protocol):
+    """Where plans are kept between trials, keyed by problem text."""
+
+    def get(self, problem: str) -> Plan | None: ...
+
+    def put(self, problem: str, plan: Plan) -> None: ...
+
+
+class MemoryPlanCache:
+    """A thread-safe in-memory ``PlanCache``.
+
+    Example:
+        >>> cache = MemoryPlanCache()
+        >>> cache.get("2 + 2?") is None
+        True
+    """
+
+    def __init__(self) -> None:
+        self._plans: dict[str, Plan] = {}
+        self._lock = threading.Lock()
+
+    def get(self, problem: str) -> Plan | None:
+        with self._lock:
+            return self._plans.get(problem)
+
+    def put(self, problem: str, plan: Plan) -> None:
+        with self._lock:
+            self._plans[problem] = plan
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+
+class Scale(dspy.Module):
+    """The SCALE program. Knobs come from a frozen ``ScaleConfig``; a search rebuilds it per trial.
+
+    Args:
+        config: a ``ScaleConfig`` (then ``systems`` is required) or a ``ProgramConfig`` (its
+            ``scale`` knobs; its LM config builds the systems when none are given).
+        systems: the stages / System 1 / System 2 LMs.
+        plan_cache: optional ``PlanCache`` shared by every copy of the program.
+        decompose_retries: extra attempts per unreadable decomposition candidate.
+        difficulty_max_tokens: cap on a difficulty reply (reference: 64); None = the stages' cap.
+        assess_difficulty: False skips scoring (uniform methods; needs tau >= 1 or tau < 0).
+    """
+
+    def __init__(self, config: ScaleConfig | ProgramConfig, systems: Systems | None = None, *,
+                 plan_cache: PlanCache | None = None, decompose_retries: int = 1,
+                 difficulty_max_tokens: int | None = 64, assess_difficulty: bool = True) -> None:
+        super().__init__()
+        if isinstance(config, ProgramConfig):
+            systems = systems or build_systems(config.lm)
+            config = config.scale
+        if systems is None:
+            raise ConfigError("Scale(ScaleConfig) needs `systems=` (see program.lm.build_systems); "
+                              "or pass a ProgramConfig to build them from its LM config.")
+        if not assess_difficulty and score_decides(config.threshold):
+            raise ConfigError(f"`assess_difficulty=False` needs a threshold that decides alone (>= 1 or < 0), "
+                              f"got `threshold={config.threshold!r}`.")
+        if decompose_retries < 0:
+            raise ConfigError(f"`decompose_retries={decompose_retries!r}` must be non-negative.")
+        self.config = config
+        self.decompose_retries = decompose_retries
+        self.difficulty_max_tokens = difficulty_max_tokens
+        self.assess_difficulty = assess_difficulty
+        self._systems = Shared(systems)
+        self._plan_cache = Shared(plan_cache)
+        self.decompose = dspy.Predict(Decompose)
+        self.select = dspy.Predict(SelectDecomposition)
+        self.rewrite = dspy.Predict(Rewrite)
+        self.difficulty = dspy.Predict(AssessDifficulty)
+        self.system1 = dspy.Predict(SolveStep)
+        self.system2 = dspy.Predict(SolveStep)
+
+    @property
+    def systems(self) -> Systems:
+        return self._systems.value
+
+    def forward(self, problem: str) -> dspy.Prediction:
+        """Plan, then solve. Returns ``Prediction(answer, solution, trace)``."""
+        return self.solve(problem, self.plan(problem))
+
+    def plan_settings(self) -> dict[str, Any]:
+        """The knobs a plan depends on (not tau, not the solvers' budgets)."""
+        c = self.config
+        return {"num_candidates": c.num_candidates, "rewrite": c.rewrite, "max_steps": c.max_steps,
+                "difficulty_mode": c.difficulty_mode, "difficulty_retries": c.difficulty_retries,
+                "fallback_difficulty": c.fallback_difficulty, "last_step_score": c.last_step_score,
+                "assess_difficulty": self.assess_difficulty, "decompose_retries": self.decompose_retries,
+                "difficulty_max_tokens": self.difficulty_max_tokens}
+
+    def plan(self, problem: str) -> Plan:
+        """Rewrite + decompose + select + up-front difficulty, or the cached plan (its calls re-booked as cached)."""
+        cache = self._plan_cache.value
+        settings = self.plan_settings()
+        if cache is not None:
+            hit = cache.get(problem)
+            if hit is not None and hit.settings == settings:
+                active = ledger.current_ledger()
+                for c in hit.calls:
+                    if active is not None:
+                        active.add(replace(c, cached=True))
+                return replace(hit, cached=True)
+        with captured() as calls:
+            decomposition = decompose_problem(problem, decompose=self.decompose, select=self.select,
+                                              rewrite=self.rewrite, lm=self.systems.stages, config=self.config,
+                                              retries=self.decompose_retries)
+            failures = list(decomposition.failures)
+            difficulties = None
+            if self.assess_difficulty and self.config.difficulty_mode == "upfront":
+                difficulties, failed = assess_plan(self.difficulty, self.systems.stages, self.config, problem=problem,
+                                                   steps=decomposition.steps, max_tokens=self.difficulty_max_tokens)
+                failures += failed
+        plan = Plan(problem, decomposition, difficulties, failures, list(calls.calls), settings)
+        if cache is not None:
+            cache.put(problem, plan)
+        return plan
+
+    def solve(self, problem: str, plan: Plan) -> dspy.Prediction:
+        """Route and solve the plan's steps in order; the problem's answer is the last step's."""
+        failures = list(plan.failures)
+        done: list[StepResult] = []
+        traces: list[dict[str, Any]] = []
+        steps = plan.steps
+        for i, step in enumerate(steps):
+            with captured() as calls:
+                difficulty = self._difficulty(plan, problem, done, i, failures)
+                decision = route(difficulty.score if difficulty else None, self.config.threshold)
+                predictor = self.system1 if decision.mode == "system1" else self.system2
+                lm = self.systems.system1 if decision.mode == "system1" else self.systems.system2
+                result = solve(predictor, lm, decision.mode, problem=problem,
+                               earlier_steps=render_context(done, self.config.context), current_step=step)
+            if result.reason:
+                failures.append(Failure(decision.mode, result.reason, i))
+            done.append(StepResult(step, result.text, result.answer))
+            traces.append({"index": i, "step": step, "difficulty": difficulty.to_dict() if difficulty else None,
+                           **decision.to_dict(), "visible": result.text, "value": result.answer,
+                           "usage": usage_summary(calls)})
+        last = done[-1]
+        trace = {"method": "scale", "threshold": self.config.threshold,
+                 "difficulty_mode": self.config.difficulty_mode, "context": self.config.context,
+                 "plan": {**plan.decomposition.to_dict(), "cached": plan.cached}, "steps": traces,
+                 "failures": [f.to_dict() for f in failures]}
+        trace["plan"].pop("failures")
+        return dspy.Prediction(answer=last.value or "", solution=last.text, trace=trace)
+
+    def _difficulty(self, plan: Plan, problem: str, done: list[StepResult], index: int,
+                    failures: list[Failure]) -> Difficulty | None:
+        """The step's score: from the plan (up front), now (solved context), or none (uniform)."""
+        if plan.difficulties is not None:
+            return plan.difficulties[index]
+        if not self.assess_difficulty:
+            return None
+        difficulty, failed = assess_step(
+            self.difficulty, self.systems.stages, self.config, problem=problem,
+            earlier_steps=render_context(done, self.config.context), current_step=plan.steps[index],
+            is_last=index == len(plan.steps) - 1, index=index, max_tokens=self.difficulty_max_tokens)
+        failures.extend(failed)
+        return difficulty
