@@ -1,0 +1,55 @@
+"""What runs at inference time: SCALE, its baselines, and the LMs they run on.
+
+Names are re-exported lazily (PEP 562), so ``import program.config`` stays cheap and does not
+pull in DSPy.
+
+Example:
+    >>> from program import ProgramConfig, build_program
+    >>> ProgramConfig(method="cot").method
+    'cot'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ConfigError": "program.config",
+    "LMConfig": "program.config",
+    "ScaleConfig": "program.config",
+    "VoteConfig": "program.config",
+    "InftyThinkConfig": "program.config",
+    "ProgramConfig": "program.config",
+    "METHODS": "program.config",
+    "Systems": "program.lm",
+    "build_systems": "program.lm",
+    "Ledger": "program.ledger",
+    "recording": "program.ledger",
+    "Scale": "program.scale",
+    "Plan": "program.scale",
+    "PlanCache": "program.scale",
+    "MemoryPlanCache": "program.scale",
+    "CoT": "program.baselines",
+    "MajorityVote": "program.baselines",
+    "InftyThink": "program.baselines",
+    "BudgetForcing": "program.baselines",
+    "build_program": "program.methods",
+    "PlainAdapter": "program.adapter",
+    "Failure": "program.adapter",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'program' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
