@@ -36,6 +36,7 @@ import dspy
 
 from optimize.results import ProblemResult, ResultsFile, config_fingerprint, latest_by_id
 from optimize.summary import Summary, summarize, write_summary
+from program.config import ConfigError
 from program.errors import ServerError
 from program.ledger import Ledger, recording
 
@@ -196,8 +197,9 @@ class _Solver:
 def solve_one(program: Any, example: dspy.Example, *, context: dict[str, Any] | None = None) -> ProblemResult:
     """Run and grade one problem (no file written): the unit ``evaluate`` runs in each worker.
 
-    Any exception from the program becomes a failed result with ``error = "Type: message"``;
-    ``KeyboardInterrupt`` and ``SystemExit`` pass through.
+    Any exception from the program becomes a failed result with ``error = "Type: message"`` (a
+    ``ServerError`` that DSPy wrapped is recorded as itself); a ``ConfigError`` (a missing API-key
+    variable, say) is raised instead, as are ``KeyboardInterrupt`` and ``SystemExit``.
     """
     ledger = Ledger()
     started = time.monotonic()
@@ -206,7 +208,9 @@ def solve_one(program: Any, example: dspy.Example, *, context: dict[str, Any] | 
         try:
             prediction = program(problem=example.problem)
         except Exception as exc:  # a failed problem is recorded; the run decides whether to go on
-            error = exc
+            error = _unwrap(exc)
+            if isinstance(error, ConfigError):  # the user's to fix, the same for every problem: stop now
+                raise error from exc
     wall = time.monotonic() - started
     gold = str(example.answer)
     result = ProblemResult(
@@ -226,6 +230,16 @@ def solve_one(program: Any, example: dspy.Example, *, context: dict[str, Any] | 
     grade = _grade(gold, result.answer, result.solution)
     result.extracted, result.correct, result.reason = grade.extracted, grade.correct, grade.reason
     return result
+
+
+def _unwrap(error: Exception) -> Exception:
+    """The error an LM engine raised: DSPy wraps it (``LMUnexpectedError`` caused by our ``ServerError``)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, (ServerError, ConfigError)):
+            return cause
+        cause = cause.__cause__
+    return error
 
 
 def _grade(gold: str, answer: str, solution: str) -> Any:

@@ -13,7 +13,7 @@ import pytest
 
 from optimize.evaluate import ServerDownError, evaluate, solve_one
 from optimize.results import ResultsFile, config_fingerprint
-from program.config import ProgramConfig
+from program.config import ConfigError, ProgramConfig
 from program.errors import ModelOutputError, ServerError
 from program.ledger import stage
 from program.testing import count_tokens, function_lm
@@ -168,6 +168,33 @@ def test_consecutive_server_errors_stop_the_run(tmp_path: Path) -> None:
     back = ToyProgram()  # the server is back: the rerun resumes and retries the failures
     report = evaluate(back, EXAMPLES, results_path=tmp_path / "r.jsonl", fingerprint="cfg", progress=False)
     assert len(back.problems) == len(EXAMPLES) - 1 and report.summary.n_failed == 0
+
+
+def test_server_errors_wrapped_by_dspy_still_count(tmp_path: Path) -> None:
+    class DownEngine(ToyProgram):  # the engine raises; DSPy wraps it in its own LM error
+        def __init__(self) -> None:
+            super().__init__()
+            self.solver = function_lm(self._down, "system1")
+
+        @staticmethod
+        def _down(messages: list[dict[str, str]]) -> str:
+            raise ServerError("The LLM server http://127.0.0.1:9/v1 failed after 4 attempts")
+
+    with pytest.raises(ServerDownError):
+        evaluate(DownEngine(), EXAMPLES, results_path=tmp_path / "r.jsonl", fingerprint="cfg", progress=False)
+    stored = lines(tmp_path / "r.jsonl")
+    assert [r["error_type"] for r in stored] == ["ServerError"] * 3
+    assert stored[0]["error"].startswith("ServerError: The LLM server")
+    assert [c["stage"] for c in stored[0]["calls"]] == ["decompose"]  # the calls made before the failure count
+
+
+def test_config_errors_stop_the_run_at_once(tmp_path: Path) -> None:
+    def missing_key(problem: str) -> None:
+        raise ConfigError("API key variable OPENAI_API_KEY is not set")
+
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        evaluate(ToyProgram(hook=missing_key), EXAMPLES, results_path=tmp_path / "r.jsonl", progress=False)
+    assert not (tmp_path / "r.jsonl").exists()
 
 
 def test_isolated_server_errors_do_not_stop_the_run(tmp_path: Path) -> None:
