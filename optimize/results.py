@@ -120,10 +120,14 @@ class ResultsFile:
     def append(self, result: ProblemResult) -> None:
         """Write one line and make it durable before returning (flush + fsync)."""
         # default=str: a trace may hold objects JSON does not know; a readable string beats a crash.
-        line = json.dumps(result.to_dict(), ensure_ascii=False, default=str) + "\n"
+        data = result.to_dict()
+        try:
+            line = (json.dumps(data, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (model text can carry one): \u escapes keep it exact
+            line = (json.dumps(data, ensure_ascii=True, default=str) + "\n").encode("ascii")
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
+            with self.path.open("ab") as handle:
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -107,3 +107,10 @@ def test_fingerprint_tracks_answers_not_connections() -> None:
     assert config_fingerprint(base) != config_fingerprint(replace(base, scale=ScaleConfig(threshold=0.2)))
     assert config_fingerprint(base) != config_fingerprint(replace(base, lm=LMConfig.preset("qwen3")))
     assert config_fingerprint({"a": 1}) == config_fingerprint({"a": 1, "timeout": 5})
+
+
+def test_lone_surrogate_in_model_text_is_stored_exactly(tmp_path: Path) -> None:
+    store = ResultsFile(tmp_path / "r.jsonl")
+    store.append(row("a", solution="broken \ud800 text", answer="é"))
+    [result] = store.read()
+    assert result.solution == "broken \ud800 text" and result.answer == "é"
