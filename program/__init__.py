@@ -36,7 +36,7 @@ _EXPORTS = {
     "BudgetForcing": "program.baselines",
     "build_program": "program.methods",
     "PlainAdapter": "program.adapter",
-    "Failure": "program.adapter",
+    "Failure": "program.execute",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""How a stage talks to its LM: a plain-text adapter, forgiving parsers, and the one call helper.
+"""A plain-text DSPy adapter with forgiving parsers, for models that break DSPy's reply format.
 
 Small models (the default is a 1.5B coder model at temperature 0) often break DSPy's
 ``[[ ## field ## ]]`` reply format. ``PlainAdapter`` asks for no format at all: the system message
@@ -12,7 +12,7 @@ WHOLE reply is read as the output. The output's type decides how it is read:
 
 Replies in DSPy's own ``[[ ## field ## ]]`` format are accepted too. Instructions and demos stay
 DSPy parameters, so optimizers still tune them. A reply that cannot be read raises an
-``AdapterParseError`` whose ``reason`` says why; ``call`` turns that into a recorded failure.
+``AdapterParseError`` whose ``reason`` says why; ``program.execute.call`` records it as a failure.
 
 Example:
     >>> parse_steps("Here is the plan:\\n1. Find the eggs left.\\n2. Find the income.")
@@ -25,19 +25,14 @@ from __future__ import annotations
 
 import re
 import textwrap
-from dataclasses import asdict, dataclass
-from typing import Any, Generic, TypeVar, get_origin
+from typing import Any, get_origin
 
 import dspy
 import json_repair
 from dspy.utils.exceptions import AdapterParseError
 
-from program import ledger
+__all__ = ["PlainAdapter", "ParseError", "DEFAULT_ADAPTER", "parse_steps", "parse_number", "parse_index"]
 
-__all__ = ["PlainAdapter", "ParseError", "Failure", "Attempt", "Shared", "call",
-           "parse_steps", "parse_number", "parse_index"]
-
-T = TypeVar("T")
 _DSPY_HEADER = re.compile(r"^\s*\[\[ ## (\w+) ## \]\]\s*$", re.M)
 _NUMBERED = re.compile(r"^(?:(?:step|sub-?problem|part)\s*)?\(?(\d{1,2})\)?(?:[.)]\s+|\s*[:\-–]\s*)(\S.*)$|"
                        r"^(?:step|sub-?problem|part)\s+(\d{1,2})\s+(\S.*)$", re.I)
@@ -219,6 +214,9 @@ class PlainAdapter(dspy.Adapter):
         return "\n".join(f"{_label(n)}: {_render(outputs.get(n, missing_field_message))}" for n in names)
 
     def parse(self, signature: Any, completion: str) -> dict[str, Any]:
+        # A reply can carry lone surrogates (JSON escapes like \ud800): replace them, or the text would
+        # break the next prompt it reaches (DSPy refuses invalid Unicode) and any file it is written to.
+        completion = completion.encode("utf-8", "replace").decode("utf-8")
         text = completion.replace("[[ ## completed ## ]]", "").strip()
         fields = signature.output_fields
         sections = _dspy_sections(text)
@@ -266,62 +264,4 @@ def _labelled(text: str, names: list[str]) -> dict[str, str]:
     return sections
 
 
-# --- calling a predictor in a stage --------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Failure:
-    """Something a stage could not do, and what it did instead (kept in every trace)."""
-
-    stage: str
-    reason: str
-    step: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One predictor call: its prediction, or why there is none."""
-
-    prediction: dspy.Prediction | None
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.prediction is not None
-
-
-class Shared(Generic[T]):
-    """Holds what every copy of a program shares (LMs, a plan cache): optimizers deep-copy
-    programs, but connections and caches are not parameters."""
-
-    def __init__(self, value: T) -> None:
-        self.value = value
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Shared[T]:
-        return self
-
-
 DEFAULT_ADAPTER = PlainAdapter()
-
-
-def call(predictor: dspy.Predict, lm: dspy.LM, stage_name: str, *, config: dict[str, Any] | None = None,
-         adapter: dspy.Adapter | None = None, **inputs: Any) -> Attempt:
-    """Run ``predictor`` on ``lm`` with its calls booked to ``stage_name``; unreadable replies become reasons.
-
-    The LM is bound for this call only (never stored on the predictor), so a saved program holds no
-    connection settings. Server errors propagate: they are not the model's answer.
-
-    Example:
-        >>> from program.testing import function_lm
-        >>> lm = function_lm(lambda messages: "0.4")
-        >>> call(dspy.Predict("question -> score: float"), lm, "difficulty", question="?").prediction.score
-        0.4
-    """
-    with dspy.context(lm=lm, adapter=adapter or DEFAULT_ADAPTER), ledger.stage(stage_name):
-        try:
-            return Attempt(predictor(**inputs, config=dict(config or {})))
-        except AdapterParseError as exc:
-            reason = getattr(exc, "reason", None) or str(exc).strip().splitlines()[0]
-            return Attempt(None, reason)

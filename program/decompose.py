@@ -24,7 +24,7 @@ from typing import Any
 
 import dspy
 
-from program.adapter import Failure, call
+from program.execute import Failure, call
 from program.config import ScaleConfig
 
 __all__ = ["Decomposition", "decompose_problem", "rewrite_problem", "sample_candidates", "select_candidate",

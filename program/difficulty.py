@@ -26,9 +26,8 @@ from typing import Any
 
 import dspy
 
-from program.adapter import Failure, call
 from program.config import ScaleConfig
-from program.execute import render_steps
+from program.execute import Failure, call, render_steps
 
 __all__ = ["Difficulty", "assess_step", "assess_plan"]
 

@@ -1,4 +1,7 @@
-r"""Solving: one predictor call that should end in ``\boxed{}``, and the context a SCALE step sees.
+r"""Calling predictors: one stage call (``call``), one solution (``solve``), and what a step sees.
+
+``call`` runs a predictor on an LM bound for that call only, books its tokens to a ledger stage,
+and turns an unreadable reply into a recorded reason instead of an exception.
 
 ``solve`` is the one place where a method asks an LM for a solution and reads its answer; SCALE's
 steps, CoT, majority voting, budget forcing and InftyThink all go through it. Only the VISIBLE
@@ -20,19 +23,78 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Generic, Literal, TypeVar
 
 import dspy
+from dspy.utils.exceptions import AdapterParseError
 
 from data.grading import extract_answer, strip_thinking
 from program import ledger
-from program.adapter import call
+from program.adapter import DEFAULT_ADAPTER
 
-__all__ = ["Solution", "StepResult", "solve", "render_context", "render_steps", "captured", "usage_summary"]
+__all__ = ["Failure", "Attempt", "Shared", "call", "Solution", "StepResult", "solve", "render_context", "render_steps",
+           "captured", "usage_summary"]
 
+T = TypeVar("T")
 ContextMode = Literal["full", "final_value"]
 NO_EARLIER_STEPS = "(none: this is the first step)"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Something a stage could not do, and what it did instead (kept in every trace)."""
+
+    stage: str
+    reason: str
+    step: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One predictor call: its prediction, or why there is none."""
+
+    prediction: dspy.Prediction | None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.prediction is not None
+
+
+class Shared(Generic[T]):
+    """Holds what every copy of a program shares (LMs, a plan cache): optimizers deep-copy
+    programs, but connections and caches are not parameters."""
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Shared[T]:
+        return self
+
+
+def call(predictor: dspy.Predict, lm: dspy.LM, stage_name: str, *, config: dict[str, Any] | None = None,
+         adapter: dspy.Adapter | None = None, **inputs: Any) -> Attempt:
+    """Run ``predictor`` on ``lm`` with its calls booked to ``stage_name``; unreadable replies become reasons.
+
+    The LM is bound for this call only (never stored on the predictor), so a saved program holds no
+    connection settings. Server errors propagate: they are not the model's answer.
+
+    Example:
+        >>> from program.testing import function_lm
+        >>> lm = function_lm(lambda messages: "0.4")
+        >>> call(dspy.Predict("question -> score: float"), lm, "difficulty", question="?").prediction.score
+        0.4
+    """
+    with dspy.context(lm=lm, adapter=adapter or DEFAULT_ADAPTER), ledger.stage(stage_name):
+        try:
+            return Attempt(predictor(**inputs, config=dict(config or {})))
+        except AdapterParseError as exc:
+            reason = getattr(exc, "reason", None) or str(exc).strip().splitlines()[0]
+            return Attempt(None, reason)
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,10 @@ from typing import Any, Protocol
 import dspy
 
 from program import ledger
-from program.adapter import Failure, Shared
 from program.config import ConfigError, ProgramConfig, ScaleConfig
 from program.decompose import Decomposition, decompose_problem
 from program.difficulty import Difficulty, assess_plan, assess_step
-from program.execute import StepResult, captured, render_context, solve, usage_summary
+from program.execute import Failure, Shared, StepResult, captured, render_context, solve, usage_summary
 from program.lm import Systems, build_systems
 from program.routing import route, score_decides
 from program.signatures import AssessDifficulty, Decompose, Rewrite, SelectDecomposition, SolveStep

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import dspy
 
-from program.adapter import Failure, Shared
-from program.execute import captured, solve, usage_summary
+from program.execute import Failure, Shared, captured, solve, usage_summary
 from program.signatures import SolveProblem
 
 __all__ = ["CoT"]

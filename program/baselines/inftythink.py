@@ -20,10 +20,9 @@ import re
 
 import dspy
 
-from data.grading import extract_answer
-from program.adapter import Failure, Shared, call
+from data.grading import extract_answer, strip_thinking
 from program.config import InftyThinkConfig
-from program.execute import captured, solve, usage_summary
+from program.execute import Failure, Shared, call, captured, solve, usage_summary
 from program.signatures import InftyThinkSegment, InftyThinkSummary
 
 __all__ = ["InftyThink", "split_summary"]
@@ -84,8 +83,11 @@ class InftyThink(dspy.Module):
         result = call(self.summarize, self._lm.value, "inftythink_summary",
                       config={"max_tokens": self.config.summary_max_tokens}, problem=problem, progress=progress,
                       reasoning=reasoning)
-        if not result.ok:
-            failures.append(Failure("inftythink_summary", f"iteration {iteration}: {result.reason}; "
+        summary = strip_thinking(str(result.prediction.summary)) if result.ok else None
+        reason = result.reason or ("the summary ended inside an unclosed thinking section" if summary is None
+                                   else "the summary was empty")
+        if summary is None or not summary.strip():
+            failures.append(Failure("inftythink_summary", f"iteration {iteration}: {reason}; "
                                                           "kept the previous summary").to_dict())
             return ""
-        return str(result.prediction.summary).strip()
+        return summary.strip()

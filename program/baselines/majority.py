@@ -17,9 +17,8 @@ from collections.abc import Sequence
 
 import dspy
 
-from program.adapter import Failure, Shared
 from program.config import VoteConfig
-from program.execute import captured, solve, usage_summary
+from program.execute import Failure, Shared, captured, solve, usage_summary
 from program.signatures import SolveProblem
 
 __all__ = ["MajorityVote", "majority"]
