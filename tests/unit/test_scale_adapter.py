@@ -1,0 +1,90 @@
+"""The plain-text adapter: what a stage's prompt looks like, and how forgiving its reading of replies is."""
+
+from __future__ import annotations
+
+import dspy
+import pytest
+
+from program.adapter import PlainAdapter, parse_index, parse_number, parse_steps
+from program.execute import call
+from program.signatures import AssessDifficulty, Decompose, Rewrite, SolveStep
+from program.testing import chat_fields, function_lm
+
+STEPS_REPLIES = [
+    ("1. Find A.\n2. Find B.", ["Find A.", "Find B."]),
+    ("Here is the plan:\n1) Find A\n   of the eggs\n2) Find B\n\nThis leads to the answer.", ["Find A of the eggs", "Find B"]),
+    ("**Step 1:** Find A\n**Step 2:** Find B", ["Find A", "Find B"]),
+    ("Sub-problem 1: Find A\nSub-problem 2: Find B", ["Find A", "Find B"]),
+    ('```json\n{"step1": "Find A", "step2": "Find B"}\n```', ["Find A", "Find B"]),
+    ('{"steps": ["Find A", "Find B"]}', ["Find A", "Find B"]),
+    ('[{"id": 1, "description": "Find A"}, {"id": 2, "description": "Find B"}]', ["Find A", "Find B"]),
+    (chat_fields(steps='["Find A", "Find B"]'), ["Find A", "Find B"]),
+    ("- Find A\n- Find B", ["Find A", "Find B"]),
+    ("1. It takes 3.5 hours to find A.\n2. Find B.", ["It takes 3.5 hours to find A.", "Find B."]),
+]
+
+
+@pytest.mark.parametrize(("reply", "steps"), STEPS_REPLIES)
+def test_step_lists_are_read_from_many_shapes(reply: str, steps: list[str]) -> None:
+    assert parse_steps(reply) == steps
+
+
+@pytest.mark.parametrize("reply", ["", "I will just solve it: 16 - 3 = 13.", "{}"])
+def test_replies_without_a_list_raise_with_a_reason(reply: str) -> None:
+    with pytest.raises(ValueError, match="no list"):
+        parse_steps(reply)
+
+
+@pytest.mark.parametrize(("reply", "value"), [
+    ("0.3", 0.3), ("Difficulty: 0.35", 0.35), ("Step 2: 0.4", 0.4), ("30%", 0.3), ("7/10", 0.7),
+    ("The score is 1", 1.0), ("7", 7.0), ("-0.2", -0.2), (".5", 0.5), (chat_fields(score="0.8"), 0.8),
+])
+def test_scores_are_read_from_a_number_anywhere(reply: str, value: float) -> None:
+    assert parse_number(reply) == pytest.approx(value)
+
+
+def test_indexes_and_missing_numbers() -> None:
+    assert parse_index("Candidate 2 is the best.") == 2
+    with pytest.raises(ValueError, match="no number"):
+        parse_number("hard")
+    with pytest.raises(ValueError, match="no number"):
+        parse_index("the second one")
+
+
+def test_prompt_is_the_instruction_then_labelled_inputs_and_a_reply_hint() -> None:
+    messages = PlainAdapter().format(AssessDifficulty, [], {
+        "problem": "P", "earlier_steps": "Step 1: A", "current_step": "B"})
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert messages[0]["content"] == AssessDifficulty.instructions.strip()
+    assert messages[1]["content"] == ("Problem:\nP\n\nEarlier steps:\nStep 1: A\n\nCurrent step:\nB\n\n"
+                                      "Reply with the difficulty, between 0 and 1: a single number.")
+    assert "[[ ##" not in messages[0]["content"] + messages[1]["content"]
+
+
+def test_demos_become_user_and_assistant_turns_in_the_same_plain_format() -> None:
+    demo = {"problem": "Q", "steps": ["Find A.", "Find B."]}
+    messages = PlainAdapter().format(Decompose, [demo], {"problem": "P"})
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[1]["content"] == "Problem:\nQ" and messages[2]["content"] == "1. Find A.\n2. Find B."
+
+
+def test_free_text_output_is_the_whole_reply() -> None:
+    reply = "Step 1: 16 - 3 = 13.\nSolution: so \\boxed{13}"
+    assert PlainAdapter().parse(SolveStep, reply) == {"solution": reply}
+
+
+@pytest.mark.parametrize("reply", [
+    "Conditions: 16 eggs, 3 eaten.\nQuestion: How many are left?",
+    "**Conditions:** 16 eggs, 3 eaten.\n\n**Question:** How many are left?",
+    chat_fields(conditions="16 eggs, 3 eaten.", question="How many are left?"),
+])
+def test_several_outputs_are_read_from_labelled_sections(reply: str) -> None:
+    assert PlainAdapter().parse(Rewrite, reply) == {"conditions": "16 eggs, 3 eaten.", "question": "How many are left?"}
+
+
+def test_an_unreadable_reply_becomes_a_reason_not_an_exception() -> None:
+    attempt = call(dspy.Predict(Rewrite), function_lm(lambda m: "Just words."), "rewrite", problem="P")
+    assert not attempt.ok and "missing section(s) conditions, question" in attempt.reason
+    attempt = call(dspy.Predict(AssessDifficulty), function_lm(lambda m: ""), "difficulty", problem="P",
+                   earlier_steps="", current_step="S")
+    assert not attempt.ok and attempt.reason
