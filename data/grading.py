@@ -137,7 +137,12 @@ def _as_integer(answer: str) -> int | None:
     if re.fullmatch(r"[+-]?\d{1,3}(?:(?:,|\s+)\d{3})+(?:\.0+)?", t):
         t = re.sub(r"[,\s]", "", t)  # thousands separators only: "1,2" stays a pair, "1 2" two numbers
     t = re.sub(r"(?<=\d)\.0+$", "", t)
-    return int(t) if re.fullmatch(r"[+-]?\d+", t) else None
+    if not re.fullmatch(r"[+-]?\d+", t):
+        return None
+    try:
+        return int(t)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits): not an integer we compare
+        return None
 
 
 def _squash(answer: str) -> str:
