@@ -88,8 +88,8 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
         response = litellm.completion(model=endpoint.model, messages=messages, **_connection(endpoint), **params)
         choice = response.choices[0]
         message = choice.message
-        visible, thinking = split_thinking(message.content or "")
-        thinking = (getattr(message, "reasoning_content", None) or "") + thinking
+        visible, thinking = split_thinking(_valid_unicode(message.content or ""))
+        thinking = _valid_unicode(getattr(message, "reasoning_content", None) or "") + thinking
         usage = response.usage
         completion = int(getattr(usage, "completion_tokens", 0) or 0)
         details = getattr(usage, "completion_tokens_details", None)
@@ -136,7 +136,7 @@ def text(endpoint: Endpoint, prompt: str, *, max_tokens: int, temperature: float
         choice = response.choices[0]
         usage = response.usage
         completion = int(getattr(usage, "completion_tokens", 0) or 0)
-        return Completion(text=choice.text or "", finish_reason=choice.finish_reason or "stop",
+        return Completion(text=_valid_unicode(choice.text or ""), finish_reason=choice.finish_reason or "stop",
                           prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                           completion_tokens=completion, thinking_tokens=completion if thinking else 0)
 
@@ -161,6 +161,15 @@ def split_thinking(content: str, open_tag: str = "<think>", close_tag: str = "</
 
 
 # --- internals -------------------------------------------------------------------------------
+
+def _valid_unicode(text: str) -> str:
+    """Model text with lone surrogates (a JSON reply may escape them) replaced by "?".
+
+    Such text cannot be encoded: re-fed in a prompt (budget forcing, later steps) it would fail
+    as if the server had, and no file could store it.
+    """
+    return text.encode("utf-8", "replace").decode("utf-8")
+
 
 def _optional(params: dict[str, Any], **values: Any) -> None:
     params.update({k: v for k, v in values.items() if v is not None})
