@@ -80,6 +80,11 @@ def _field_value(record: dict[str, Any], field: str, where: str) -> str:
     text = str(value).strip()  # str() also for numbers: answers are compared as strings
     if not text:
         raise DataError(f"{where}: field {field!r} is empty; expected {_EXPECTED[field]}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a JSON escape such as \ud800: no prompt or file can carry it
+        raise DataError(f"{where}: field {field!r} holds invalid Unicode (a lone surrogate escape such as "
+                        f"\\ud800); expected {_EXPECTED[field]}") from None
     return text
 
 
