@@ -168,13 +168,17 @@ def experiment_from_dict(data: dict[str, Any], *, where: str = "config") -> Expe
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
                           f"known keys are: {', '.join(sorted(known))}.")
-    program = ProgramConfig(
-        method=str(data.get("method", "scale")),
-        lm=lm_from_dict(data.get("lm"), where=f"{where}: lm"),
-        scale=from_dict(ScaleConfig, data.get("scale", {}), where=f"{where}: scale"),
-        vote=from_dict(VoteConfig, data.get("vote", {}), where=f"{where}: vote"),
-        inftythink=from_dict(InftyThinkConfig, data.get("inftythink", {}), where=f"{where}: inftythink"),
-    )
+    try:
+        program = ProgramConfig(
+            method=str(data.get("method", "scale")),
+            lm=lm_from_dict(data.get("lm"), where=f"{where}: lm"),
+            scale=from_dict(ScaleConfig, data.get("scale", {}), where=f"{where}: scale"),
+            vote=from_dict(VoteConfig, data.get("vote", {}), where=f"{where}: vote"),
+            inftythink=from_dict(InftyThinkConfig, data.get("inftythink", {}), where=f"{where}: inftythink"),
+        )
+    except ConfigError as exc:  # `method=` and an unknown preset do not name the file themselves
+        message = str(exc)
+        raise ConfigError(message if message.startswith(where) else f"{where}: {message}") from None
     return ExperimentConfig(
         name=str(data.get("name", "experiment")),
         program=program,

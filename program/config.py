@@ -93,9 +93,11 @@ class Endpoint:
         _check_positive("timeout", self.timeout)
         _check_positive("retries", self.retries, allow_zero=True)
         if self.api_key_env is not None:
-            _check(self.api_key_env.replace("_", "").isalnum(),
-                   f"`api_key_env={self.api_key_env!r}` must be the NAME of an environment variable "
-                   "(like OPENAI_API_KEY), not the key itself.")
+            name = self.api_key_env
+            # Not echoed whole: a value that is no variable name may well be the key itself.
+            _check(name.replace("_", "").isalnum(),
+                   f"`api_key_env` must be the NAME of an environment variable (like OPENAI_API_KEY), not the "
+                   f"key itself; got {name[:3]!r}... ({len(name)} characters, the rest not shown).")
 
 
 @dataclass(frozen=True)
