@@ -24,7 +24,7 @@ from typing import Any
 
 import dspy
 
-from program.execute import Failure, call
+from program.execute import Failure, call, rollout
 from program.config import ScaleConfig
 
 __all__ = ["Decomposition", "decompose_problem", "rewrite_problem", "sample_candidates", "select_candidate",
@@ -66,8 +66,7 @@ def sample_candidates(predictor: dspy.Predict, lm: dspy.LM, problem: str, *, k: 
     failures: list[Failure] = []
     for i in range(k):
         for attempt in range(retries + 1):
-            rollout = i + attempt * k
-            result = call(predictor, lm, "decompose", config={"rollout_id": rollout, "seed": rollout}, problem=problem)
+            result = call(predictor, lm, "decompose", config=rollout(i + attempt * k), problem=problem)
             steps = [s.strip() for s in (result.prediction.steps or [])] if result.ok else []
             steps = [s for s in steps if s]
             if steps:

@@ -27,7 +27,7 @@ from typing import Any
 import dspy
 
 from program.config import ScaleConfig
-from program.execute import Failure, call, render_steps
+from program.execute import Failure, call, render_steps, rollout
 
 __all__ = ["Difficulty", "assess_step", "assess_plan"]
 
@@ -79,7 +79,7 @@ def assess_step(predictor: dspy.Predict, lm: dspy.LM, config: ScaleConfig, *, pr
     failures: list[Failure] = []
     attempts = config.difficulty_retries + 1
     for attempt in range(attempts):
-        settings: dict[str, Any] = {"rollout_id": attempt, "seed": attempt}
+        settings: dict[str, Any] = rollout(attempt)
         if max_tokens is not None:
             settings["max_tokens"] = max_tokens
         result = call(predictor, lm, STAGE, config=settings, problem=problem, earlier_steps=earlier_steps,

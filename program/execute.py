@@ -33,7 +33,7 @@ from data.grading import extract_answer, strip_thinking
 from program import ledger
 from program.adapter import DEFAULT_ADAPTER
 
-__all__ = ["Failure", "Attempt", "Shared", "call", "Solution", "StepResult", "solve", "render_context", "render_steps",
+__all__ = ["Failure", "Attempt", "Shared", "call", "rollout", "Solution", "StepResult", "solve", "render_context", "render_steps",
            "captured", "usage_summary"]
 
 T = TypeVar("T")
@@ -74,6 +74,19 @@ class Shared(Generic[T]):
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Shared[T]:
         return self
+
+
+def rollout(index: int) -> dict[str, int]:
+    """Call settings for sample ``index``: a distinct seed (what our engines see) and DSPy rollout id.
+
+    Rollout 0 is the default sample, so it carries no rollout id (DSPy warns about rollout ids at
+    temperature 0, where only the first sample is ever needed).
+
+    Example:
+        >>> rollout(0), rollout(2)
+        ({'seed': 0}, {'seed': 2, 'rollout_id': 2})
+    """
+    return {"seed": index, "rollout_id": index} if index else {"seed": index}
 
 
 def call(predictor: dspy.Predict, lm: dspy.LM, stage_name: str, *, config: dict[str, Any] | None = None,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import dspy
 
 from program.config import VoteConfig
-from program.execute import Failure, Shared, captured, solve, usage_summary
+from program.execute import Failure, Shared, captured, rollout, solve, usage_summary
 from program.signatures import SolveProblem
 
 __all__ = ["MajorityVote", "majority"]
@@ -68,7 +68,7 @@ class MajorityVote(dspy.Module):
         votes, failures = [], []
         with captured() as calls:
             for i in range(self.vote.samples):
-                settings = {"rollout_id": i, "seed": i, "temperature": self.vote.temperature}
+                settings = {**rollout(i), "temperature": self.vote.temperature}
                 result = solve(self.solver, self._lm.value, STAGE, config=settings, problem=problem)
                 votes.append({"sample": i, "answer": result.answer, "visible": result.text})
                 if result.reason:
