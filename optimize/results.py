@@ -79,9 +79,33 @@ class ProblemResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProblemResult:
-        """Build from a parsed line; keys this version does not know are ignored (newer files)."""
+        """Build from a parsed line; keys this version does not know are ignored (newer files).
+
+        A known key holding the wrong type raises ``ValueError`` (a damaged or hand-edited line
+        is skipped by the reader instead of breaking every summary later).
+        """
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        for key, value in values.items():
+            expected = _FIELD_TYPES.get(key, (str,))
+            if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+                raise ValueError(f"field {key!r} holds a {type(value).__name__}")
+        sums = [values.get("totals", {}), values.get("spent", {}), *values.get("stages", {}).values()]
+        if not all(isinstance(s, dict) and all(_is_number(v) for v in s.values()) for s in sums):
+            raise ValueError("token counts (totals, spent, stages) must be numbers")
+        return cls(**values)
+
+
+_OPTIONAL_TEXT = (str, type(None))
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {  # every other field is a string
+    "answer": _OPTIONAL_TEXT, "extracted": _OPTIONAL_TEXT, "error": _OPTIONAL_TEXT, "error_type": _OPTIONAL_TEXT,
+    "correct": (bool,), "trace": (dict,), "calls": (list,), "stages": (dict,), "totals": (dict,),
+    "spent": (dict,), "wall_seconds": (int, float), "llm_seconds": (int, float),
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def config_fingerprint(config: Any) -> str:
@@ -152,7 +176,7 @@ class ResultsFile:
             if not isinstance(data, dict) or "id" not in data:
                 raise ValueError("not a result object")
             return ProblemResult.from_dict(data)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             log.warning("%s:%d: unreadable results line skipped (%s)", self.path, number, exc)
             return None
 
@@ -160,11 +184,11 @@ class ResultsFile:
         """A last line without its newline: finish it if it parses, else cut it off."""
         try:
             data = json.loads(tail)
-            complete = isinstance(data, dict) and "id" in data
-        except ValueError:
-            complete = False
-        if complete:
-            results.append(ProblemResult.from_dict(data))
+            result = ProblemResult.from_dict(data) if isinstance(data, dict) and "id" in data else None
+        except (ValueError, RecursionError):
+            result = None
+        if result is not None:
+            results.append(result)
             with self.path.open("ab") as handle:
                 handle.write(b"\n")
             return
