@@ -123,7 +123,7 @@ class PlanStore:
             try:
                 entry = json.loads(raw)
                 self._plans.setdefault((entry["key"], entry["problem"]), Plan.from_dict(entry["plan"]))
-            except (ValueError, KeyError, TypeError) as exc:  # one bad line must not cost every plan
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:  # one bad line must not cost every plan
                 log.warning("%s: skipping an unreadable plan line (%s: %s)", self.path, type(exc).__name__, exc)
 
 

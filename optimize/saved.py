@@ -250,7 +250,7 @@ def _sha256(path: Path) -> str:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurd nesting
         raise SavedProgramError(f"{path}: not valid JSON ({exc}); {_RECOMPILE}.") from None
 
 

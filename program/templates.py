@@ -191,7 +191,7 @@ def _jinja_template(path: Path) -> ChatTemplate:
     def render(messages: list[dict[str, str]]) -> str:
         try:
             prompt = compiled.render(messages=messages, add_generation_prompt=True, **variables)
-        except TemplateError as exc:
+        except (TemplateError, OverflowError) as exc:  # OverflowError: the sandbox refused a huge range
             raise ConfigError(f"Chat template {path} failed to render: {exc}. Define missing variables "
                               f"under 'variables' in {path.with_suffix('.json')}.") from None
         # Some templates open the thinking section themselves (R1, QwQ); we open it, so drop theirs.
