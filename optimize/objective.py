@@ -125,6 +125,8 @@ class SearchObjective:
         self.workers, self.progress = workers, progress
         self.program_dir = Path(program_dir) if program_dir else None
         self.program_state = program_state(self.program_dir)
+        if self.program_dir is not None:  # a saved program that cannot load fails the search now, not every trial
+            build_trial_program(experiment.program, program_dir=self.program_dir, systems=systems)
 
     def __call__(self, trial: optuna.trial.BaseTrial) -> tuple[float, float]:
         values: dict[str, Any] = {}
