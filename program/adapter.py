@@ -246,15 +246,23 @@ class PlainAdapter(dspy.Adapter):
         desc = field.json_schema_extra.get("desc", "answer")
         if get_origin(field.annotation) is list:
             return f"Reply with {desc} as a numbered list (1., 2., ...), one per line, and nothing else."
-        if field.annotation in (int, float):
-            return f"Reply with {desc}: a single number."
+        if field.annotation is int:
+            return f"Reply with {desc} (one whole number) and nothing else."
+        if field.annotation is float:
+            return f"Reply with {desc} (one number) and nothing else."
         return f"Reply with {desc}."
 
 
 def _labelled(text: str, names: list[str]) -> dict[str, str]:
-    """``Conditions: ...`` / ``**Question:** ...`` sections, each running to the next label."""
-    pattern = re.compile(r"^[\s*#]*(" + "|".join(re.escape(_label(n)) for n in names) + r")[\s*]*:[\s*]*",
-                         re.I | re.M)
+    """``Conditions: ...`` / ``**Question:** ...`` sections, each running to the next label.
+
+    Example:
+        >>> _labelled("Conditions: He pays $5. Question: How much?", ["conditions", "question"])
+        {'conditions': 'He pays $5.', 'question': 'How much?'}
+    """
+    # A label starts a line, or follows the end of a sentence ("... 150%. Question: ...").
+    pattern = re.compile(r"(?:^|(?<=[.!?])[ \t]+)[\s*#]*(" + "|".join(re.escape(_label(n)) for n in names)
+                         + r")[\s*]*:[\s*]*", re.I | re.M)
     matches = list(pattern.finditer(text))
     sections: dict[str, str] = {}
     for match, after in zip(matches, [*matches[1:], None], strict=False):

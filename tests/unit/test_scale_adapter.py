@@ -57,7 +57,7 @@ def test_prompt_is_the_instruction_then_labelled_inputs_and_a_reply_hint() -> No
     assert [m["role"] for m in messages] == ["system", "user"]
     assert messages[0]["content"] == AssessDifficulty.instructions.strip()
     assert messages[1]["content"] == ("Problem:\nP\n\nEarlier steps:\nStep 1: A\n\nCurrent step:\nB\n\n"
-                                      "Reply with the difficulty, between 0 and 1: a single number.")
+                                      "Reply with the difficulty, between 0 and 1 (one number) and nothing else.")
     assert "[[ ##" not in messages[0]["content"] + messages[1]["content"]
 
 
