@@ -50,6 +50,19 @@ def _no_real_llm_requests(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
     monkeypatch.setattr(transport, "_CACHE_ENABLED", False)
 
 
+@pytest.fixture(autouse=True)
+def _restore_mlflow_globals() -> object:
+    """MLflow keeps a process-wide tracking URI and active model; a test must not leak them to the next."""
+    yield
+    import sys
+
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+        mlflow.clear_active_model()
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The benchmark directory (../shared/data); skips when absent."""

@@ -131,12 +131,12 @@ def test_mlflow_run_has_params_scores_artifacts_traces_and_a_loadable_model(tmp_
     assert run.data.metrics["dev_accuracy"] == 100.0 and "heldout_score" in run.data.metrics
     files = {a.path for a in client.list_artifacts(result.run_id, "program_dir")}
     assert {"program_dir/program.json", "program_dir/config.yaml", "program_dir/metadata.json"} <= files
-    assert mlflow.search_traces(locations=[run.info.experiment_id], run_id=result.run_id, return_type="list")
     assert run.data.metrics["optimizer_seconds"] >= 0
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(result.tracking_uri)  # models:/ URIs resolve through the tracking store
+    mlflow.set_tracking_uri(result.tracking_uri)  # traces and models:/ URIs resolve through the tracking store
     assert mlflow.get_active_model_id() is None  # compiling leaves no global MLflow model behind
     try:
+        assert mlflow.search_traces(locations=[run.info.experiment_id], run_id=result.run_id, return_type="list")
         model = mlflow.dspy.load_model(result.model_uri)
     finally:  # load_model makes the model "active" for the process: later metrics would link to it
         mlflow.clear_active_model()
