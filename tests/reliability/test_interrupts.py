@@ -76,7 +76,7 @@ def test_eval_killed_at_random_points_resumes_without_repeats(tmp_path: Path, to
     repeated = kills = 0
     with FakeServer(default=slow_reply(rng)) as server:
         argv += ["--api-base", server.api_base]
-        for sig in (signal.SIGINT, signal.SIGKILL, signal.SIGINT, signal.SIGKILL):
+        for sig in (signal.SIGKILL, signal.SIGINT, signal.SIGKILL):
             finished = {r.id for r in ResultsFile(results).read() if not r.failed} if results.exists() else set()
             asked_before = len(server.requests)
             left = 14 - len(finished)
