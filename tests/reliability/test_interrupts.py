@@ -12,6 +12,7 @@ import json
 import random
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,18 @@ from reliability.toy import TALLY, experiment_file, problem_of, rows, scale_comm
 pytestmark = pytest.mark.fake_server
 
 
-def slow_reply(rng: random.Random) -> Any:
-    """Right answers, 30-90 ms each: slow enough to be caught in the middle of things."""
+def slow_reply(seed: int) -> Any:
+    """Right answers, 30-90 ms each: slow enough to be caught in the middle of things.
+
+    Its own random source: server threads draw from it in whatever order they run, which must not
+    change where the test kills.
+    """
+    rng, lock = random.Random(seed), threading.Lock()
 
     def action(body: dict[str, Any]) -> str:
-        time.sleep(rng.uniform(0.03, 0.09))
+        with lock:
+            delay = rng.uniform(0.03, 0.09)
+        time.sleep(delay)
         return toy_reply(body)
 
     return action
@@ -67,21 +75,21 @@ def readable_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def test_eval_killed_at_random_points_resumes_without_repeats(tmp_path: Path, toy_data: Path) -> None:
-    rng = random.Random(7)
+    rng, n = random.Random(7), 20
     out = tmp_path / "runs"
     argv = ["eval", "--method", "cot", "--benchmark", "gsm8k", "--data-dir", str(toy_data), "--workers", "2",
             "--output", str(out), "--no-progress", "--model", "openai/fake"]
     results = out / "cot-gsm8k" / "results.jsonl"
-    (toy_data / "gsm8k_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(14)))
+    (toy_data / "gsm8k_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(n)))
     repeated = kills = 0
-    with FakeServer(default=slow_reply(rng)) as server:
+    with FakeServer(default=slow_reply(1)) as server:
         argv += ["--api-base", server.api_base]
         for sig in (signal.SIGKILL, signal.SIGINT, signal.SIGKILL):
             finished = {r.id for r in ResultsFile(results).read() if not r.failed} if results.exists() else set()
             asked_before = len(server.requests)
-            left = 14 - len(finished)
-            code, err, sent = kill_when(start(argv, tmp_path), server, asked_before + rng.randint(1, max(1, left - 3)),
-                                        sig, rng.uniform(0.0, 0.08))
+            # a few requests into the run, with plenty left: the kill always lands mid-evaluation
+            code, err, sent = kill_when(start(argv, tmp_path), server, asked_before + rng.randint(1, 3), sig,
+                                        rng.uniform(0.0, 0.05))
             assert sent, "the run ended before it could be interrupted"
             kills += 1
             assert "Traceback" not in err
@@ -92,7 +100,7 @@ def test_eval_killed_at_random_points_resumes_without_repeats(tmp_path: Path, to
             readable_lines(results)  # complete lines parse, whatever was cut
             stored = ResultsFile(results).read()  # and the reader repairs a cut tail
             asked = [problem_of(body) for body in server.requests[asked_before:]]
-            texts = {r["problem"] for r in rows(14) if r["id"] in finished}
+            texts = {r["problem"] for r in rows(n) if r["id"] in finished}
             repeated += sum(1 for problem in asked if problem in texts)
             assert len({r.id for r in stored if not r.failed}) >= len(finished)  # nothing finished was lost
         finished = {r.id for r in ResultsFile(results).read() if not r.failed}
@@ -100,16 +108,16 @@ def test_eval_killed_at_random_points_resumes_without_repeats(tmp_path: Path, to
         done = subprocess.run(scale_command(*argv), cwd=tmp_path, env=scale_env(), capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 0, done.stderr
-        texts = {r["problem"] for r in rows(14) if r["id"] in finished}
+        texts = {r["problem"] for r in rows(n) if r["id"] in finished}
         repeated += sum(1 for body in server.requests[asked_before:] if problem_of(body) in texts)
     assert repeated == 0  # no finished problem was asked again
     lines = readable_lines(results)
     successes = [line["id"] for line in lines if line["error"] is None]
-    assert sorted(successes) == sorted(r["id"] for r in rows(14))  # every problem once: none lost, none twice
+    assert sorted(successes) == sorted(r["id"] for r in rows(n))  # every problem once: none lost, none twice
     final = latest_by_id(ResultsFile(results).read())
-    assert len(final) == 14 and all(r.correct for r in final.values())
+    assert len(final) == n and all(r.correct for r in final.values())
     summary = json.loads((out / "cot-gsm8k" / "summary.json").read_text())
-    assert summary["n"] == 14 and summary["accuracy"] == 100.0
+    assert summary["n"] == n and summary["accuracy"] == 100.0
     TALLY["interrupts: scale eval"] = {"kills (SIGINT, SIGKILL)": kills, "results lost": 0,
                                        "calls repeated for finished problems": repeated,
                                        "problems counted twice": len(successes) - len(set(successes))}
@@ -117,18 +125,18 @@ def test_eval_killed_at_random_points_resumes_without_repeats(tmp_path: Path, to
 
 def test_search_killed_at_random_points_resumes_to_exactly_n_trials(tmp_path: Path, toy_data: Path) -> None:
     rng = random.Random(11)
-    trials = 6
+    trials = 8
     config = experiment_file(tmp_path / "exp.yaml", data=toy_data, output=tmp_path / "runs", method="scale",
                              search={"trials": trials})
     storage = f"sqlite:///{tmp_path / 'runs' / 'toy' / 'optuna.db'}"
     repeated = kills = 0
-    with FakeServer(default=slow_reply(rng)) as server:
+    with FakeServer(default=slow_reply(2)) as server:
         argv = ["search", "--config", str(config), "--no-mlflow", "--no-progress", "--api-base", server.api_base,
                 "--model", "openai/fake"]
         for sig in (signal.SIGKILL, signal.SIGINT, signal.SIGKILL):
             asked_before = len(server.requests)
-            code, err, sent = kill_when(start(argv, tmp_path), server, asked_before + rng.randint(3, 12), sig,
-                                        rng.uniform(0.0, 0.1))
+            code, err, sent = kill_when(start(argv, tmp_path), server, asked_before + rng.randint(2, 6), sig,
+                                        rng.uniform(0.0, 0.05))
             assert sent, "the search ended before it could be interrupted"
             kills += 1
             assert "Traceback" not in err
