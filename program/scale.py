@@ -173,9 +173,9 @@ class Scale(dspy.Module):
             hit = cache.get(problem)
             if hit is not None and hit.settings == settings:
                 active = ledger.current_ledger()
-                for c in hit.calls:
-                    if active is not None:
-                        active.add(replace(c, cached=True))
+                if active is not None:  # the plan's true cost, flagged as not paid again
+                    for made in hit.calls:
+                        active.add(replace(made, cached=True))
                 return replace(hit, cached=True)
         with captured() as calls:
             decomposition = decompose_problem(problem, decompose=self.decompose, select=self.select,

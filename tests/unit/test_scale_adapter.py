@@ -76,6 +76,7 @@ def test_free_text_output_is_the_whole_reply() -> None:
 @pytest.mark.parametrize("reply", [
     "Conditions: 16 eggs, 3 eaten.\nQuestion: How many are left?",
     "**Conditions:** 16 eggs, 3 eaten.\n\n**Question:** How many are left?",
+    "Conditions: 16 eggs, 3 eaten. Question: How many are left?",
     chat_fields(conditions="16 eggs, 3 eaten.", question="How many are left?"),
 ])
 def test_several_outputs_are_read_from_labelled_sections(reply: str) -> None:
