@@ -274,7 +274,7 @@ def test_step_solving_garbage(tmp_path: Path) -> None:
     for prompt in fuzzer.prompts:
         earlier = prompt.split("Earlier steps:")[-1].split("Current step:")[0]
         assert "<think>" not in earlier.lower()
-    TALLY["garbage: solve"]["steps without an answer"] = no_answer
+    TALLY["garbage: step solving (System 1/2)"] = {**TALLY.pop("garbage: solve"), "steps without an answer": no_answer}
 
 
 # --- baselines ------------------------------------------------------------------------------------
