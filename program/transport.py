@@ -83,8 +83,7 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
     request = {"kind": "chat", "model": endpoint.model, "api_base": endpoint.api_base, "messages": messages, **params}
 
     def call() -> Completion:
-        import litellm
-
+        litellm = _litellm()
         response = litellm.completion(model=endpoint.model, messages=messages, **_connection(endpoint), **params)
         choice = response.choices[0]
         message = choice.message
@@ -129,8 +128,7 @@ def text(endpoint: Endpoint, prompt: str, *, max_tokens: int, temperature: float
     request = {"kind": "text", "model": endpoint.model, "api_base": endpoint.api_base, "prompt": prompt, **params}
 
     def call() -> Completion:
-        import litellm
-
+        litellm = _litellm()
         response = litellm.text_completion(model=f"text-completion-openai/{name}", prompt=prompt,
                                            **_connection(endpoint), **params)
         choice = response.choices[0]
@@ -169,6 +167,15 @@ def _valid_unicode(text: str) -> str:
     as if the server had, and no file could store it.
     """
     return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _litellm() -> Any:
+    import litellm
+
+    # litellm prints a "Give Feedback / Get Help" banner on every failed call; with a server down
+    # that floods an evaluation's output. Our own error says what failed and how to check.
+    litellm.suppress_debug_info = True
+    return litellm
 
 
 def _optional(params: dict[str, Any], **values: Any) -> None:
