@@ -118,7 +118,7 @@ def save_program(program: dspy.Module, config: ExperimentConfig, directory: str 
     if bound:
         program_path.unlink()
         raise SavedProgramError(f"Predictor(s) {', '.join(bound)} carry their own LM, which would save connection "
-                                "settings into program.json. Bind LMs per call (program.adapter.call) instead.")
+                                "settings into program.json. Bind LMs per call (program.execute.call) instead.")
     save_experiment(config, directory / CONFIG_FILE)
     data = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

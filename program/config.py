@@ -211,6 +211,8 @@ class ScaleConfig:
         threshold: tau. A step goes to System 2 when its score > tau (strict). tau = 1 routes all to
             System 1, tau = -1 all to System 2. Reference code default 0.5; the paper's best 0.2.
         num_candidates: k decompositions sampled; k > 1 adds a selection call (reference: 8).
+        candidate_temperature: sampling temperature of the k > 1 candidates (greedy decoding would
+            make them identical whatever their seeds); k = 1 uses the stages' own temperature.
         rewrite: first rewrite the problem into conditions + question; the last step becomes the question.
         difficulty_mode: ``upfront`` (all steps scored from the plan) or ``solved_context``.
         difficulty_retries: extra attempts when a score is unparsable.
@@ -224,6 +226,7 @@ class ScaleConfig:
 
     threshold: float = 0.5
     num_candidates: int = 1
+    candidate_temperature: float = 0.7
     rewrite: bool = False
     difficulty_mode: Literal["upfront", "solved_context"] = "upfront"
     difficulty_retries: int = 2
@@ -236,6 +239,8 @@ class ScaleConfig:
         _check(isinstance(self.threshold, (int, float)) and -1.0 <= self.threshold <= 1.0,
                f"`threshold={self.threshold!r}` must be in [-1, 1] (-1: all System 2, 1: all System 1).")
         _check_positive("num_candidates", self.num_candidates)
+        _check(isinstance(self.candidate_temperature, (int, float)) and 0.0 <= self.candidate_temperature <= 2.0,
+               f"`candidate_temperature={self.candidate_temperature!r}` must be in [0, 2].")
         _check(self.difficulty_mode in ("upfront", "solved_context"),
                f"`difficulty_mode={self.difficulty_mode!r}` must be 'upfront' or 'solved_context'.")
         _check_positive("difficulty_retries", self.difficulty_retries, allow_zero=True)

@@ -60,13 +60,19 @@ def rewrite_problem(predictor: dspy.Predict, lm: dspy.LM, problem: str) -> tuple
 
 
 def sample_candidates(predictor: dspy.Predict, lm: dspy.LM, problem: str, *, k: int, retries: int,
-                      ) -> tuple[list[list[str]], list[Failure]]:
-    """Up to ``k`` decompositions. Attempt j of candidate i uses rollout id and seed ``i + j*k``."""
+                      temperature: float | None = None) -> tuple[list[list[str]], list[Failure]]:
+    """Up to ``k`` decompositions. Attempt j of candidate i uses rollout id and seed ``i + j*k``.
+
+    With k > 1, ``temperature`` (if given) replaces the LM's own: distinct seeds only give
+    distinct candidates when sampling is not greedy.
+    """
+    sampling = {"temperature": temperature} if k > 1 and temperature is not None else {}
     candidates: list[list[str]] = []
     failures: list[Failure] = []
     for i in range(k):
         for attempt in range(retries + 1):
-            result = call(predictor, lm, "decompose", config=rollout(i + attempt * k), problem=problem)
+            result = call(predictor, lm, "decompose", config={**rollout(i + attempt * k), **sampling},
+                          problem=problem)
             steps = [s.strip() for s in (result.prediction.steps or [])] if result.ok else []
             steps = [s for s in steps if s]
             if steps:
@@ -118,7 +124,8 @@ def decompose_problem(problem: str, *, decompose: dspy.Predict, select: dspy.Pre
     if config.rewrite:
         conditions, question, failed = rewrite_problem(rewrite, lm, problem)
         failures += failed
-    candidates, failed = sample_candidates(decompose, lm, problem, k=config.num_candidates, retries=retries)
+    candidates, failed = sample_candidates(decompose, lm, problem, k=config.num_candidates, retries=retries,
+                                          temperature=config.candidate_temperature)
     failures += failed
     if not candidates:
         failures.append(Failure("decompose", "no usable decomposition; solving the problem as one step"))

@@ -210,10 +210,11 @@ def candidates_lm(select: str) -> object:
 def test_k_candidates_use_distinct_seeds_and_the_judge_picks_one() -> None:
     base = systems()
     lms = Systems(candidates_lm("The best is candidate 3."), base.system1, base.system2)
-    prediction, ledger = run(Scale(ScaleConfig(num_candidates=3), lms))
+    prediction, ledger = run(Scale(ScaleConfig(num_candidates=3, candidate_temperature=0.9), lms))
     engine = lms.stages.engine
-    seeds = [c.seed for r, c in zip(engine.requests, engine.configs, strict=True) if is_stage(r, Decompose)]
-    assert seeds == [0, 1, 2]
+    configs = [c for r, c in zip(engine.requests, engine.configs, strict=True) if is_stage(r, Decompose)]
+    assert [c.seed for c in configs] == [0, 1, 2]
+    assert [c.temperature for c in configs] == [0.9, 0.9, 0.9]  # greedy candidates would all be the same
     assert prediction.trace["plan"]["selected"] == 2
     assert prediction.trace["plan"]["steps"] == ["Candidate 2 step 1", "Candidate 2 step 2"]
     assert ledger.by_stage()["select"]["calls"] == 1
