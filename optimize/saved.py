@@ -206,6 +206,7 @@ def load_program(directory: str | Path, *, config: ExperimentConfig | None = Non
     directory = Path(directory)
     metadata = read_metadata(directory)
     saved_config = read_saved_config(directory)
+    saved_config = _resolve_template(directory, saved_config)
     config = config or saved_config
     if config.program.method != saved_config.program.method:
         raise SavedProgramError(f"{directory} holds a `{saved_config.program.method}` program; it cannot run as "
@@ -219,6 +220,30 @@ def load_program(directory: str | Path, *, config: ExperimentConfig | None = Non
         raise SavedProgramError(f"{directory / PROGRAM_FILE}: the saved state does not fit a "
                                 f"`{config.program.method}` program ({type(exc).__name__}: {exc}); {_RECOMPILE}.") from None
     return LoadedProgram(program=program, config=config, metadata=metadata, path=directory)
+
+
+def _resolve_template(directory: Path, config: ExperimentConfig) -> ExperimentConfig:
+    """A saved config may name a built-in chat template or a file inside its own directory.
+
+    A template file is rendered into every budget-forced prompt, so a path elsewhere would let a
+    program from someone else send a local file of yours to its server. A file inside the
+    directory is named relative to it; the returned config holds its absolute path.
+    """
+    from dataclasses import replace
+
+    from program.templates import TEMPLATES
+
+    lm = config.program.lm
+    template = lm.forcing.template
+    if template in TEMPLATES:
+        return config
+    resolved = (directory / template).resolve()
+    if Path(template).is_absolute() or not resolved.is_relative_to(directory.resolve()):
+        raise SavedProgramError(f"{directory / CONFIG_FILE}: forcing.template {template!r} points outside the "
+                                f"program directory. Use a built-in template ({', '.join(TEMPLATES)}) or copy the "
+                                "template file into the program directory and name it relative to it.")
+    lm = replace(lm, forcing=replace(lm.forcing, template=str(resolved)))
+    return replace(config, program=replace(config.program, lm=lm))
 
 
 def _check_state(path: Path, state: Any, program: dspy.Module) -> None:

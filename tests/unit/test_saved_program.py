@@ -272,3 +272,20 @@ def test_cli_eval_keeps_a_saved_programs_results_apart(saved: Path, tmp_path: Pa
     assert len(results) == 3 and all(r["correct"] for r in results)
     assert results[0]["fingerprint"] == program_fingerprint(saved)  # tuned state in the fingerprint
     assert main([*argv, "--budgets", "128"]) == 2
+
+
+def test_a_saved_config_cannot_render_a_template_file_outside_its_directory(tmp_path: Path) -> None:
+    """A forged config naming /etc/... as chat template would send that file to the program's server."""
+    from optimize.saved import _resolve_template
+    from program.errors import SavedProgramError
+
+    base = experiment_from_dict({"lm": {"preset": "local"}})
+    outside = experiment_from_dict({"lm": {"preset": "local", "forcing": {"template": "/etc/hostname"}}})
+    escaping = experiment_from_dict({"lm": {"preset": "local", "forcing": {"template": "../secret.jinja"}}})
+    inside = experiment_from_dict({"lm": {"preset": "local", "forcing": {"template": "mine.jinja"}}})
+    assert _resolve_template(tmp_path, base) == base
+    for forged in (outside, escaping):
+        with pytest.raises(SavedProgramError, match="points outside the program directory"):
+            _resolve_template(tmp_path, forged)
+    resolved = _resolve_template(tmp_path, inside).program.lm.forcing.template
+    assert resolved == str((tmp_path / "mine.jinja").resolve())
