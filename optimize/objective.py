@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optimize.evaluate import evaluate
-from optimize.experiment import ExperimentConfig
+from optimize.experiment import ExperimentConfig, save_experiment
 from optimize.plans import PlanStore, plan_key
 from optimize.results import ResultsFile, config_fingerprint, latest_by_id
 from optimize.space import SearchSpace
@@ -150,11 +150,16 @@ class SearchObjective:
         results_path = self.run_dir / "configs" / fingerprint / "results.jsonl"
         # Identical configurations share one results file: a retried or repeated one resumes.
         before = set(latest_by_id(ResultsFile(results_path).read(), fingerprint)) if results_path.exists() else set()
+        if not results_path.parent.joinpath("config.yaml").exists():  # what these results are of
+            save_experiment(replace(self.experiment, program=config), results_path.parent / "config.yaml")
         program = self.build(config)
         started = time.monotonic()
         report = evaluate(program, self.examples, results_path=results_path, fingerprint=fingerprint,
                           workers=self.workers, progress=self.progress, description=f"trial {trial.number}")
         summary = report.summary
+        if summary.n and summary.n_failed == summary.n:  # (0 %, few tokens) would pass for a cheap config
+            first = next(r.error for r in report.results if r.error)
+            raise RuntimeError(f"all {summary.n} problems failed (first: {first}); see {results_path}")
         spent = sum(int(r.spent.get("total_tokens", 0)) for r in report.results if r.id not in before)
         attrs = {"values": values, "accuracy": summary.accuracy, "mean_tokens": summary.mean_tokens,
                  "system2_share": summary.system2_share, "true_cost_tokens": summary.total_tokens,

@@ -125,9 +125,11 @@ def plot_front(study: optuna.Study, path: str | Path, *, title: str | None = Non
     if front:
         xs, ys = [t.values[1] for t in front], [t.values[0] for t in front]
         axes.plot(xs, ys, color="tab:red", marker="o", label="Pareto front", zorder=3)
+        labels: dict[tuple[float, float], list[str]] = {}  # trials with equal values share one label
         for trial in front:
-            axes.annotate(f"#{trial.number}", (trial.values[1], trial.values[0]), textcoords="offset points",
-                          xytext=(4, 4), fontsize=8)
+            labels.setdefault((trial.values[1], trial.values[0]), []).append(f"#{trial.number}")
+        for point, names in labels.items():
+            axes.annotate(", ".join(names), point, textcoords="offset points", xytext=(4, 4), fontsize=8)
     axes.set_xlabel("mean tokens per problem")
     axes.set_ylabel("accuracy (%)")
     axes.set_title(title or f"{study.study_name}: accuracy vs tokens")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from program.local import ensure_server
 
+    from optimize.commands.search import wide_console
+
     config = resolve_experiment(args)
-    console = Console()
+    console = wide_console()
     with ensure_server(config.program.lm):
         outcome = quickstart(config, track=not args.no_mlflow, progress=not args.no_progress, console=console)
     _report(outcome, console)
@@ -63,8 +64,14 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
     from optimize.pareto import best_trial, trial_program_config
     from optimize.search import print_search, run_search
 
+    from optimize.tracking import default_tracking_uri
+
     started = time.monotonic()
     timings: dict[str, float] = {}
+    # One store for every step, fixed now: a step that moves MLflow's process-wide URI must not
+    # send the next step's runs elsewhere.
+    uri = config.tracking.mlflow_uri or default_tracking_uri(config.run_dir)
+    config = replace(config, tracking=replace(config.tracking, mlflow_uri=uri))
     program_dir = None
     if config.compile.optimizer != "none":
         from optimize.compile import compile_experiment

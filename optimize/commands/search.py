@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from optimize.commands.common import add_data_options, add_lm_options, resolve_experiment
 from optimize.commands.eval import _positive_int
@@ -54,6 +55,14 @@ def run(args: argparse.Namespace) -> int:
         result = run_search(config, trials=args.trials, study_name=args.study, storage=args.storage,
                             program_dir=args.program, workers=args.workers, tracking=not args.no_mlflow,
                             progress=not args.no_progress)
-    print_search(result)
+    print_search(result, wide_console())
     return 0
+
+
+def wide_console() -> Any:
+    """A rich console; when output is piped or captured, 160 columns so tables are not squeezed."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
 

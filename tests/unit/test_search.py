@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import FixedTrial, TrialState
 
-from optimize.experiment import DataConfig, ExperimentConfig, SearchConfig, TrackingConfig
+from optimize.experiment import DataConfig, ExperimentConfig, SearchConfig, TrackingConfig, load_experiment
 from optimize.objective import SearchObjective
 from optimize.plans import PlanStore
 from optimize.search import PARENT_RUN_ATTR, run_search
@@ -97,6 +97,8 @@ def test_objective_runs_under_fixed_trial(tmp_path: Path) -> None:
     assert attrs["system2_share"] == 100.0 and attrs["n"] == 3
     assert attrs["true_cost_tokens"] == attrs["spent_tokens"] > 0  # no plan reuse without a store
     assert Path(attrs["results_path"]).is_file()
+    saved = load_experiment(Path(attrs["results_path"]).parent / "config.yaml")  # what the results are of
+    assert saved.program.scale.threshold == 0.2
 
 
 def test_plans_are_made_once_and_reused_by_every_trial_and_process(tmp_path: Path) -> None:
@@ -173,6 +175,18 @@ def test_a_failed_trial_is_recorded_with_its_reason_and_the_study_goes_on(tmp_pa
     assert search(experiment(tmp_path), trials=3).ran == 0  # a failed trial is finished: never redone
 
 
+def test_a_trial_whose_every_problem_failed_is_a_failed_trial(tmp_path: Path) -> None:
+    def broken(messages: list[dict[str, str]]) -> str:
+        raise ConnectionError("solver unreachable")
+
+    objective = SearchObjective(experiment(tmp_path), toy_examples(2), run_dir=tmp_path / "run",
+                                systems=scripted_systems(stages, broken))
+    trial = FixedTrial({"threshold": 0.5})
+    with pytest.raises(RuntimeError, match="all 2 problems failed"):
+        objective(trial)
+    assert "solver unreachable" in trial.user_attrs["fail_reason"]
+
+
 def test_an_interrupted_trial_is_retried_on_resume_and_does_not_count(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     original = SearchObjective.build
@@ -196,9 +210,10 @@ def test_an_interrupted_trial_is_retried_on_resume_and_does_not_count(tmp_path: 
     assert trials[2].params == trials[1].params and result.totals["trials"] == 3
 
 
-def test_every_trial_is_a_child_run_of_the_study_run(tmp_path: Path) -> None:
+def test_every_trial_is_a_child_run_of_the_study_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from optimize.tracking import Tracker
 
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact folder is relative to the working directory
     config = experiment(tmp_path)
     result = search(config, trials=3, tracking=True)
     parent = result.study.user_attrs[PARENT_RUN_ATTR]
@@ -217,8 +232,6 @@ def test_every_trial_is_a_child_run_of_the_study_run(tmp_path: Path) -> None:
 
 
 def test_front_is_exported_plotted_and_loadable(tmp_path: Path) -> None:
-    from optimize.experiment import load_experiment
-
     config = experiment(tmp_path)
     result = search(config, trials=4)
     assert result.front and result.plot.read_bytes()[:4] == b"\x89PNG"
