@@ -320,3 +320,33 @@ def test_quickstart_compiles_searches_and_tests_the_best_configuration(tmp_path:
     assert saved["test"]["accuracy"] == 100.0
     assert saved["test"]["n"] == 3 and Path(saved["program_dir"], "program.json").is_file()
     assert set(saved["seconds"]) == {"compile", "search", "test", "total"}
+
+
+def test_scale_search_command_prints_the_front_and_the_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from optimize.cli import main
+    from optimize.experiment import save_experiment
+    from program import methods
+
+    real_build = methods.build_program
+    monkeypatch.setattr(methods, "build_program", lambda config, systems=None, **kw: real_build(config, toy_systems(), **kw))
+    monkeypatch.setattr("data.loading.dev_split", lambda pool, n, **kw: toy_examples(n))
+    monkeypatch.setenv("COLUMNS", "200")
+    config_file = save_experiment(experiment(tmp_path), tmp_path / "search.yaml")
+    code = main(["search", "--config", str(config_file), "--trials", "3", "--no-mlflow", "--no-progress",
+                 "--api-base", "http://127.0.0.1:9/v1"])  # a named server: the embedded one is not started
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Pareto front" in out and "optuna-dashboard sqlite:///" in out and "3 trials (3 complete" in out
+    assert main(["search", "--config", str(config_file), "--trials", "3", "--no-mlflow", "--no-progress",
+                 "--api-base", "http://127.0.0.1:9/v1"]) == 0
+    assert "0 run now" in capsys.readouterr().out
+
+
+def test_scale_search_command_names_a_bad_space(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from optimize.cli import main
+    from optimize.experiment import save_experiment
+
+    config_file = save_experiment(experiment(tmp_path, space={"threshold": [0.9, 0.1]}), tmp_path / "bad.yaml")
+    assert main(["search", "--config", str(config_file), "--api-base", "http://127.0.0.1:9/v1"]) == 2
+    assert "search.space.threshold: low 0.9 must be below high 0.1" in capsys.readouterr().err
