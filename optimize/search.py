@@ -11,6 +11,8 @@ clipped to the space, are enqueued as the first trials (once per study).
   tokens it actually spent.
 - Resume and several workers: ``optimize.study`` (N is the study's total; a rerun runs only what
   is missing; a failed trial is recorded FAIL with its ``fail_reason`` and the study goes on).
+  A server that stays down (``ServerError``) or Ctrl-C stops the search instead: the cut-off
+  trial is queued again, so the rerun picks it up once the server is back.
 - MLflow: one parent run per study (its id is a study user attr, so resumes and other workers log
   under it) and one child run per trial, by explicit parent id (``optimize.tracking``).
 - At the end: the Pareto front as a table, ``pareto/front.png``, and ``pareto/trial-<n>.yaml``
@@ -38,6 +40,7 @@ from optimize.pareto import export_front, front_trials, pareto_table, plot_front
 from optimize.plans import PlanStore
 from optimize.space import SearchSpace
 from optimize.study import StudyHandle, counted_trials, enqueue_seeds, interrupt_trial, next_trial, open_study, study_lock
+from program.errors import ServerError
 
 if TYPE_CHECKING:
     import dspy
@@ -113,9 +116,11 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
     while (trial := next_trial(handle, total)) is not None:
         try:
             values = objective(trial)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, ServerError) as exc:
+            # Not the configuration's fault: queue it again and stop. With the server down, every
+            # later trial would fail too, and a failed trial is never rerun.
             with study_lock(handle.lock_path):
-                interrupt_trial(handle, trial, "Ctrl-C")
+                interrupt_trial(handle, trial, "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else str(exc))
             raise
         except Exception as exc:  # recorded FAIL with its fail_reason; the study goes on
             log.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)

@@ -210,6 +210,22 @@ def test_an_interrupted_trial_is_retried_on_resume_and_does_not_count(tmp_path: 
     assert trials[2].params == trials[1].params and result.totals["trials"] == 3
 
 
+def test_a_server_that_stays_down_stops_the_search_and_the_trial_runs_again(tmp_path: Path) -> None:
+    from program.errors import ServerError
+
+    def down(messages: list[dict[str, str]]) -> str:
+        raise ServerError("The LLM server http://127.0.0.1:9/v1 failed after 4 attempts")
+
+    config = experiment(tmp_path)
+    with pytest.raises(ServerError, match="problems in a row failed with server errors"):
+        search(config, systems=scripted_systems(down, down), trials=2)
+    result = search(config, trials=2)
+    trials = result.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert trials[0].user_attrs["interrupted"] and "server errors" in trials[0].user_attrs["fail_reason"]
+    assert trials[2].user_attrs["retry_of"] == 0 and result.totals["trials"] == 2
+
+
 def test_every_trial_is_a_child_run_of_the_study_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from optimize.tracking import Tracker
 
