@@ -20,10 +20,11 @@ PostgreSQL URL or a journal file on a shared mount); there the lock file must be
 the count can overshoot by one trial per racing worker.
 
 Storage URLs: None = ``sqlite:///<run_dir>/optuna.db``; ``journal:PATH`` = a journal file
-(``JournalStorage(JournalFileBackend(PATH))``); anything else goes to Optuna as is.
+(``JournalStorage(JournalFileBackend(PATH))``); anything else is an SQLAlchemy URL for Optuna's
+``RDBStorage`` (``sqlite:///FILE``, ``postgresql://user@host/db``).
 
 Example:
-    >>> handle = open_study("demo", None, "runs/demo", sampler=None)  # doctest: +SKIP
+    >>> handle = open_study("demo", None, "runs/demo")  # doctest: +SKIP
     >>> trial = next_trial(handle, total=8)  # None once 8 trials exist  # doctest: +SKIP
 """
 

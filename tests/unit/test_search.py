@@ -226,6 +226,25 @@ def test_a_server_that_stays_down_stops_the_search_and_the_trial_runs_again(tmp_
     assert trials[2].user_attrs["retry_of"] == 0 and result.totals["trials"] == 2
 
 
+def test_a_trial_left_running_by_a_dead_worker_runs_again(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from optimize.study import WORKER_ATTR
+
+    config = experiment(tmp_path)
+    first = search(config, trials=1)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = first.study.ask({"threshold": optuna.distributions.FloatDistribution(0.0, 1.0)})
+    orphan.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{dead.stdout.strip()}")  # killed mid-trial
+    result = search(config, trials=2)
+    trials = result.study.get_trials()
+    assert trials[orphan.number].state == TrialState.FAIL and trials[orphan.number].user_attrs["interrupted"]
+    assert [t.user_attrs.get("retry_of") for t in trials if t.state == TrialState.COMPLETE] == [None, orphan.number]
+    assert trials[-1].params == trials[orphan.number].params and result.totals["trials"] == 2
+
+
 def test_every_trial_is_a_child_run_of_the_study_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from optimize.tracking import Tracker
 
