@@ -68,6 +68,7 @@ class SearchResult:
     plot: Path | None = None
     parent_run_id: str | None = None
     tracking_uri: str | None = None
+    artifact_uri: str | None = None
     complete: bool = False
     totals: dict[str, int] = field(default_factory=dict)
 
@@ -175,17 +176,20 @@ def _finish(config: ExperimentConfig, handle: StudyHandle, total: int, ran: int,
                   "failed": sum(1 for t in counted if t.state == TrialState.FAIL),
                   "true_cost_tokens": sum(int(t.user_attrs.get("true_cost_tokens", 0)) for t in counted),
                   "spent_tokens": sum(int(t.user_attrs.get("spent_tokens", 0)) for t in counted)}
+        artifact_uri = None
         if tracker is not None and parent is not None:
             try:
                 tracker.log_metrics(parent, {f"search_{k}": v for k, v in totals.items()})
                 tracker.log_artifact(parent, pareto_dir, "pareto")
+                artifact_uri = tracker.client.get_run(parent).info.artifact_uri  # may differ from the store
                 if complete:
                     tracker.end(parent)
             except Exception as exc:  # the study's results are safe in its storage either way
                 log.warning("could not log the search summary to MLflow (%s: %s)", type(exc).__name__, exc)
     return SearchResult(study=study, storage_url=handle.url, run_dir=config.run_dir, ran=ran, front=front,
                         exported=exported, plot=plot, parent_run_id=parent,
-                        tracking_uri=tracker.uri if tracker else None, complete=complete, totals=totals)
+                        tracking_uri=tracker.uri if tracker else None, artifact_uri=artifact_uri,
+                        complete=complete, totals=totals)
 
 
 def _print_trial(trial: optuna.trial.FrozenTrial) -> None:
@@ -219,5 +223,6 @@ def print_search(result: SearchResult, console: Any = None) -> None:
     console.print(f"plot: {result.plot}", highlight=False)
     if result.tracking_uri:
         console.print(f"MLflow: parent run {result.parent_run_id} in {result.tracking_uri} "
-                      f"(mlflow ui --backend-store-uri {result.tracking_uri})", highlight=False)
+                      f"(mlflow ui --backend-store-uri {result.tracking_uri}); artifacts in {result.artifact_uri}",
+                      highlight=False)
     console.print(f"dashboard: {result.dashboard_command}", highlight=False)

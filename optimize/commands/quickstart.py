@@ -114,7 +114,8 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
                "dev": {"accuracy": best.values[0], "mean_tokens": best.values[1], "n": len(search.study.trials)},
                "test": {"benchmark": data.benchmark, **report.summary.to_dict()},
                "search": search.totals, "seconds": timings, "tracking_uri": search.tracking_uri,
-               "parent_run_id": search.parent_run_id, "dashboard": search.dashboard_command,
+               "parent_run_id": search.parent_run_id, "artifact_uri": search.artifact_uri,
+               "dashboard": search.dashboard_command,
                "pareto_dir": str(config.run_dir / "pareto"), "test_results": str(report.results_path)}
     path = config.run_dir / "quickstart.json"
     path.write_text(json.dumps(outcome, indent=2, default=str) + "\n", encoding="utf-8")
@@ -137,6 +138,7 @@ def _report(outcome: dict[str, Any], console: Any) -> None:
                   + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items() if k != "total") + ").", highlight=False)
     console.print(f"Run directory: {outcome['run_dir']} (quickstart.json, pareto/, test/)", highlight=False)
     if outcome["tracking_uri"]:
-        console.print(f"MLflow: {outcome['tracking_uri']}, parent run {outcome['parent_run_id']}: "
-                      f"mlflow ui --backend-store-uri {outcome['tracking_uri']}", highlight=False)
+        console.print(f"MLflow: {outcome['tracking_uri']}, parent run {outcome['parent_run_id']} (artifacts in "
+                      f"{outcome['artifact_uri']}): mlflow ui --backend-store-uri {outcome['tracking_uri']}",
+                      highlight=False)
     console.print(f"Optuna dashboard: {outcome['dashboard']}", highlight=False)

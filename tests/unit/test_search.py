@@ -261,6 +261,7 @@ def test_every_trial_is_a_child_run_of_the_study_run(tmp_path: Path, monkeypatch
     assert {a.path for a in tracker.client.list_artifacts(child.info.run_id)} >= {"results.jsonl", "summary.json"}
     assert tracker.client.get_run(parent).info.status == "FINISHED"
     assert "pareto" in {a.path for a in tracker.client.list_artifacts(parent)}
+    assert result.artifact_uri == tracker.client.get_run(parent).info.artifact_uri
     # a resume logs under the same parent run
     more = search(config, trials=4, tracking=True)
     assert more.parent_run_id == parent and len(tracker.children(parent)) == 4
