@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -205,12 +206,18 @@ def _active_run(tracker: Tracker | None, run_id: str | None) -> Iterator[None]:
     import mlflow
 
     previous = mlflow.get_tracking_uri()
+    previous_env = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracker.uri)
     try:
         with mlflow.start_run(run_id=run_id):
             yield
     finally:
         mlflow.set_tracking_uri(previous)
+        # set_tracking_uri also exports MLFLOW_TRACKING_URI; later steps must not inherit ours.
+        if previous_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
 @contextlib.contextmanager

@@ -77,6 +77,8 @@ class SearchConfig:
     """The Optuna study. ``space`` maps a parameter to a fixed value, ``[low, high]`` or ``{choices: [...]}``.
 
     Parameters: threshold, system1_max_tokens, system2_thinking_budget, num_waits, num_candidates.
+    ``token_objective``: the tokens minimised: ``completion`` (response tokens, thinking included:
+    the papers' "Tok") or ``total`` (prompt + completion: what an API bills).
     """
 
     trials: int = 16
@@ -92,8 +94,11 @@ class SearchConfig:
         "num_candidates": 1,
     })
     enqueue_paper: bool = True
+    token_objective: str = "completion"
 
     def __post_init__(self) -> None:
+        if self.token_objective not in ("completion", "total"):
+            raise ConfigError(f"`token_objective={self.token_objective!r}` must be 'completion' or 'total'.")
         if self.trials <= 0:
             raise ConfigError(f"`trials={self.trials!r}` must be positive.")
         if self.sampler not in ("nsga2", "tpe", "random"):

@@ -161,7 +161,9 @@ class SearchObjective:
             first = next(r.error for r in report.results if r.error)
             raise RuntimeError(f"all {summary.n} problems failed (first: {first}); see {results_path}")
         spent = sum(int(r.spent.get("total_tokens", 0)) for r in report.results if r.id not in before)
+        tokens = objective_tokens(summary, self.experiment.search.token_objective)
         attrs = {"values": values, "accuracy": summary.accuracy, "mean_tokens": summary.mean_tokens,
+                 "objective_tokens": tokens, "token_objective": self.experiment.search.token_objective,
                  "system2_share": summary.system2_share, "true_cost_tokens": summary.total_tokens,
                  "spent_tokens": spent, "seconds": round(time.monotonic() - started, 3), "n": summary.n,
                  "n_failed": summary.n_failed, "results_path": str(results_path), "fingerprint": fingerprint,
@@ -175,7 +177,7 @@ class SearchObjective:
                                             for stage, sums in summary.mean_tokens_by_stage.items()},
                    **{f"mean_{kind}": value for kind, value in summary.mean_tokens_by_kind.items()}}
         self._log_child(trial, values, metrics=metrics, artifacts=(report.results_path, report.summary_path))
-        return summary.accuracy, summary.mean_tokens
+        return summary.accuracy, tokens
 
     def _log_child(self, trial: optuna.trial.BaseTrial, values: dict[str, Any], *, metrics: dict[str, Any],
                    artifacts: Sequence[Path], status: str = "FINISHED", reason: str | None = None) -> None:
@@ -190,3 +192,17 @@ class SearchObjective:
                                tags={"optuna.trial": str(trial.number)}, status=status)
         except Exception as exc:  # tracking trouble must not fail a trial that ran fine
             log.warning("trial %s: could not log to MLflow (%s: %s)", trial.number, type(exc).__name__, exc)
+
+
+def objective_tokens(summary: Any, kind: str) -> float:
+    """Mean tokens per problem as the search minimises them: ``completion`` or ``total`` (see SearchConfig).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> objective_tokens(SimpleNamespace(mean_tokens=900.0, mean_tokens_by_kind={"completion_tokens": 250.0}),
+        ...                  "completion")
+        250.0
+    """
+    if kind == "total":
+        return float(summary.mean_tokens)
+    return float(summary.mean_tokens_by_kind.get("completion_tokens", 0.0))

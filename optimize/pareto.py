@@ -33,7 +33,9 @@ __all__ = ["front_trials", "trial_row", "best_row", "best_trial", "pareto_table"
 _PARAM_COLUMNS = {"threshold": ("tau", "{:.2f}"), "system1_max_tokens": ("S1 max", "{:d}"),
                   "system2_max_tokens": ("S2 answer", "{:d}"), "system2_thinking_budget": ("S2 budget", "{:d}"),
                   "num_waits": ("waits", "{:d}"), "num_candidates": ("k", "{:d}")}
+# "mean tokens" is the minimised objective (completion tokens by default); "all tokens" adds prompts.
 _RESULT_COLUMNS = {"accuracy": ("accuracy %", "{:.1f}"), "mean_tokens": ("mean tokens", "{:,.0f}"),
+                   "total_tokens": ("all tokens", "{:,.0f}"),
                    "system2_share": ("System 2 %", "{:.0f}"), "true_cost_tokens": ("true cost", "{:,}"),
                    "spent_tokens": ("spent", "{:,}")}
 
@@ -50,6 +52,8 @@ def trial_row(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
                            **attrs.get("values", trial.params)}
     if trial.values:
         row["accuracy"], row["mean_tokens"] = float(trial.values[0]), float(trial.values[1])
+    if trial.values and "objective_tokens" in attrs:  # the objective counts completions; show prompts too
+        row["total_tokens"] = attrs["mean_tokens"]
     for key in ("system2_share", "true_cost_tokens", "spent_tokens", "n", "n_failed", "results_path", "fail_reason"):
         if key in attrs:
             row[key] = attrs[key]
@@ -130,7 +134,8 @@ def plot_front(study: optuna.Study, path: str | Path, *, title: str | None = Non
             labels.setdefault((trial.values[1], trial.values[0]), []).append(f"#{trial.number}")
         for point, names in labels.items():
             axes.annotate(", ".join(names), point, textcoords="offset points", xytext=(4, 4), fontsize=8)
-    axes.set_xlabel("mean tokens per problem")
+    kind = study.user_attrs.get("token_objective", "completion")
+    axes.set_xlabel(f"mean {kind} tokens per problem")
     axes.set_ylabel("accuracy (%)")
     axes.set_title(title or f"{study.study_name}: accuracy vs tokens")
     axes.grid(True, alpha=0.3)

@@ -106,6 +106,8 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
     dev = list(examples) if examples is not None else load_dev(config)
     handle = open_study(study_name or search.study, storage or search.storage, config.run_dir,
                         sampler_name=search.sampler, seed=search.seed, trials=total)
+    if "token_objective" not in handle.study.user_attrs:  # what the second objective counts, for the plot
+        handle.study.set_user_attr("token_objective", search.token_objective)
     tracker, parent = _parent_run(config, handle, total) if tracking else (None, None)
     if search.enqueue_paper:
         enqueue_seeds(handle, paper_seeds(space, config.program), total)

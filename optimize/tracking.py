@@ -99,7 +99,8 @@ class Tracker:
         uri = uri or default_tracking_uri()
         client = MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        experiment_id = found.experiment_id if found else client.create_experiment(
+            experiment, artifact_location=_artifact_location(uri))
         return cls(uri=uri, experiment_id=experiment_id)
 
     @property
@@ -169,6 +170,13 @@ class Tracker:
         return self.client.search_runs([self.experiment_id],
                                        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
                                        max_results=10_000)
+
+
+def _artifact_location(uri: str) -> str | None:
+    """Artifacts of a sqlite store go beside its database, not into ``./mlruns`` of whatever directory."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
 
 
 def _param_value(value: Any) -> str:

@@ -9,6 +9,17 @@ if TYPE_CHECKING:
     from optimize.experiment import ExperimentConfig
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts such as --limit and --workers."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
 def add_lm_options(parser: argparse.ArgumentParser) -> None:
     """--config FILE and the endpoint overrides, so any command can point at the user's own server."""
     group = parser.add_argument_group("model")

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optimize.commands.common import add_data_options, add_lm_options
+from optimize.commands.common import add_data_options, add_lm_options, positive_int
 from optimize.commands.compile import add_saved_program_option, saved_program_fingerprint
 from optimize.commands.run import add_program_options, experiment_for_args, load_program_for_args
 
@@ -35,14 +35,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_program_options(parser)
     add_saved_program_option(parser)
     parser.add_argument("--benchmark", help="benchmark name, e.g. gsm8k, math500, aime2024 (default: the config's)")
-    parser.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate the first N problems")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="evaluate the first N problems")
     parser.add_argument("--seed", type=int, help="shuffle with this seed before taking --limit problems")
-    parser.add_argument("--workers", type=_positive_int, metavar="W", help="problems solved at once (default: config, 1)")
+    parser.add_argument("--workers", type=positive_int, metavar="W", help="problems solved at once (default: config, 1)")
     parser.add_argument("--output", metavar="DIR", help="run directory (default: runs/<experiment name>)")
     parser.add_argument("--budgets", type=_budgets, metavar="B1,B2,...",
                         help="s1 budget sweep: run the bf method once per thinking budget, e.g. 128,256,512")
     parser.add_argument("--export-sft", metavar="FILE", help="also write the correct SCALE traces as chat SFT data")
-    parser.add_argument("--max-server-errors", type=_positive_int, default=3, metavar="N",
+    parser.add_argument("--max-server-errors", type=positive_int, default=3, metavar="N",
                         help="stop after N problems in a row fail with server errors (default 3)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_lm_options(parser)
@@ -117,14 +117,6 @@ def _usage_error(message: str) -> Exception:
     return ConfigError(message)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
 
 
 def _budgets(text: str) -> list[int]:

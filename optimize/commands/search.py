@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from optimize.commands.common import add_data_options, add_lm_options, resolve_experiment
-from optimize.commands.eval import _positive_int
+from optimize.commands.common import add_data_options, add_lm_options, positive_int, resolve_experiment
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "search", help="Optuna search over tau and budgets: Pareto front of accuracy vs tokens",
         description="Search the threshold and the budgets with Optuna (two objectives: accuracy on the dev "
                     "slice, mean tokens per problem). Resumable; several processes may share one study.")
-    parser.add_argument("--trials", type=_positive_int, metavar="N",
+    parser.add_argument("--trials", type=positive_int, metavar="N",
                         help="total trials in the study, counting earlier runs (default: the config's search.trials)")
     parser.add_argument("--study", metavar="NAME", help="study name; the same name resumes (default: the config's)")
     parser.add_argument("--storage", metavar="URL",
@@ -32,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "(default: sqlite:///<run dir>/optuna.db)")
     parser.add_argument("--program", metavar="DIR",
                         help="start from a saved (compiled) program: its demos and instructions are kept")
-    parser.add_argument("--workers", type=_positive_int, metavar="W",
+    parser.add_argument("--workers", type=positive_int, metavar="W",
                         help="problems evaluated at once within a trial (default: the config's tracking.workers)")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -96,6 +96,8 @@ def test_objective_runs_under_fixed_trial(tmp_path: Path) -> None:
     assert attrs["program_config"]["scale"]["threshold"] == 0.2
     assert attrs["system2_share"] == 100.0 and attrs["n"] == 3
     assert attrs["true_cost_tokens"] == attrs["spent_tokens"] > 0  # no plan reuse without a store
+    # the minimised tokens are response tokens (the papers' "Tok"); prompts are reported beside them
+    assert attrs["token_objective"] == "completion" and tokens == attrs["objective_tokens"] < attrs["mean_tokens"]
     assert Path(attrs["results_path"]).is_file()
     saved = load_experiment(Path(attrs["results_path"]).parent / "config.yaml")  # what the results are of
     assert saved.program.scale.threshold == 0.2
