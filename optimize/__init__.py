@@ -1,7 +1,9 @@
 """What improves and measures a program: evaluation, DSPy compile, Optuna search, MLflow tracking.
 
 Names are re-exported lazily (PEP 562): the ``scale`` command imports this package first and
-should not pay for MLflow or Optuna before it needs them.
+should not pay for MLflow or Optuna before it needs them. No export may share a submodule's name
+(``from optimize import evaluate`` must keep giving the module): use
+``optimize.evaluate.evaluate``.
 
 Example:
     >>> from optimize import load_program  # doctest: +SKIP
@@ -19,7 +21,6 @@ _EXPORTS = {
     "ExperimentConfig": "optimize.experiment",
     "load_experiment": "optimize.experiment",
     "save_experiment": "optimize.experiment",
-    "evaluate": "optimize.evaluate",
     "sweep_budgets": "optimize.sweep",
     "export_sft": "optimize.sft",
     "compile_experiment": "optimize.compile",

@@ -1,0 +1,24 @@
+"""Public re-exports resolve, and none hides a submodule of the same name."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import types
+
+import pytest
+
+
+@pytest.mark.parametrize("package", ["program", "optimize", "data"])
+def test_exports_resolve_and_do_not_shadow_submodules(package: str) -> None:
+    module = importlib.import_module(package)
+    submodules = {info.name for info in pkgutil.iter_modules(module.__path__)}
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+        assert name not in submodules, f"{package}.{name} would hide the submodule {package}.{name}"
+
+
+def test_from_optimize_import_evaluate_is_the_module() -> None:
+    from optimize import evaluate
+
+    assert isinstance(evaluate, types.ModuleType) and callable(evaluate.evaluate)
