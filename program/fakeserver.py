@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,7 +33,6 @@ class Fault:
     drop: bool = False
 
 
-Action = "str | Fault | Callable[[dict[str, Any]], str]"
 
 
 @dataclass

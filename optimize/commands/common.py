@@ -30,6 +30,13 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key-env", metavar="VAR", help="NAME of the environment variable holding the API key")
 
 
+def add_output_flags(parser: argparse.ArgumentParser, *, mlflow: bool = True) -> None:
+    """--no-progress (and --no-mlflow) for commands that do long, tracked work."""
+    if mlflow:
+        parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR",
                         help="directory with the benchmark JSONL files (else $SCALE_DATA_DIR, else the Hugging Face Hub)")

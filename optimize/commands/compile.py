@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optimize.commands.common import add_data_options, add_lm_options, resolve_experiment
+from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, resolve_experiment
 from optimize.experiment import OPTIMIZERS
 
 if TYPE_CHECKING:
@@ -39,8 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", metavar="DIR", help="program directory (default: runs/<name>/compiled-<optimizer>)")
     parser.add_argument("--workers", type=int, metavar="W", help="problems run at once (default: the config's)")
     parser.add_argument("--trace", action="store_true", help="also record DSPy traces in MLflow (mlflow.dspy.autolog)")
-    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_output_flags(parser)
     add_program_options(parser)
     add_lm_options(parser)
     add_data_options(parser)

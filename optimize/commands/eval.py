@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optimize.commands.common import add_data_options, add_lm_options, positive_int
+from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, positive_int
 from optimize.commands.compile import add_saved_program_option, saved_program_fingerprint
 from optimize.commands.run import add_program_options, experiment_for_args, load_program_for_args
 
@@ -44,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--export-sft", metavar="FILE", help="also write the correct SCALE traces as chat SFT data")
     parser.add_argument("--max-server-errors", type=positive_int, default=3, metavar="N",
                         help="stop after N problems in a row fail with server errors (default 3)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_output_flags(parser, mlflow=False)
     add_lm_options(parser)
     add_data_options(parser)
     parser.set_defaults(func=run)

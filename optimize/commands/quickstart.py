@@ -21,10 +21,9 @@ import argparse
 import json
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from optimize.commands.common import add_data_options, add_lm_options, resolve_experiment
+from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, resolve_experiment
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,8 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "quickstart", help="compile, search and test on the embedded model (the README's first command)",
         description="Compile the SCALE program, search tau and budgets with Optuna, and evaluate the best "
                     "configuration on a test slice; everything tracked in MLflow. Resumable.")
-    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_output_flags(parser)
     add_lm_options(parser)
     add_data_options(parser)
     parser.set_defaults(func=run)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from optimize.commands.common import add_data_options, add_lm_options, positive_int, resolve_experiment
+from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, positive_int, resolve_experiment
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,8 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="start from a saved (compiled) program: its demos and instructions are kept")
     parser.add_argument("--workers", type=positive_int, metavar="W",
                         help="problems evaluated at once within a trial (default: the config's tracking.workers)")
-    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_output_flags(parser)
     add_lm_options(parser)
     add_data_options(parser)
     parser.set_defaults(func=run)

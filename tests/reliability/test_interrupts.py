@@ -129,7 +129,7 @@ def test_search_killed_at_random_points_resumes_to_exactly_n_trials(tmp_path: Pa
     config = experiment_file(tmp_path / "exp.yaml", data=toy_data, output=tmp_path / "runs", method="scale",
                              search={"trials": trials})
     storage = f"sqlite:///{tmp_path / 'runs' / 'toy' / 'optuna.db'}"
-    repeated = kills = 0
+    kills = 0
     with FakeServer(default=slow_reply(2)) as server:
         argv = ["search", "--config", str(config), "--no-mlflow", "--no-progress", "--api-base", server.api_base,
                 "--model", "openai/fake"]

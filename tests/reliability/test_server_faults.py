@@ -33,7 +33,6 @@ from reliability.toy import (
     problem_of,
     requests_for,
     rows,
-    stop_listening,
     toy_reply,
     toy_server,
 )

@@ -19,7 +19,6 @@ import dill
 import dspy
 import optuna
 import pytest
-import yaml
 
 from optimize.cli import main
 from optimize.evaluate import evaluate

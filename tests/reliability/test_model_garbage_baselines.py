@@ -1,0 +1,170 @@
+"""Model garbage in the baselines, s1 budget forcing over HTTP, and every stage at once (see test_model_garbage)."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import dspy
+import pytest
+
+from data.grading import extract_answer
+from optimize.evaluate import evaluate
+from optimize.results import ResultsFile
+from program.baselines import CoT, InftyThink, MajorityVote
+from program.baselines.forced import BudgetForcing
+from program.config import Endpoint, ForcingConfig, InftyThinkConfig, LMConfig, ModeConfig, ScaleConfig, VoteConfig
+from program.fakeserver import FakeServer
+from program.garbage import KINDS, BadReply, Garbage
+from program.scale import Scale
+from program.testing import function_lm, scripted_systems
+from reliability.toy import TALLY, rows
+
+from reliability.fuzzing import (
+    MIN_BAD, NO_ANSWER, row_of, fuzz, failures_of, row_number, assert_reasons, assert_clean,
+)
+
+
+# --- baselines ------------------------------------------------------------------------------------
+
+def test_cot_garbage(tmp_path: Path) -> None:
+    fuzzer, results = fuzz("solve", lambda f: CoT(function_lm(f)), tmp_path, seed=18)
+    for result in results:
+        assert_reasons(result)
+        reply = fuzzer.by_row[row_number(result)][0]
+        assert_clean(result.trace["visible"])
+        assert result.trace["value"] == extract_answer(result.trace["visible"])
+        assert bool(result.trace["failures"]) == (result.trace["value"] is None)
+        assert result.trace["value"] is None or reply.kind not in NO_ANSWER
+    TALLY["garbage: cot"] = TALLY.pop("garbage: solve")
+
+
+def test_majority_vote_garbage(tmp_path: Path) -> None:
+    fuzzer, results = fuzz("solve", lambda f: MajorityVote(function_lm(f), VoteConfig(samples=3)), tmp_path,
+                           seed=19, per_problem=3)
+    for result in results:
+        assert_reasons(result)
+        votes = result.trace["votes"]
+        assert len(votes) == 3 and len(fuzzer.by_row[row_number(result)]) == 3
+        assert len(result.trace["failures"]) == sum(v["answer"] is None for v in votes)
+        counted = [v["answer"] for v in votes if v["answer"] is not None]
+        assert (result.answer == "") == (not counted)
+    TALLY["garbage: vote"] = TALLY.pop("garbage: solve")
+
+
+def test_inftythink_summary_garbage(tmp_path: Path) -> None:
+    config = InftyThinkConfig(max_iterations=3, segment_tokens=64, summary_max_tokens=32)
+    fuzzer, results = fuzz("summary", lambda f: InftyThink(function_lm(f), config), tmp_path, seed=20, per_problem=3)
+    kept = 0
+    for result in results:
+        assert_reasons(result)
+        iterations = result.trace["iterations"]
+        served = fuzzer.by_row[row_number(result)]
+        assert len(iterations) == 3 and len(served) == 3  # no segment answers: a summary call each time
+        failed = failures_of(result, "inftythink_summary")
+        for i, record in enumerate(iterations):
+            assert_clean(record["progress"])
+            assert_clean(record["summary"])
+            reasons = [f for f in failed if f["reason"].startswith(f"iteration {i}:")]
+            if record["summary"]:
+                assert not reasons  # a summary was used: it is the next segment's progress
+                if i + 1 < len(iterations):
+                    assert iterations[i + 1]["progress"] == record["summary"]
+            else:  # unusable: recorded, and the previous summary carried on
+                kept += 1
+                assert len(reasons) == 1 and "kept the previous summary" in reasons[0]["reason"]
+                if i + 1 < len(iterations):
+                    assert iterations[i + 1]["progress"] == record["progress"]
+        assert failures_of(result, "inftythink")  # no answer after max_iterations: recorded
+    TALLY["garbage: inftythink summary"] = {**TALLY.pop("garbage: summary"), "kept previous summary": kept}
+
+
+def test_inftythink_segment_garbage(tmp_path: Path) -> None:
+    config = InftyThinkConfig(max_iterations=2, segment_tokens=64, summary_max_tokens=32)
+    fuzzer, results = fuzz("segment", lambda f: InftyThink(function_lm(f), config), tmp_path, seed=21, per_problem=2)
+    for result in results:
+        assert_reasons(result)
+        iterations = result.trace["iterations"]
+        for record in iterations:
+            assert_clean(record["progress"])
+        answered = [r for r in iterations if r["answer"] is not None]
+        assert len(answered) <= 1 and (not answered or answered[0] is iterations[-1])  # an answer stops the loop
+        assert bool(failures_of(result, "inftythink")) == (not answered)
+        assert result.answer == (iterations[-1]["answer"] or "")
+    TALLY["garbage: inftythink segment"] = TALLY.pop("garbage: segment")
+
+
+# --- s1 budget forcing, over HTTP ----------------------------------------------------------------
+
+@pytest.mark.fake_server
+def test_budget_forcing_garbage_over_http(tmp_path: Path) -> None:
+    """Thinking segments and answers from a garbage /v1/completions server (real HTTP, litellm)."""
+    garbage, rng = Garbage(seed=22), random.Random(22)
+    by_row: dict[int, list[BadReply]] = defaultdict(list)
+
+    def reply(body: dict[str, Any]) -> str:
+        bad = garbage.next()
+        by_row[row_of([{"content": str(body.get("prompt", ""))}])].append(bad)
+        return bad.text
+
+    budget, waits = 24, 2
+    with FakeServer(default=reply) as server:
+        server.finish_reason = "stop"
+        endpoint = Endpoint(model="openai/fake", api_base=server.api_base, retries=0, timeout=10)
+        mode = ModeConfig(temperature=0.0, top_p=None, top_k=None, max_tokens=16, thinking="forced",
+                          thinking_budget=budget)
+        lm = LMConfig(endpoint=endpoint, stages=mode, system1=mode, system2=mode,
+                      forcing=ForcingConfig(num_waits=waits, template="chatml"))
+        program = BudgetForcing(lm)
+        results: list[Any] = []
+        start = 0
+        while len(garbage.served) < MIN_BAD:
+            server.finish_reason = rng.choice(["stop", "length"])
+            problems = [dspy.Example(**row, benchmark="toy").with_inputs("problem") for row in rows(10, start)]
+            start += 10
+            results += evaluate(program, problems, results_path=tmp_path / "r.jsonl", fingerprint="bf",
+                                progress=False).results
+    assert not [r.error for r in results if r.failed]
+    for result in results:
+        assert_reasons(result)
+        assert sum(c["thinking_tokens"] for c in result.calls) <= budget  # control holds on garbage too
+        assert len(result.calls) <= waits + 2  # at most 1 + waits thinking segments, then the answer
+        assert bool(result.trace["failures"]) == (result.trace["value"] is None)
+        assert len(by_row[row_number(result)]) == len(result.calls) >= 1  # one bad reply per server call
+    TALLY["garbage: budget forcing (HTTP)"] = {"bad replies": len(garbage.served), "problems": len(results),
+                                              "crashes": 0, "kinds": len({b.kind for b in garbage.served}),
+                                              "failures recorded": sum(len(r.trace["failures"]) for r in results)}
+    assert {b.kind for b in garbage.served} == set(KINDS)
+
+
+# --- everything at once -------------------------------------------------------------------------
+
+def test_every_stage_garbage_at_once_with_concurrent_workers(tmp_path: Path) -> None:
+    garbage = Garbage(seed=23)
+    lock = threading.Lock()
+
+    def responder(messages: list[dict[str, str]]) -> str:
+        with lock:
+            return garbage.next().text
+
+    programs = {
+        "scale": Scale(ScaleConfig(rewrite=True, num_candidates=2, threshold=0.3),
+                       scripted_systems(responder, responder, responder)),
+        "scale solved-context": Scale(ScaleConfig(difficulty_mode="solved_context", context="final_value"),
+                                      scripted_systems(responder, responder, responder)),
+        "inftythink": InftyThink(function_lm(responder), InftyThinkConfig(max_iterations=2)),
+    }
+    total = 0
+    for name, program in programs.items():
+        problems = [dspy.Example(**row, benchmark="toy").with_inputs("problem") for row in rows(12)]
+        report = evaluate(program, problems, results_path=tmp_path / name / "r.jsonl", fingerprint=name, workers=3,
+                          progress=False)
+        assert not [r.error for r in report.results if r.failed], name
+        assert len(ResultsFile(tmp_path / name / "r.jsonl").read()) == 12
+        total += sum(len(r.trace["failures"]) for r in report.results)
+    TALLY["garbage: all stages at once (3 workers)"] = {"bad replies": len(garbage.served), "problems": 36,
+                                                        "crashes": 0, "failures recorded": total}
+    assert len(garbage.served) >= MIN_BAD
