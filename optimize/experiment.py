@@ -35,6 +35,7 @@ from program.config import (
     ProgramConfig,
     ScaleConfig,
     VoteConfig,
+    check_known_keys,
     from_dict,
     to_dict,
 )
@@ -169,10 +170,7 @@ def experiment_from_dict(data: dict[str, Any], *, where: str = "config") -> Expe
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level, got {type(data).__name__}.")
     known = {f.name for f in fields(ExperimentConfig)} - {"program"} | set(_PROGRAM_KEYS)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
-                          f"known keys are: {', '.join(sorted(known))}.")
+    check_known_keys(data, known, where)
     try:
         program = ProgramConfig(
             method=str(data.get("method", "scale")),

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from program.config import ConfigError, ProgramConfig
+from program.config import ConfigError, ProgramConfig, check_known_keys
 
 if TYPE_CHECKING:
     import optuna
@@ -191,10 +191,7 @@ class SearchSpace:
         """Validate ``search.space`` from a config; unknown names and bad values raise ConfigError."""
         if not isinstance(space, Mapping):
             raise ConfigError(f"search.space: expected a mapping of parameter -> value/range, got {space!r}.")
-        unknown = sorted(set(space) - set(PARAMETERS))
-        if unknown:
-            raise ConfigError(f"search.space: unknown parameter(s) {', '.join(map(repr, unknown))}; "
-                              f"known parameters are: {', '.join(PARAMETERS)}.")
+        check_known_keys(space, PARAMETERS, "search.space", kind="parameter")
         return cls({name: _parse_one(PARAMETERS[name], raw) for name, raw in space.items()})
 
     @property

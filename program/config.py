@@ -34,6 +34,7 @@ __all__ = [
     "METHODS",
     "from_dict",
     "to_dict",
+    "check_known_keys",
     "THINKING_SWITCHES",
     "LOCAL_MODEL_ALIAS",
     "LOCAL_PORT",
@@ -52,6 +53,21 @@ class ConfigError(ValueError):
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+def check_known_keys(data: Any, known: Any, where: str, *, kind: str = "key", after: str = "") -> None:
+    """Raise ConfigError naming every key of ``data`` not in ``known``, and listing the known ones.
+
+    Example:
+        >>> check_known_keys({"tau": 1}, {"threshold"}, "scale")
+        Traceback (most recent call last):
+        program.config.ConfigError: scale: unknown key(s) 'tau'; known keys are: threshold.
+    """
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        listed = sorted(known) if isinstance(known, (set, frozenset)) else list(known)  # keep a given order
+        raise ConfigError(f"{where}: unknown {kind}(s) {', '.join(map(repr, unknown))}{after}; "
+                          f"known {kind}s are: {', '.join(listed)}.")
 
 
 def _check_probability(name: str, value: float | None) -> None:
@@ -317,10 +333,7 @@ def from_dict(cls: type[T], data: Any, *, where: str = "config") -> T:
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}.")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls) if f.init}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))} for {cls.__name__}; "
-                          f"known keys are: {', '.join(sorted(known))}.")
+    check_known_keys(data, known, where, after=f" for {cls.__name__}")
     kwargs = {key: _convert(hints[key], value, f"{where}.{key}") for key, value in data.items()}
     try:
         return cls(**kwargs)

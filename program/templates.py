@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from program.config import ConfigError
+from program.config import ConfigError, check_known_keys
 
 __all__ = ["ChatTemplate", "get_template", "TEMPLATES", "THINK_INSTRUCTION"]
 
@@ -216,10 +216,7 @@ def _sidecar(path: Path) -> dict[str, Any]:
         raise ConfigError(f"Template sidecar {side} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"Template sidecar {side} must hold a JSON object; got {type(data).__name__}.")
-    unknown = sorted(set(data) - set(_SIDECAR_KEYS))
-    if unknown:
-        raise ConfigError(f"Template sidecar {side}: unknown key(s) {', '.join(map(repr, unknown))}; "
-                          f"known keys are: {', '.join(_SIDECAR_KEYS)}.")
+    check_known_keys(data, _SIDECAR_KEYS, f"Template sidecar {side}")
     for key in ("think_open", "think_close", "instruction"):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"Template sidecar {side}: `{key}={data[key]!r}` must be a string.")
