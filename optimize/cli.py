@@ -11,7 +11,9 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 # litellm downloads a price list at import unless told not to; offline that stalls for seconds.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -38,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A shell starts background jobs (`scale eval ... &`, nohup) with SIGINT ignored, and Python then
+    # never raises KeyboardInterrupt: `kill -INT` must still stop a run cleanly, finished work saved.
+    if threading.current_thread() is threading.main_thread():  # signal handlers live on the main thread
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
