@@ -16,7 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, resolve_experiment
+from optimize.commands.common import (
+    add_data_options, add_lm_options, add_output_flags, positive_int, resolve_experiment,
+)
 from optimize.experiment import OPTIMIZERS
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dev", metavar="POOL:N", help="dev problems from a train pool, e.g. gsm8k_train:20")
     parser.add_argument("--val", type=int, metavar="N", help="held-out problems after the dev ones, for an honest score")
     parser.add_argument("--output", metavar="DIR", help="program directory (default: runs/<name>/compiled-<optimizer>)")
-    parser.add_argument("--workers", type=int, metavar="W", help="problems run at once (default: the config's)")
+    parser.add_argument("--workers", type=positive_int, metavar="W", help="problems run at once (default: the config's)")
     parser.add_argument("--trace", action="store_true", help="also record DSPy traces in MLflow (mlflow.dspy.autolog)")
     add_output_flags(parser)
     add_program_options(parser)
