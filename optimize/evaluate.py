@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -217,7 +217,7 @@ def solve_one(program: Any, example: dspy.Example, *, context: dict[str, Any] | 
         id=str(example.id), benchmark=str(example.get("benchmark", "") or ""), problem=str(example.problem), gold=gold,
         calls=ledger.to_records(), stages=ledger.by_stage(), totals=ledger.totals(),
         spent=ledger.totals(spent_only=True), wall_seconds=round(wall, 3),
-        llm_seconds=ledger.totals()["seconds"], finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        llm_seconds=ledger.totals()["seconds"], finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     if error is not None:
         result.error_type = "ServerError" if isinstance(error, ServerError) else type(error).__name__

@@ -27,7 +27,7 @@ import json
 import platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +121,7 @@ def save_program(program: dspy.Module, config: ExperimentConfig, directory: str 
                                 "settings into program.json. Bind LMs per call (program.execute.call) instead.")
     save_experiment(config, directory / CONFIG_FILE)
     data = {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "method": config.program.method, "predictors": [name for name, _ in program.named_predictors()],
             "versions": package_versions(), **metadata,
             "sha256": {name: _sha256(directory / name) for name in (PROGRAM_FILE, CONFIG_FILE)}}

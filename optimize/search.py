@@ -39,7 +39,15 @@ from optimize.objective import SearchObjective, load_dev, paper_seeds
 from optimize.pareto import export_front, front_trials, pareto_table, plot_front, trial_row
 from optimize.plans import PlanStore
 from optimize.space import SearchSpace
-from optimize.study import StudyHandle, counted_trials, enqueue_seeds, interrupt_trial, next_trial, open_study, study_lock
+from optimize.study import (
+    StudyHandle,
+    counted_trials,
+    enqueue_seeds,
+    interrupt_trial,
+    next_trial,
+    open_study,
+    study_lock,
+)
 from program.errors import ServerError
 
 if TYPE_CHECKING:

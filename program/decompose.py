@@ -24,8 +24,8 @@ from typing import Any
 
 import dspy
 
-from program.execute import Failure, call, rollout
 from program.config import ScaleConfig
+from program.execute import Failure, call, rollout
 
 __all__ = ["Decomposition", "decompose_problem", "rewrite_problem", "sample_candidates", "select_candidate",
            "render_candidates"]

@@ -42,7 +42,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
                         help="directory with the benchmark JSONL files (else $SCALE_DATA_DIR, else the Hugging Face Hub)")
 
 
-def resolve_experiment(args: argparse.Namespace) -> "ExperimentConfig":
+def resolve_experiment(args: argparse.Namespace) -> ExperimentConfig:
     """The experiment a command runs: --config FILE (or defaults), then --preset and endpoint overrides."""
     from dataclasses import replace
 

@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optimize.commands.common import (
-    add_data_options, add_lm_options, add_output_flags, positive_int, resolve_experiment,
+    add_data_options,
+    add_lm_options,
+    add_output_flags,
+    positive_int,
+    resolve_experiment,
 )
 from optimize.experiment import OPTIMIZERS
 

@@ -38,9 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from program.local import ensure_server
-
     from optimize.commands.search import wide_console
+    from program.local import ensure_server
 
     config = resolve_experiment(args)
     console = wide_console()
@@ -61,7 +60,6 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
     from optimize.objective import build_trial_program, program_state, results_fingerprint
     from optimize.pareto import best_trial, trial_program_config
     from optimize.search import print_search, run_search
-
     from optimize.tracking import default_tracking_uri
 
     started = time.monotonic()

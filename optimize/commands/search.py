@@ -15,7 +15,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, positive_int, resolve_experiment
+from optimize.commands.common import (
+    add_data_options,
+    add_lm_options,
+    add_output_flags,
+    positive_int,
+    resolve_experiment,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
