@@ -24,12 +24,8 @@ from program.config import ScaleConfig
 from program.garbage import NUMBER_FREE
 from program.scale import Scale
 from program.testing import scripted_systems
+from reliability.fuzzing import NO_ANSWER, Fuzzer, assert_clean, assert_reasons, failures_of, fuzz, row_number
 from reliability.toy import TALLY
-
-from reliability.fuzzing import (
-    NO_ANSWER, Fuzzer, fuzz, failures_of, row_number, assert_reasons, assert_clean,
-)
-
 
 # --- SCALE stages ---------------------------------------------------------------------------------
 

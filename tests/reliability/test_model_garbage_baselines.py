@@ -21,12 +21,8 @@ from program.fakeserver import FakeServer
 from program.garbage import KINDS, BadReply, Garbage
 from program.scale import Scale
 from program.testing import function_lm, scripted_systems
+from reliability.fuzzing import MIN_BAD, NO_ANSWER, assert_clean, assert_reasons, failures_of, fuzz, row_number, row_of
 from reliability.toy import TALLY, rows
-
-from reliability.fuzzing import (
-    MIN_BAD, NO_ANSWER, row_of, fuzz, failures_of, row_number, assert_reasons, assert_clean,
-)
-
 
 # --- baselines ------------------------------------------------------------------------------------
 

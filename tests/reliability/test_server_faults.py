@@ -27,15 +27,7 @@ from program.config import Endpoint, LMConfig, ModeConfig, ProgramConfig, ScaleC
 from program.errors import ServerError
 from program.fakeserver import FakeServer, Fault
 from program.methods import build_program
-from reliability.toy import (
-    kill_after,
-    listen_again,
-    problem_of,
-    requests_for,
-    rows,
-    toy_reply,
-    toy_server,
-)
+from reliability.toy import kill_after, listen_again, problem_of, requests_for, rows, toy_reply, toy_server
 
 pytestmark = pytest.mark.fake_server
 

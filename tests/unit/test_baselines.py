@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from program.baselines import BudgetForcing, CoT, InftyThink, MajorityVote, majority, split_summary

@@ -8,7 +8,15 @@ import pytest
 
 from optimize.experiment import experiment_from_dict, experiment_to_dict, load_experiment, save_experiment
 from program.config import (
-    ConfigError, Endpoint, ForcingConfig, LMConfig, ModeConfig, ProgramConfig, ScaleConfig, VoteConfig, from_dict,
+    ConfigError,
+    Endpoint,
+    ForcingConfig,
+    LMConfig,
+    ModeConfig,
+    ProgramConfig,
+    ScaleConfig,
+    VoteConfig,
+    from_dict,
 )
 
 

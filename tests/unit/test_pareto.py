@@ -11,8 +11,16 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from optimize.experiment import ExperimentConfig, load_experiment
-from optimize.pareto import (best_row, best_trial, export_front, front_markdown, front_trials, pareto_table,
-                             plot_front, trial_row)
+from optimize.pareto import (
+    best_row,
+    best_trial,
+    export_front,
+    front_markdown,
+    front_trials,
+    pareto_table,
+    plot_front,
+    trial_row,
+)
 from optimize.space import PARAMETERS
 from program.config import ProgramConfig
 

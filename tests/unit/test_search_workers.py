@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from test_search import experiment, stages, toy_examples, _solver  # noqa: I001 - the shared scripted setup
+from test_search import _solver, experiment, stages, toy_examples  # the shared scripted setup
 
 
 def _slow(responder: Any) -> Any:
