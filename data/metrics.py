@@ -64,7 +64,7 @@ def scaling(thinking_tokens: Sequence[float], accuracies: Sequence[float]) -> fl
     bad = [t for t in tokens if not t > 0]
     if bad:
         raise ValueError(f"`thinking_tokens` must be positive (log2 is taken); got {bad[0]}")
-    points = sorted(zip(tokens, accs))
+    points = sorted(zip(tokens, accs, strict=True))
     slopes = [(fb - fa) / (math.log2(b) - math.log2(a))
               for i, (a, fa) in enumerate(points) for b, fb in points[i + 1:] if b > a]
     return sum(slopes) / len(slopes) if slopes else 0.0

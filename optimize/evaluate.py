@@ -118,7 +118,7 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
                     "(use another output directory to keep runs apart)", results_path, len(others))
     ids = [str(ex.id) for ex in examples]  # results store ids as text; an integer id must match too
     finished = {i: previous[i] for i in ids if i in previous and not (retry_failed and previous[i].failed)}
-    todo = [ex for ex, i in zip(examples, ids) if i not in finished]
+    todo = [ex for ex, i in zip(examples, ids, strict=True) if i not in finished]
     n_resumed = len(finished)
 
     get_program = _program_source(program)

@@ -119,7 +119,7 @@ class PlanStore:
             data = handle.read()
         complete = data[:data.rfind(b"\n") + 1]  # a half-written last line waits for the next read
         self._offset += len(complete)
-        for number, raw in enumerate(complete.splitlines(), 1):
+        for raw in complete.splitlines():
             try:
                 entry = json.loads(raw)
                 self._plans.setdefault((entry["key"], entry["problem"]), Plan.from_dict(entry["plan"]))

@@ -36,7 +36,7 @@ def plot_scaling(points: Sequence[tuple[int, float, float]], path: str | Path, *
     figure = Figure(figsize=(6, 4), dpi=120)
     axes = figure.add_subplot()
     if shown:
-        xs, ys, budgets = zip(*shown)
+        xs, ys, budgets = zip(*shown, strict=True)
         axes.plot(xs, ys, marker="o")
         for x, y, budget in shown:
             axes.annotate(f"budget {budget}", (x, y), textcoords="offset points", xytext=(4, 6), fontsize=8)

@@ -60,7 +60,7 @@ def assert_ledger_matches_server(book: ledger.Ledger, result: ForcedResult, seen
     assert [(c.prompt_tokens, c.completion_tokens) for c in book.calls] == [
         (s["prompt_tokens"], s["completion_tokens"]) for s in seen]
     assert [c.thinking_tokens for c in book.calls] == [
-        s["completion_tokens"] if step.phase == "thinking" else 0 for s, step in zip(seen, result.calls)]
+        s["completion_tokens"] if step.phase == "thinking" else 0 for s, step in zip(seen, result.calls, strict=True)]
     totals = book.totals()
     assert (totals["thinking_tokens"], totals["answer_tokens"], totals["prompt_tokens"]) == (
         result.thinking_tokens, result.answer_tokens, result.prompt_tokens)
@@ -72,7 +72,7 @@ def test_a_64_token_cap_is_never_exceeded(local_lm_config: LMConfig, server_usag
                                           question: str) -> None:
     book = ledger.Ledger()
     result = forced(local_lm_config, question, budget=64, num_waits=1, book=book)
-    thinking = [s for s, step in zip(server_usage, result.calls) if step.phase == "thinking"]
+    thinking = [s for s, step in zip(server_usage, result.calls, strict=True) if step.phase == "thinking"]
     assert sum(s["completion_tokens"] for s in thinking) == result.thinking_tokens <= 64
     # Each thinking call asked for exactly what was left of the budget.
     asked = [s["max_tokens"] for s in thinking]

@@ -103,7 +103,7 @@ def test_grading_from_eight_threads_matches_the_case_file() -> None:
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         verdicts = list(pool.map(verdict, work))
-    wrong = [(cid, got, ok) for (cid, got, ok), case in zip(verdicts, work)
+    wrong = [(cid, got, ok) for (cid, got, ok), case in zip(verdicts, work, strict=True)
              if (got, ok) != (case["expected_extracted"], case["expected_correct"])]
     assert wrong == []
     TALLY["concurrency: grading from 8 threads"] = {"gradings": len(work), "wrong verdicts": len(wrong)}
@@ -128,7 +128,7 @@ def test_three_search_processes_share_one_study(tmp_path: Path, toy_data: Path) 
         workers = [subprocess.Popen(argv, cwd=tmp_path, env=scale_env(), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True) for _ in range(3)]
         outputs = [w.communicate(timeout=240) for w in workers]
-    for worker, (_, err) in zip(workers, outputs):
+    for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
         assert "Traceback" not in err
     study = optuna.load_study(study_name="toy-study", storage=storage)

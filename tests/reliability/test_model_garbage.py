@@ -142,7 +142,7 @@ def test_step_solving_garbage(tmp_path: Path) -> None:
         steps = result.trace["steps"]
         assert len(served) == len(steps) == 3
         assert [s["mode"] for s in steps] == ["system1", "system1", "system2"]
-        for i, (step, reply) in enumerate(zip(steps, served)):
+        for i, (step, reply) in enumerate(zip(steps, served, strict=True)):
             assert_clean(step["visible"])
             failed = failures_of(result, step["mode"], i)
             assert step["value"] == extract_answer(step["visible"])

@@ -274,7 +274,7 @@ def test_front_is_exported_plotted_and_loadable(tmp_path: Path) -> None:
     result = search(config, trials=4)
     assert result.front and result.plot.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in result.exported] == [f"trial-{t.number}.yaml" for t in result.front]
-    for trial, path in zip(result.front, result.exported):
+    for trial, path in zip(result.front, result.exported, strict=True):
         loaded = load_experiment(path)
         assert loaded.program.scale.threshold == trial.params["threshold"]
         assert loaded.name == f"toy-trial-{trial.number}"
