@@ -62,7 +62,8 @@ def find_local_file(name: str, data_dir: str | os.PathLike[str] | None = None) -
                 raise DataError(f"{source} {directory}: not a directory; expected the folder holding {bench.file}")
             path = directory / bench.file
             if not path.is_file():
-                raise DataError(f"{path} not found ({source}); expected {bench.file} for benchmark {name!r} in that folder")
+                raise DataError(f"{path} not found ({source}); "
+                                f"expected {bench.file} for benchmark {name!r} in that folder")
             return path
     for directory in _shared_dirs():
         if (directory / bench.file).is_file():
@@ -112,13 +113,15 @@ def validate_jsonl(path: str | os.PathLike[str]) -> list[dict[str, str]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: malformed JSON ({exc.msg}, column {exc.colno}); "
-                            'expected one JSON object per line, e.g. {"id": "x-1", "problem": "...", "answer": "42"}') from None
+            raise DataError(f"{where}: malformed JSON ({exc.msg}, column {exc.colno}); expected one JSON object per "
+                            'line, e.g. {"id": "x-1", "problem": "...", "answer": "42"}') from None
         if not isinstance(record, dict):
-            raise DataError(f"{where}: a JSON {type(record).__name__}, expected a JSON object with id, problem and answer")
+            raise DataError(f"{where}: a JSON {type(record).__name__}, "
+                            "expected a JSON object with id, problem and answer")
         row = {field: _field_value(record, field, where) for field in ("id", "problem", "answer")}
         if row["id"] in seen:
-            raise DataError(f"{where}: field 'id' value {row['id']!r} repeats line {seen[row['id']]}; expected unique ids")
+            raise DataError(f"{where}: field 'id' value {row['id']!r} repeats line {seen[row['id']]}; "
+                            "expected unique ids")
         seen[row["id"]] = lineno
         rows.append(row)
     return rows

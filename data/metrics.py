@@ -60,7 +60,8 @@ def scaling(thinking_tokens: Sequence[float], accuracies: Sequence[float]) -> fl
     tokens = _non_empty(thinking_tokens, "thinking_tokens")
     accs = _non_empty(accuracies, "accuracies")
     if len(tokens) != len(accs):
-        raise ValueError(f"`thinking_tokens` ({len(tokens)} values) and `accuracies` ({len(accs)}) must have equal lengths")
+        raise ValueError(f"`thinking_tokens` ({len(tokens)} values) and `accuracies` ({len(accs)}) "
+                         "must have equal lengths")
     bad = [t for t in tokens if not t > 0]
     if bad:
         raise ValueError(f"`thinking_tokens` must be positive (log2 is taken); got {bad[0]}")
