@@ -126,8 +126,8 @@ def compile_experiment(config: ExperimentConfig, *, output_dir: str | Path | Non
                 program, systems, config, dev, heldout, directory, progress,
                 mlflow={"uri": tracker.uri if tracker else None, "run_id": run_id})
         if tracker and run_id:  # after autolog is off: its callbacks must not travel with the model
-            tracker.log_metrics(run_id, {"optimizer_seconds": seconds,
-                                         **{f"{name}_{k}": v for name, s in scores.items() for k, v in (s or {}).items()}})
+            split_scores = {f"{name}_{k}": v for name, s in scores.items() for k, v in (s or {}).items()}
+            tracker.log_metrics(run_id, {"optimizer_seconds": seconds, **split_scores})
             tracker.log_artifact(run_id, directory, "program_dir")
             model_uri = _log_model_or_warn(tuned, warnings)
     return CompileResult(directory=directory, program=tuned, config=config, scores=scores, warnings=warnings,

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from program.config import ProgramConfig
     from program.lm import Systems
 
-__all__ = ["SearchObjective", "build_trial_program", "program_state", "results_fingerprint", "load_dev", "paper_seeds", "PAPER_THRESHOLDS"]
+__all__ = ["SearchObjective", "build_trial_program", "program_state", "results_fingerprint", "load_dev", "paper_seeds",
+           "PAPER_THRESHOLDS"]
 
 log = logging.getLogger(__name__)
 

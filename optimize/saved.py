@@ -217,8 +217,8 @@ def load_program(directory: str | Path, *, config: ExperimentConfig | None = Non
     try:
         program.load(str(directory / PROGRAM_FILE), allow_pickle=False, allow_unsafe_lm_state=False)
     except Exception as exc:  # DSPy raises KeyError/ValueError/pydantic errors for a state it cannot apply
-        raise SavedProgramError(f"{directory / PROGRAM_FILE}: the saved state does not fit a "
-                                f"`{config.program.method}` program ({type(exc).__name__}: {exc}); {_RECOMPILE}.") from None
+        raise SavedProgramError(f"{directory / PROGRAM_FILE}: the saved state does not fit a `{config.program.method}` "
+                                f"program ({type(exc).__name__}: {exc}); {_RECOMPILE}.") from None
     return LoadedProgram(program=program, config=config, metadata=metadata, path=directory)
 
 

@@ -158,7 +158,8 @@ def _parent_run(config: ExperimentConfig, handle: StudyHandle, total: int) -> tu
             try:
                 tracker.client.get_run(parent)
             except Exception:  # made in another tracking store: start one here
-                log.warning("MLflow run %s of study %s is not in %s; starting a new parent run", parent, handle.name, uri)
+                log.warning("MLflow run %s of study %s is not in %s; starting a new parent run",
+                            parent, handle.name, uri)
                 parent = None
         if parent is None:
             parent = tracker.start(f"search-{handle.name}", params={

@@ -125,7 +125,8 @@ def print_summary(summary: Summary, *, title: str = "Summary", console: Any = No
         ("accuracy", f"{summary.accuracy:.1f}% ({summary.n_correct}/{summary.n})"),
         ("failed", f"{summary.n_failed}" + (f" ({_failure_text(summary.failures)})" if summary.failures else "")),
         ("mean tokens / problem", f"{summary.mean_tokens:,.0f}"),
-        *((f"  {kind.removesuffix('_tokens')}", f"{value:,.0f}") for kind, value in summary.mean_tokens_by_kind.items()),
+        *((f"  {kind.removesuffix('_tokens')}", f"{value:,.0f}")
+          for kind, value in summary.mean_tokens_by_kind.items()),
         ("steps in System 2", "-" if summary.system2_share is None
          else f"{summary.system2_share:.0f}% of {summary.steps}"),
         ("tokens: true cost (all calls)", f"{summary.total_tokens:,}"),

@@ -33,8 +33,8 @@ from data.grading import extract_answer, strip_thinking
 from program import ledger
 from program.adapter import DEFAULT_ADAPTER
 
-__all__ = ["Failure", "Attempt", "Shared", "call", "rollout", "Solution", "StepResult", "solve", "render_context", "render_steps",
-           "captured", "usage_summary"]
+__all__ = ["Failure", "Attempt", "Shared", "call", "rollout", "Solution", "StepResult", "solve", "render_context",
+           "render_steps", "captured", "usage_summary"]
 
 T = TypeVar("T")
 ContextMode = Literal["full", "final_value"]

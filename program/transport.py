@@ -243,7 +243,8 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
     if _CACHE_ENABLED and result.finish_reason != "error":
         import dspy
 
-        dspy.cache.put(cache_key, {"_scale_completion": 1, **{k: v for k, v in asdict(result).items() if k != "cached"}})
+        stored = {k: v for k, v in asdict(result).items() if k != "cached"}
+        dspy.cache.put(cache_key, {"_scale_completion": 1, **stored})
     return result
 
 

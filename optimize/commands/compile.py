@@ -1,8 +1,8 @@
 """``scale compile``: tune a program with a DSPy optimizer on a dev split; save, score and track it.
 
 Also home of ``--program DIR`` for ``scale run`` / ``scale eval`` (``add_saved_program_option``,
-``experiment_for_saved``, ``load_saved_program``, ``saved_program_fingerprint``): a saved directory replaces ``--config``, and
-the endpoint options and ``--threshold`` apply on top of its ``config.yaml``.
+``experiment_for_saved``, ``load_saved_program``, ``saved_program_fingerprint``): a saved directory replaces
+``--config``, and the endpoint options and ``--threshold`` apply on top of its ``config.yaml``.
 
 Example:
     scale compile --config experiments/quickstart.yaml --optimizer bootstrap --dev gsm8k_train:20 --val 20
@@ -41,9 +41,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--optimizer", choices=OPTIMIZERS,
                         help="bootstrap, random-search, mipro, gepa, simba, or none (default: the config's)")
     parser.add_argument("--dev", metavar="POOL:N", help="dev problems from a train pool, e.g. gsm8k_train:20")
-    parser.add_argument("--val", type=int, metavar="N", help="held-out problems after the dev ones, for an honest score")
+    parser.add_argument("--val", type=int, metavar="N",
+                        help="held-out problems after the dev ones, for an honest score")
     parser.add_argument("--output", metavar="DIR", help="program directory (default: runs/<name>/compiled-<optimizer>)")
-    parser.add_argument("--workers", type=positive_int, metavar="W", help="problems run at once (default: the config's)")
+    parser.add_argument("--workers", type=positive_int, metavar="W",
+                        help="problems run at once (default: the config's)")
     parser.add_argument("--trace", action="store_true", help="also record DSPy traces in MLflow (mlflow.dspy.autolog)")
     add_output_flags(parser)
     add_program_options(parser)

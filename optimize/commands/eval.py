@@ -37,7 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--benchmark", help="benchmark name, e.g. gsm8k, math500, aime2024 (default: the config's)")
     parser.add_argument("--limit", type=positive_int, metavar="N", help="evaluate the first N problems")
     parser.add_argument("--seed", type=int, help="shuffle with this seed before taking --limit problems")
-    parser.add_argument("--workers", type=positive_int, metavar="W", help="problems solved at once (default: config, 1)")
+    parser.add_argument("--workers", type=positive_int, metavar="W",
+                        help="problems solved at once (default: config, 1)")
     parser.add_argument("--output", metavar="DIR", help="run directory (default: runs/<experiment name>)")
     parser.add_argument("--budgets", type=_budgets, metavar="B1,B2,...",
                         help="s1 budget sweep: run the bf method once per thinking budget, e.g. 128,256,512")

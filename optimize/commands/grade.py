@@ -10,12 +10,14 @@ from data.errors import DataError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("grade", help="extract the answer from a model output and check it against a gold answer")
+    parser = subparsers.add_parser(
+        "grade", help="extract the answer from a model output and check it against a gold answer")
     parser.add_argument("--gold", required=True, help="the gold answer, e.g. 204 or '\\frac{1}{2}'")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--output", help="the model output text")
     source.add_argument("--output-file", metavar="FILE", help="read the model output from FILE")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds allowed for the math-verify check (default 5)")
+    parser.add_argument("--timeout", type=float, default=5.0,
+                        help="seconds allowed for the math-verify check (default 5)")
     parser.set_defaults(func=run)
 
 
