@@ -2,8 +2,8 @@
 
 Three short GSM8K test problems, small budgets (System 1: 160 answer tokens; System 2: 128 forced
 thinking tokens + 160 answer tokens; at most 3 steps): about 3-5 minutes on 2 CPU cores, more
-when other runs share the server. The threshold is picked from the plans (a middle tau no non-final step exceeds, below the
-last step's forced 0.9), which also exercises plan reuse: the solving program gets every plan
+when other runs share the server. The threshold is picked from the plans (a middle tau no non-final step exceeds,
+below the last step's forced 0.9), which also exercises plan reuse: the solving program gets every plan
 from the cache, and its ledger books the planning calls as cached.
 """
 

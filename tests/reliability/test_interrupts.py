@@ -156,7 +156,8 @@ def test_search_killed_at_random_points_resumes_to_exactly_n_trials(tmp_path: Pa
     for trial in complete:  # each trial counted each dev problem once
         assert trial.user_attrs["n"] == 3 and trial.user_attrs["n_failed"] == 0
         lines = readable_lines(Path(trial.user_attrs["results_path"]))
-        ok = [line["id"] for line in lines if line["error"] is None and line["fingerprint"] == trial.user_attrs["fingerprint"]]
+        ok = [line["id"] for line in lines
+              if line["error"] is None and line["fingerprint"] == trial.user_attrs["fingerprint"]]
         assert sorted(set(ok)) == sorted(ok)  # no problem of a configuration stored twice
     TALLY["interrupts: scale search"] = {"kills (SIGINT, SIGKILL)": kills, "trials interrupted": len(cut),
                                          "trials complete": len(complete), "trials lost or doubled": 0}

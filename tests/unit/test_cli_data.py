@@ -18,7 +18,8 @@ def _no_traceback(err: str) -> None:
 def test_data_list(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "list", "--data-dir", str(shared_data)]) == 0
     out = capsys.readouterr().out
-    for text in ("aime24", "math_train", "pool", "7473", "7498", "1319", "latex", "HuggingFaceH4/MATH-500", "openai/gsm8k"):
+    for text in ("aime24", "math_train", "pool", "7473", "7498", "1319", "latex", "HuggingFaceH4/MATH-500",
+                 "openai/gsm8k"):
         assert text in out
     assert str(shared_data / "gsm8k_train.jsonl") in out
 
@@ -62,7 +63,8 @@ def test_data_show_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_bad_file_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "aime2024.jsonl"
-    path.write_text('{"id": "a", "problem": "p", "answer": "1"}\n{"id": "b", "problem": "q", answer: 2}\n', encoding="utf-8")
+    path.write_text('{"id": "a", "problem": "p", "answer": "1"}\n{"id": "b", "problem": "q", answer: 2}\n',
+                    encoding="utf-8")
     assert main(["data", "show", "aime24", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     _no_traceback(err)

@@ -63,14 +63,16 @@ def test_eight_threads_give_the_sequential_results() -> None:
 
 
 def test_a_timeout_in_one_thread_does_not_break_the_others() -> None:
-    normal = [c for c in CASES if c["id"] in ("frac-vs-decimal", "sqrt", "sqrt-wrong", "interval", "pi-coarse", "tuple-order")]
+    normal = [c for c in CASES
+              if c["id"] in ("frac-vs-decimal", "sqrt", "sqrt-wrong", "interval", "pi-coarse", "tuple-order")]
     assert len(normal) == 6
     jobs = [("tower", None)] + [("case", c) for c in normal * 3]
     results: dict[int, object] = {}
 
     def run(i: int) -> None:
         kind, case = jobs[i]
-        results[i] = grade("5", TOWER, timeout=SHORT_TIMEOUT) if kind == "tower" else grade(case["gold"], case["output"])
+        results[i] = (grade("5", TOWER, timeout=SHORT_TIMEOUT) if kind == "tower"
+                      else grade(case["gold"], case["output"]))
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(run, range(len(jobs))))
@@ -118,7 +120,8 @@ def test_metric_reads_prediction_answer(answer: str | None, expected: bool) -> N
 
 def test_grader_version_names_math_verify_and_our_rules() -> None:
     version = grader_version()
-    assert version == f"math-verify {importlib.metadata.version('math-verify')}; scale grading {grading.GRADING_VERSION}"
+    expected = f"math-verify {importlib.metadata.version('math-verify')}; scale grading {grading.GRADING_VERSION}"
+    assert version == expected
 
 
 def test_docstring_examples_run() -> None:

@@ -157,7 +157,8 @@ def test_hub_rows_are_mapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     examples = load_benchmark("gsm8k_train")
     assert calls == [("openai/gsm8k", "main", "train")]
-    assert [(e.id, e.problem, e.answer) for e in examples] == [("gsm8k_train-0000", "Q1", "1000"), ("gsm8k_train-0002", "Q3", "7")]
+    assert [(e.id, e.problem, e.answer) for e in examples] == [("gsm8k_train-0000", "Q1", "1000"),
+                                                               ("gsm8k_train-0002", "Q3", "7")]
 
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **kw: [{"text": "renamed columns"}])
     with pytest.raises(DataError, match="gave no rows with fields 'question' and 'answer'"):
@@ -210,7 +211,8 @@ def test_numbers_become_strings(tmp_path: Path) -> None:
 
 def test_trailing_blank_lines_and_crlf_are_fine(tmp_path: Path) -> None:
     path = tmp_path / "aime2024.jsonl"
-    path.write_bytes(b'{"id": "a", "problem": "p", "answer": "1"}\r\n{"id": "b", "problem": "q", "answer": "2"}\r\n\n\n')
+    path.write_bytes(b'{"id": "a", "problem": "p", "answer": "1"}\r\n'
+                     b'{"id": "b", "problem": "q", "answer": "2"}\r\n\n\n')
     assert [(e.id, e.answer) for e in load_benchmark("aime24", data_dir=tmp_path)] == [("a", "1"), ("b", "2")]
 
 

@@ -12,7 +12,8 @@ from program.testing import chat_fields, function_lm
 
 STEPS_REPLIES = [
     ("1. Find A.\n2. Find B.", ["Find A.", "Find B."]),
-    ("Here is the plan:\n1) Find A\n   of the eggs\n2) Find B\n\nThis leads to the answer.", ["Find A of the eggs", "Find B"]),
+    ("Here is the plan:\n1) Find A\n   of the eggs\n2) Find B\n\nThis leads to the answer.",
+     ["Find A of the eggs", "Find B"]),
     ("**Step 1:** Find A\n**Step 2:** Find B", ["Find A", "Find B"]),
     ("Sub-problem 1: Find A\nSub-problem 2: Find B", ["Find A", "Find B"]),
     ('```json\n{"step1": "Find A", "step2": "Find B"}\n```', ["Find A", "Find B"]),

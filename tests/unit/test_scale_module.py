@@ -23,7 +23,8 @@ Messages = list[dict[str, str]]
 
 def field(messages: Messages, label: str) -> str:
     """The value of an input labelled ``label`` in the last user message (the adapter's plain format)."""
-    match = re.search(rf"^{label}:\n(.*?)(?:\n\n[A-Z][a-z ]+:\n|\n\nReply with|\Z)", messages[-1]["content"], re.S | re.M)
+    match = re.search(rf"^{label}:\n(.*?)(?:\n\n[A-Z][a-z ]+:\n|\n\nReply with|\Z)", messages[-1]["content"],
+                      re.S | re.M)
     return match.group(1) if match else ""
 
 
@@ -32,7 +33,8 @@ def is_stage(messages: Messages, signature: type) -> bool:
 
 
 def stages_responder(*, steps: list[str] = STEPS, scores: dict[str, str] | Callable[[str], str] | None = None,
-                     select: str = "1", rewrite: str = "Conditions: 16 eggs, 3 eaten, $2 each.\nQuestion: How many dollars?",
+                     select: str = "1",
+                     rewrite: str = "Conditions: 16 eggs, 3 eaten, $2 each.\nQuestion: How many dollars?",
                      decompose: Callable[[Messages], str] | None = None) -> Callable[[Messages], str]:
     """Decomposition -> ``steps``; difficulty -> ``scores[step]``; selection -> ``select``; rewrite -> ``rewrite``."""
     def respond(messages: Messages) -> str:
@@ -92,7 +94,8 @@ def test_score_equal_to_tau_goes_to_system1_and_above_to_system2() -> None:
 @pytest.mark.parametrize(("threshold", "mode"), [(1.0, "system1"), (-1.0, "system2")])
 def test_tau_one_routes_everything_to_system1_and_minus_one_to_system2(threshold: float, mode: str) -> None:
     scores = {STEPS[0]: "1.0", STEPS[1]: "0.0", STEPS[2]: "1.0"}
-    prediction, _ = run(Scale(ScaleConfig(threshold=threshold, last_step_score=None), systems(stages_responder(scores=scores))))
+    prediction, _ = run(Scale(ScaleConfig(threshold=threshold, last_step_score=None),
+                              systems(stages_responder(scores=scores))))
     assert [s["mode"] for s in prediction.trace["steps"]] == [mode] * 3
 
 
@@ -153,7 +156,8 @@ def test_solved_context_scores_each_step_just_before_it_runs_with_earlier_answer
     stages = stages_responder()
     solver = boxed_solver("fast")
     lms = systems(lambda m: (order.append("difficulty") if is_stage(m, AssessDifficulty) else None) or stages(m),
-                  s1=lambda m: (order.append("solve"), solver(m))[1], s2=lambda m: (order.append("solve"), solver(m))[1])
+                  s1=lambda m: (order.append("solve"), solver(m))[1],
+                  s2=lambda m: (order.append("solve"), solver(m))[1])
     prediction, _ = run(Scale(ScaleConfig(threshold=0.5, difficulty_mode="solved_context"), lms))
     assert order == ["difficulty", "solve", "difficulty", "solve", "solve"]
     second = [r for r in lms.stages.engine.requests if is_stage(r, AssessDifficulty)][1]

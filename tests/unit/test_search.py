@@ -64,7 +64,8 @@ def toy_systems() -> Systems:
 
 def stage_requests(systems: Systems) -> dict[str, int]:
     requests = systems.stages.engine.requests
-    return {"decompose": sum(DECOMPOSE in _text(r) for r in requests), "difficulty": sum(RATE in _text(r) for r in requests)}
+    return {"decompose": sum(DECOMPOSE in _text(r) for r in requests),
+            "difficulty": sum(RATE in _text(r) for r in requests)}
 
 
 def experiment(tmp_path: Path, **search: Any) -> ExperimentConfig:
@@ -367,7 +368,8 @@ def test_scale_search_command_prints_the_front_and_the_dashboard(tmp_path: Path,
     from program import methods
 
     real_build = methods.build_program
-    monkeypatch.setattr(methods, "build_program", lambda config, systems=None, **kw: real_build(config, toy_systems(), **kw))
+    monkeypatch.setattr(methods, "build_program",
+                        lambda config, systems=None, **kw: real_build(config, toy_systems(), **kw))
     monkeypatch.setattr("data.loading.dev_split", lambda pool, n, **kw: toy_examples(n))
     monkeypatch.setenv("COLUMNS", "200")
     config_file = save_experiment(experiment(tmp_path), tmp_path / "search.yaml")

@@ -171,7 +171,8 @@ def test_sft_export_writes_correct_scale_traces_as_chat(tmp_path: Path) -> None:
 
 def test_sft_step_without_text_is_not_exported() -> None:
     assert compose_solution([{"mode": "system1"}], "1") is None
-    assert compose_solution([{"step": "Find x.", "value": "3"}], "3") == "Step 1: Find x.\n3\n\nFinal answer: \\boxed{3}"
+    assert (compose_solution([{"step": "Find x.", "value": "3"}], "3")
+            == "Step 1: Find x.\n3\n\nFinal answer: \\boxed{3}")
 
 
 def test_trace_readers_follow_the_scale_trace_shape() -> None:

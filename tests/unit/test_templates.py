@@ -70,7 +70,8 @@ def test_with_instruction_appends_to_the_system_prompt_or_adds_one() -> None:
     template = get_template("chatml")
     added = template.with_instruction([{"role": "user", "content": "Hi"}])
     assert added == [{"role": "system", "content": template.instruction}, {"role": "user", "content": "Hi"}]
-    merged = template.with_instruction([{"role": "system", "content": "Be brief.\n"}, {"role": "user", "content": "Hi"}])
+    merged = template.with_instruction([{"role": "system", "content": "Be brief.\n"},
+                                        {"role": "user", "content": "Hi"}])
     assert merged[0] == {"role": "system", "content": "Be brief.\n\n" + template.instruction}
     assert get_template("qwen3").with_instruction(CHAT) == CHAT  # native thinkers need no instruction
 
