@@ -138,4 +138,5 @@ def test_scale_run_of_a_plan_free_method_shows_the_solution(fake_setup: list[dic
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "What is 13 * 2?", "--method", "cot", *OFFLINE]) == 0
     out = capsys.readouterr().out
-    assert "Solution" in out and "Answer:" in out and "cot" in out
+    assert "Solution" in out and "cot" in out
+    assert re.search(r"Answer: 26\b", out), out  # the scripted solver's 13 * 2 = 26

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from program.ledger import Ledger, record, recording, stage
+from program.ledger import Call, Ledger, current_ledger, record, recording, stage
 
 
 def test_calls_are_summed_by_stage_with_thinking_and_answer_split() -> None:
@@ -25,7 +25,12 @@ def test_calls_are_summed_by_stage_with_thinking_and_answer_split() -> None:
 
 
 def test_no_active_ledger_records_nothing_and_records_round_trip() -> None:
-    assert record(prompt_tokens=1, completion_tokens=1) is not None
+    earlier = Ledger()
+    with recording(earlier), stage("cot"):
+        record(prompt_tokens=2, completion_tokens=2)
+    call = record(prompt_tokens=1, completion_tokens=1)  # after the block: no ledger is active
+    assert current_ledger() is None and call is not None and call.stage == "unstaged"
+    assert earlier.calls == [Call(stage="cot", model="", prompt_tokens=2, completion_tokens=2)]
     ledger = Ledger()
     with recording(ledger), stage("cot"):
         record(prompt_tokens=3, completion_tokens=4, thinking_tokens=1, seconds=0.5)

@@ -88,9 +88,13 @@ def test_unknown_template_error_lists_the_known_names() -> None:
         get_template("gpt2")
 
 
-@pytest.mark.parametrize("messages", [[], [{"role": "tool", "content": "x"}], [{"role": "user", "content": None}]])
-def test_bad_messages_are_refused_by_name(messages: list) -> None:
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize(("messages", "message"), [
+    ([], r"needs at least one message; got none"),
+    ([{"role": "tool", "content": "x"}], r"`messages\[0\]=\{'role': 'tool', 'content': 'x'\}` must have a role in "),
+    ([{"role": "user", "content": None}], r"`messages\[0\]=.*'content': None\}` must have .* a string content"),
+])
+def test_bad_messages_are_refused_by_name(messages: list, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
         get_template("chatml").render(messages)
 
 

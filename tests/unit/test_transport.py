@@ -43,8 +43,9 @@ def test_retries_are_bounded_then_server_error_names_the_server() -> None:
 
 def test_timeout_is_retried_and_bounded() -> None:
     with FakeServer(default=Fault(stall=1.5)) as server:
-        with pytest.raises(ServerError):
+        with pytest.raises(ServerError, match=r"127\.0\.0\.1.*failed after 2 attempts"):
             transport.chat(endpoint(server, retries=1, timeout=0.3), MESSAGES, max_tokens=8)
+        assert len(server.requests) == 2  # the first try and one retry, then no more
 
 
 def test_connection_refused_is_a_server_error() -> None:
