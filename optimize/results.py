@@ -121,7 +121,8 @@ def config_fingerprint(config: Any) -> str:
         >>> config_fingerprint(ProgramConfig()) == config_fingerprint(ProgramConfig(method="cot"))
         False
     """
-    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    is_instance = dataclasses.is_dataclass(config) and not isinstance(config, type)
+    data = dataclasses.asdict(config) if is_instance else config
     canonical = json.dumps(_without_connection(data), sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 

@@ -38,7 +38,7 @@ import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.trial import TrialState
@@ -49,7 +49,8 @@ __all__ = ["StudyHandle", "open_study", "storage_url", "study_lock", "next_trial
 log = logging.getLogger(__name__)
 
 WORKER_ATTR = "worker"
-DIRECTIONS = ("maximize", "minimize")  # accuracy up, mean tokens per problem down
+# accuracy up, mean tokens per problem down
+DIRECTIONS: tuple[Literal["maximize", "minimize"], ...] = ("maximize", "minimize")
 
 
 @dataclass
@@ -137,7 +138,7 @@ def open_study(study_name: str, storage: str | None, run_dir: str | Path, *, sam
         except KeyError:
             existing = None
         created = existing is None
-        offset = 0 if created else len(existing.get_trials(deepcopy=False)) + os.getpid()
+        offset = 0 if existing is None else len(existing.get_trials(deepcopy=False)) + os.getpid()
         sampler = make_sampler(sampler_name, seed + offset, trials=trials)
         if created:
             study = optuna.create_study(study_name=study_name, storage=store, sampler=sampler,

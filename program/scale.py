@@ -213,11 +213,12 @@ class Scale(dspy.Module):
                            **decision.to_dict(), "visible": result.text, "value": result.answer,
                            "usage": usage_summary(calls)})
         last = done[-1]
+        plan_record = {**plan.decomposition.to_dict(), "cached": plan.cached}
+        del plan_record["failures"]  # listed once, with the solving failures, under "failures"
         trace = {"method": "scale", "threshold": self.config.threshold,
                  "difficulty_mode": self.config.difficulty_mode, "context": self.config.context,
-                 "plan": {**plan.decomposition.to_dict(), "cached": plan.cached}, "steps": traces,
+                 "plan": plan_record, "steps": traces,
                  "failures": [f.to_dict() for f in failures]}
-        trace["plan"].pop("failures")
         return dspy.Prediction(answer=last.value or "", solution=last.text, trace=trace)
 
     def _difficulty(self, plan: Plan, problem: str, done: list[StepResult], index: int,

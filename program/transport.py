@@ -207,6 +207,12 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(status, int) and (status == 429 or status >= 500)
 
 
+def _failure_name(state: tenacity.RetryCallState) -> str:
+    """The failed attempt's exception type, for the retry warning (tenacity's ``outcome`` may be None)."""
+    error = state.outcome.exception() if state.outcome is not None else None
+    return type(error).__name__ if error is not None else "no exception"
+
+
 def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Completion:
     cache_key = {"_fn_identifier": "scale_tts.transport", **request}
     if _CACHE_ENABLED:
@@ -225,7 +231,7 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
         retry=tenacity.retry_if_exception(_is_transient),
         before_sleep=lambda state: log.warning("LLM call to %s failed (%s); retry %d of %d",
                                                endpoint.api_base or endpoint.model,
-                                               type(state.outcome.exception()).__name__,
+                                               _failure_name(state),
                                                state.attempt_number, endpoint.retries),
         reraise=True,
     )
