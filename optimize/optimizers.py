@@ -161,7 +161,8 @@ def budget_warnings(config: CompileConfig, dev_size: int, val_size: int = 0) -> 
         >>> budget_warnings(CompileConfig(optimizer="gepa", max_metric_calls=3), dev_size=4)[0]
         'dev set has 4 problems (< 5): its score is noise, and so is what the optimizer picks by it.'
     """
-    c, found = config, []
+    c = config
+    found: list[str] = []
     if c.optimizer == "none":
         return found
     if dev_size < 5:

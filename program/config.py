@@ -19,7 +19,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 __all__ = [
     "ConfigError",
@@ -317,7 +317,10 @@ class ProgramConfig:
 
 # --- plain data <-> configs ------------------------------------------------------------------
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def from_dict(cls: type[T], data: Any, *, where: str = "config") -> T:
@@ -350,10 +353,10 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         if value is None:
             return None
         for option in options:
-            if dataclasses.is_dataclass(option):
+            if isinstance(option, type) and dataclasses.is_dataclass(option):
                 return from_dict(option, value, where=where)
         return _convert(options[0], value, where) if len(options) == 1 else value
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where=where)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

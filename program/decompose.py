@@ -53,7 +53,7 @@ class Decomposition:
 def rewrite_problem(predictor: dspy.Predict, lm: dspy.LM, problem: str) -> tuple[str | None, str | None, list[Failure]]:
     """(conditions, question) of ``problem``, or (None, None) and the failure when unreadable."""
     result = call(predictor, lm, "rewrite", problem=problem)
-    if not result.ok:
+    if result.prediction is None:
         return None, None, [Failure("rewrite", f"{result.reason}; kept the problem as it is")]
     conditions, question = str(result.prediction.conditions).strip(), str(result.prediction.question).strip()
     return conditions, question, []
@@ -73,7 +73,7 @@ def sample_candidates(predictor: dspy.Predict, lm: dspy.LM, problem: str, *, k: 
         for attempt in range(retries + 1):
             result = call(predictor, lm, "decompose", config={**rollout(i + attempt * k), **sampling},
                           problem=problem)
-            steps = [s.strip() for s in (result.prediction.steps or [])] if result.ok else []
+            steps = [s.strip() for s in (result.prediction.steps or [])] if result.prediction is not None else []
             steps = [s for s in steps if s]
             if steps:
                 candidates.append(steps)
@@ -98,7 +98,7 @@ def select_candidate(predictor: dspy.Predict, lm: dspy.LM, problem: str, candida
     if len(candidates) < 2:
         return 0, []
     result = call(predictor, lm, "select", problem=problem, candidates=render_candidates(candidates))
-    if not result.ok:
+    if result.prediction is None:
         return 0, [Failure("select", f"{result.reason}; took the first candidate")]
     choice = result.prediction.best
     if not isinstance(choice, int) or not 1 <= choice <= len(candidates):

@@ -84,11 +84,11 @@ def assess_step(predictor: dspy.Predict, lm: dspy.LM, config: ScaleConfig, *, pr
             settings["max_tokens"] = max_tokens
         result = call(predictor, lm, STAGE, config=settings, problem=problem, earlier_steps=earlier_steps,
                       current_step=current_step)
-        raw = _as_float(result.prediction.score) if result.ok else None
+        raw = _as_float(result.prediction.score) if result.prediction is not None else None
         if raw is not None:
             score = min(1.0, max(0.0, raw))
             return Difficulty(score=score, raw=raw, clamped=score != raw, attempts=attempt + 1), failures
-        reason = result.reason or f"score {result.prediction.score!r} is not a number"
+        reason = result.reason or f"score {getattr(result.prediction, 'score', None)!r} is not a number"
         failures.append(Failure(STAGE, f"attempt {attempt + 1}: {reason}", index))
     reason = f"no readable score after {attempts} attempt(s); used fallback {config.fallback_difficulty}"
     failures.append(Failure(STAGE, reason, index))

@@ -16,7 +16,7 @@ import time
 from program.config import LOCAL_MODEL_ALIAS, LOCAL_PORT
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve", help="run the embedded local model (llama.cpp) server in the foreground",
         description="Serve Qwen2.5-Coder-1.5B-Instruct on 127.0.0.1 (OpenAI-compatible /v1) until Ctrl-C.")

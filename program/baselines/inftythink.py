@@ -53,7 +53,8 @@ class InftyThink(dspy.Module):
     def forward(self, problem: str) -> dspy.Prediction:
         """``Prediction(answer, solution, trace)``; ``solution`` is the last segment's reasoning."""
         progress, answer, reasoning = NO_PROGRESS, None, ""
-        iterations, failures = [], []
+        iterations: list[dict[str, object]] = []
+        failures: list[dict[str, object]] = []
         with captured() as calls:
             for i in range(self.config.max_iterations):
                 result = solve(self.segment, self._lm.value, "inftythink",
@@ -83,7 +84,7 @@ class InftyThink(dspy.Module):
         result = call(self.summarize, self._lm.value, "inftythink_summary",
                       config={"max_tokens": self.config.summary_max_tokens}, problem=problem, progress=progress,
                       reasoning=reasoning)
-        summary = strip_thinking(str(result.prediction.summary)) if result.ok else None
+        summary = strip_thinking(str(result.prediction.summary)) if result.prediction is not None else None
         reason = result.reason or ("the summary ended inside an unclosed thinking section" if summary is None
                                    else "the summary was empty")
         if summary is None or not summary.strip():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import dspy
 
@@ -65,7 +66,8 @@ class MajorityVote(dspy.Module):
 
     def forward(self, problem: str) -> dspy.Prediction:
         """``Prediction(answer, solution, trace)``: the winning answer and one solution that gave it."""
-        votes, failures = [], []
+        votes: list[dict[str, Any]] = []
+        failures: list[dict[str, object]] = []
         with captured() as calls:
             for i in range(self.vote.samples):
                 settings = {**rollout(i), "temperature": self.vote.temperature}
