@@ -20,7 +20,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# ruff (pyflakes, pycodestyle, bugbear, isort, pyupgrade) and mypy on program/ optimize/ data/, both configured in
+# pyproject.toml. `make test` runs it first. Seconds with a warm .mypy_cache; about 20 s on 2 cores without one.
+.PHONY: lint
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: $(STAMP) lint
 	$(PY) -m pytest -q -ra
 
 test-unit: $(STAMP)
