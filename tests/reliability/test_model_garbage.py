@@ -78,7 +78,8 @@ def test_decomposition_garbage(tmp_path: Path, retries: int) -> None:
         if any(len(c) > config.max_steps for c in plan["candidates"]):
             assert any("cut to" in f["reason"] for f in failures_of(result, "decompose"))
         assert [s["index"] for s in result.trace["steps"]] == list(range(len(plan["steps"])))
-    TALLY[f"garbage: decompose (retries {retries})"] = {**TALLY.pop("garbage: decompose"), "one-step fallbacks": one_step}
+    TALLY[f"garbage: decompose (retries {retries})"] = {**TALLY.pop("garbage: decompose"),
+                                                        "one-step fallbacks": one_step}
 
 
 def test_selection_garbage(tmp_path: Path) -> None:
