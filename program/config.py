@@ -204,8 +204,8 @@ class LMConfig:
         """Point the default endpoint elsewhere (the CLI's --model/--api-base/--api-key-env)."""
         if model is None and api_base is None and api_key_env is None:
             return self
-        changes: dict[str, Any] = {k: v for k, v in (("model", model), ("api_base", api_base), ("api_key_env", api_key_env))
-                   if v is not None}
+        changes: dict[str, Any] = {k: v for k, v in (("model", model), ("api_base", api_base),
+                                                     ("api_key_env", api_key_env)) if v is not None}
         # A user naming their own server no longer wants the embedded one started.
         return replace(self, endpoint=replace(self.endpoint, **changes), embedded=False)
 
