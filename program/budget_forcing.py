@@ -9,9 +9,17 @@ The model thinks inside ``<think> ... </think>``; we decide when thinking ends:
    continuations were made, drop the marker, append ``"Wait"`` and continue with the budget that is
    left (budget minus every thinking token generated so far). Exactly N continuations when the model
    keeps stopping early; never more.
+   Each segment after a "Wait" asks for ``min_tokens`` = ``forcing.min_tokens_after_wait`` (s1's
+   README), so the model cannot close thinking again at once.
 3. **Maximum.** If the budget ran out (finish reason ``length``, or the tokens used reached the cap),
    append the marker and ``"Final Answer:"``; if thinking ended by itself, append only the marker and
-   a newline. Then generate the answer with ``max_tokens`` = ``mode.max_tokens``.
+   a newline. Then generate the answer with ``max_tokens`` = ``forcing.answer_max_tokens`` (None:
+   ``mode.max_tokens``).
+4. **Empty answer.** If thinking ended by itself and the answer is empty, append ``"Final Answer:"``
+   and continue exactly once more (``forcing.force_empty_answer``).
+
+**What is graded** (as s1's harness): the answer text INCLUDING the forced ``"Final Answer:"``, so a
+bare "42" written after the cue counts. ``ForcedResult.graded`` is that text; the engine returns it.
 
 Control is 100% by construction: every thinking call asks for at most the budget left, so the
 server-reported thinking tokens sum to at most ``mode.thinking_budget``; at 0 left no thinking call
@@ -32,7 +40,8 @@ Not handled here:
 - Provider reasoning models (o-series, Claude, Gemini) only take a cap ("reasoning effort" or a
   thinking budget) and cannot be continued with "Wait": that is ``ModeConfig(thinking="effort")``,
   served by ``program.engine.ChatEngine``.
-- A prompt plus budget longer than the server's context window (the server rejects it).
+- A prompt that alone fills the context window (``program.context.ContextWindowError``). A window
+  that the thinking fills ends thinking like the budget, with room kept for the answer.
 - A ``prefill`` server whose reasoning parser moves continued text into ``reasoning_content``:
   the text is used wherever it arrives, but the ledger may split answer tokens as thinking.
 - Re-tokenisation: re-fed text may tokenise differently from what was generated. The budget
@@ -54,7 +63,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from program import transport
+from program import context, transport
 from program.config import Endpoint, ForcingConfig, LMConfig, ModeConfig
 from program.engine import request_messages, to_response
 from program.templates import ChatTemplate, get_template
@@ -81,8 +90,11 @@ class ForcedResult:
     """The outcome of ``force_budget``.
 
     ``thinking`` is the thinking section as re-fed (model text plus our "Wait" strings, without the
-    delimiters); ``answer`` is the text the model wrote after it, unchanged. Token counts are the
-    server's; ``prompt_tokens`` sums over all calls. ``hit_cap``: thinking was cut by the budget.
+    delimiters); ``answer`` is the text the model wrote after it, unchanged; ``cue`` the forced
+    "Final Answer:" it was written after ("" when none was forced). Token counts are the server's;
+    ``prompt_tokens`` sums over all calls. ``hit_cap``: thinking was cut by the budget.
+    ``forced_empty``: the answer after a natural end was empty, so the cue was appended and the
+    model continued once more. ``answer_max_tokens``: the cap the answer was generated under.
     """
 
     thinking: str
@@ -93,6 +105,19 @@ class ForcedResult:
     num_continuations: int
     hit_cap: bool
     calls: tuple[Step, ...]
+    cue: str = ""
+    forced_empty: bool = False
+    answer_max_tokens: int = 0
+
+    @property
+    def graded(self) -> str:
+        """The text s1 grades: the forced cue (if any) followed by the answer.
+
+        Example:
+            >>> ForcedResult("t", " 42", 1, 1, 1, 0, True, (), cue="Final Answer:").graded
+            'Final Answer: 42'
+        """
+        return self.cue + self.answer
 
 
 def force_budget(endpoint: Endpoint, mode: ModeConfig, forcing: ForcingConfig,
@@ -114,16 +139,20 @@ def force_budget(endpoint: Endpoint, mode: ModeConfig, forcing: ForcingConfig,
     send = _Sender(endpoint, mode, forcing, template, template.with_instruction(messages), seed)
     opened = template.think_open + "\n"
     budget = mode.thinking_budget
+    cap = forcing.answer_max_tokens or mode.max_tokens
     thinking, used, waits, hit_cap = "", 0, 0, False
     calls: list[Step] = []
 
-    # 1-2. Think in segments, each with what is left of the budget.
+    # 1-2. Think in segments, each with what is left of the budget (and of the context window,
+    # keeping room for the answer: a window that fills up ends thinking like the budget).
     while True:
-        left = budget - used
+        left = min(budget - used, send.room(opened + thinking, budget - used + cap) - cap)
         if left <= 0:
             hit_cap = True
             break
-        reply = send(opened + thinking, max_tokens=left, thinking=True, stop=[template.think_close])
+        min_tokens = forcing.min_tokens_after_wait if waits else 0
+        reply = send(opened + thinking, max_tokens=left, thinking=True, stop=[template.think_close],
+                     min_tokens=min_tokens)
         # A server that ignores stop strings may write past the marker: keep what came before it.
         closed = template.think_close in reply.text
         text = reply.text.partition(template.think_close)[0]
@@ -143,15 +172,26 @@ def force_budget(endpoint: Endpoint, mode: ModeConfig, forcing: ForcingConfig,
         log.warning("server reported %d thinking tokens for a budget of %d", used, budget)
 
     # 3. Close thinking and answer. A cut-off thought gets "Final Answer:" to force the answer.
-    closing = (_newline(thinking) + template.think_close + "\n" + forcing.final_answer if hit_cap
+    cue = forcing.final_answer if hit_cap else ""
+    closing = (_newline(thinking) + template.think_close + "\n" + cue if hit_cap
                else template.think_close + "\n")
-    reply = send(opened + thinking + closing, max_tokens=mode.max_tokens, thinking=False, stop=list(stop))
-    calls.append(_step("answer", mode.max_tokens, reply.text, reply))
+    reply = send(opened + thinking + closing, max_tokens=cap, thinking=False, stop=list(stop))
+    calls.append(_step("answer", cap, reply.text, reply))
+    answer_tokens = reply.completion_tokens
 
-    return ForcedResult(thinking=thinking, answer=reply.text, thinking_tokens=used,
-                        answer_tokens=reply.completion_tokens,
+    # 4. A natural end followed by nothing: ask for the answer with the cue, once (s1 would grade
+    # the thinking; the cue gets an answer we can grade the same way as after a cut).
+    forced_empty = not hit_cap and forcing.force_empty_answer and not reply.text.strip()
+    if forced_empty:
+        cue = forcing.final_answer
+        reply = send(opened + thinking + closing + cue, max_tokens=cap, thinking=False, stop=list(stop))
+        calls.append(_step("answer", cap, reply.text, reply))
+        answer_tokens += reply.completion_tokens
+
+    return ForcedResult(thinking=thinking, answer=reply.text, thinking_tokens=used, answer_tokens=answer_tokens,
                         prompt_tokens=sum(c.prompt_tokens for c in calls), num_continuations=waits,
-                        hit_cap=hit_cap, calls=tuple(calls))
+                        hit_cap=hit_cap, calls=tuple(calls), cue=cue, forced_empty=forced_empty,
+                        answer_max_tokens=cap)
 
 
 def _newline(text: str) -> str:
@@ -174,20 +214,35 @@ class _Sender:
     messages: list[dict[str, str]]
     seed: int | None
 
-    def __call__(self, assistant: str, *, max_tokens: int, thinking: bool, stop: list[str]) -> transport.Completion:
-        """Generate after ``assistant`` (the reply so far); ``thinking`` books the tokens as thinking."""
+    def room(self, assistant: str, max_tokens: int) -> int:
+        """``max_tokens``, lowered to what the context window leaves after this prompt (``program.context``)."""
+        if self.forcing.transport == "completions":
+            return context.fit(self.endpoint, max_tokens, prompt=self.template.render(self.messages) + assistant)[0]
+        messages = [*self.messages, {"role": "assistant", "content": assistant}]
+        return context.fit(self.endpoint, max_tokens, messages=messages)[0]
+
+    def __call__(self, assistant: str, *, max_tokens: int, thinking: bool, stop: list[str],
+                 min_tokens: int = 0) -> transport.Completion:
+        """Generate after ``assistant`` (the reply so far); ``thinking`` books the tokens as thinking.
+
+        ``min_tokens`` > 0 is sent as the server field of that name (none is sent otherwise).
+        """
         sampling: dict[str, Any] = {"temperature": self.mode.temperature, "top_p": self.mode.top_p,
                                     "top_k": self.mode.top_k, "seed": self.seed}
+        at_least = {"min_tokens": min(min_tokens, max_tokens)} if min_tokens > 0 else {}
         if self.forcing.transport == "completions":
             # A raw prompt has no end of turn unless we name it: add the template's.
             prompt = self.template.render(self.messages) + assistant
+            if at_least:
+                sampling["extra_body"] = at_least
             return transport.text(self.endpoint, prompt, max_tokens=max_tokens, stop=[*stop, *self.template.stop],
                                   thinking=thinking, **sampling)
         # Prefill: the server renders the chat, continues our unfinished assistant message and
         # knows the model's end of turn itself.
         messages = [*self.messages, {"role": "assistant", "content": assistant}]
         reply = transport.chat(self.endpoint, messages, max_tokens=max_tokens, stop=stop,
-                               extra_body={"continue_final_message": True, "add_generation_prompt": False},
+                               extra_body={"continue_final_message": True, "add_generation_prompt": False,
+                                           **at_least},
                                thinking_tokens_are_completion=thinking, **sampling)
         # A reasoning parser may put continued text in the thinking field: it is ours either way.
         return replace(reply, text=reply.thinking + reply.text, thinking="")
@@ -200,9 +255,11 @@ class ForcedEngine:
     """A DSPy engine (``complete(Request) -> Response``) that answers with budget-forced thinking.
 
     Sampling values and the answer's ``max_tokens`` come from the request when set (DSPy fills them
-    from the LM's defaults), else from ``mode``. The answer text is returned as the model wrote it;
-    the thinking text goes in a thinking part. The Response's usage is informational only: the
-    transport has already recorded every call in the ledger.
+    from the LM's defaults), else from ``mode`` (``forcing.answer_max_tokens``, when set, caps the
+    answer instead). The answer is returned as s1 grades it: the model's text after the forced
+    "Final Answer:" cue, cue included (``ForcedResult.graded``); the thinking text goes in a
+    thinking part. The Response's usage is informational only: the transport has already recorded
+    every call in the ledger.
 
     Example:
         >>> import dspy
@@ -225,7 +282,7 @@ class ForcedEngine:
         result = force_budget(self.endpoint, replace(self.mode, **overrides), self.forcing,
                               request_messages(request), seed=config.seed, stop=list(config.stop))
         completion = transport.Completion(
-            text=result.answer, thinking=result.thinking, finish_reason=result.calls[-1].finish_reason,
+            text=result.graded, thinking=result.thinking, finish_reason=result.calls[-1].finish_reason,
             prompt_tokens=result.prompt_tokens, completion_tokens=result.thinking_tokens + result.answer_tokens,
             thinking_tokens=result.thinking_tokens)
         return to_response(request.model, completion)

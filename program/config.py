@@ -94,6 +94,9 @@ class Endpoint:
             stored, logged or saved.
         timeout: seconds for one request.
         retries: retries on connection errors, timeouts, HTTP 429 and 5xx (exponential backoff).
+        context_window: the model's context window in tokens; every request's ``max_tokens`` is
+            clamped to it minus the prompt (``program.context``). None: ask the server's model list
+            (vLLM reports ``max_model_len``); no clamp when it does not say.
     """
 
     model: str
@@ -101,6 +104,7 @@ class Endpoint:
     api_key_env: str | None = None
     timeout: float = 600.0
     retries: int = 3
+    context_window: int | None = None
 
     def __post_init__(self) -> None:
         _check(isinstance(self.model, str) and "/" in self.model,
@@ -108,6 +112,7 @@ class Endpoint:
                "e.g. 'openai/Qwen/Qwen3-32B' for an OpenAI-compatible server.")
         _check_positive("timeout", self.timeout)
         _check_positive("retries", self.retries, allow_zero=True)
+        _check_positive("context_window", self.context_window)
         if self.api_key_env is not None:
             name = self.api_key_env
             # Not echoed whole: a value that is no variable name may well be the key itself.
@@ -165,6 +170,14 @@ class ForcingConfig:
             ``prefill`` (chat with assistant prefill, vLLM/SGLang ``continue_final_message``).
         template: chat template for ``completions``: chatml, qwen3, llama3, deepseek-r1, or a path
             to a Jinja file.
+        answer_max_tokens: cap on the answer after thinking; None = the mode's ``max_tokens`` (the
+            request's, when DSPy sets one). s1's harness allows 32768; a boxed answer with a short
+            justification needs a few hundred. The cap used is recorded with each answer call.
+        min_tokens_after_wait: ``min_tokens`` sent with each thinking segment after a "Wait" (s1's
+            README; vLLM and SGLang accept it, llama.cpp ignores it), so the model cannot end thinking
+            at once again. 0 sends nothing, for a server that rejects unknown fields.
+        force_empty_answer: after a natural end of thinking, an empty answer gets ``final_answer``
+            appended and exactly one more continuation (False: keep the empty answer).
     """
 
     num_waits: int = 0
@@ -172,9 +185,14 @@ class ForcingConfig:
     final_answer: str = "Final Answer:"
     transport: Literal["completions", "prefill"] = "completions"
     template: str = "chatml"
+    answer_max_tokens: int | None = None
+    min_tokens_after_wait: int = 1
+    force_empty_answer: bool = True
 
     def __post_init__(self) -> None:
         _check_positive("num_waits", self.num_waits, allow_zero=True)
+        _check_positive("answer_max_tokens", self.answer_max_tokens)
+        _check_positive("min_tokens_after_wait", self.min_tokens_after_wait, allow_zero=True)
         _check(bool(self.wait.strip()), "`wait` must be a non-empty string such as 'Wait'.")
         _check(self.transport in ("completions", "prefill"),
                f"`transport={self.transport!r}` must be 'completions' or 'prefill'.")
@@ -237,7 +255,15 @@ class ScaleConfig:
         last_step_score: the reference code forces the last step's score to 0.9, so the final step
             runs in System 2 unless tau >= 0.9. None turns the rule off.
         context: what a step sees of earlier steps: ``full`` visible answers or ``final_value`` only.
-        max_steps: plans longer than this are cut (the last step is kept).
+        step_layout: what a step sees of the problem when ``rewrite`` gave conditions:
+            ``conditions`` (reference code: the rewritten conditions, the earlier steps, the current
+            sub-problem as the question; the original question is not shown) or ``problem`` (the
+            full original problem, question included). Without conditions every step sees the problem.
+        max_steps: a plan longer than this is asked for once more with the limit stated; if the reply
+            is still too long (or unreadable) every step of the first plan is kept, with a warning.
+            Steps are never dropped. None: no limit (reference code).
+        range_min_steps, range_max_steps: the range the decomposition instruction asks for ("Use 2
+            to 5 sub-problems; a simple problem needs fewer."); None for both: no range (reference).
     """
 
     threshold: float = 0.5
@@ -249,7 +275,10 @@ class ScaleConfig:
     fallback_difficulty: float = 1.0
     last_step_score: float | None = 0.9
     context: Literal["full", "final_value"] = "full"
-    max_steps: int = 6
+    step_layout: Literal["conditions", "problem"] = "conditions"
+    max_steps: int | None = 6
+    range_min_steps: int | None = 2
+    range_max_steps: int | None = 5
 
     def __post_init__(self) -> None:
         _check(isinstance(self.threshold, (int, float)) and -1.0 <= self.threshold <= 1.0,
@@ -264,7 +293,14 @@ class ScaleConfig:
         _check_probability("last_step_score", self.last_step_score)
         _check(self.context in ("full", "final_value"),
                f"`context={self.context!r}` must be 'full' or 'final_value'.")
+        _check(self.step_layout in ("conditions", "problem"),
+               f"`step_layout={self.step_layout!r}` must be 'conditions' or 'problem'.")
         _check_positive("max_steps", self.max_steps)
+        _check_positive("range_min_steps", self.range_min_steps)
+        _check_positive("range_max_steps", self.range_max_steps)
+        lo, hi = self.range_min_steps, self.range_max_steps
+        _check((lo is None) == (hi is None) and (lo is None or hi is None or lo <= hi),
+               f"`range_min_steps={lo!r}`, `range_max_steps={hi!r}`: set both (min <= max) or neither.")
 
 
 @dataclass(frozen=True)

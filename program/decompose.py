@@ -9,8 +9,14 @@ The pipeline, following the SCALE reference code where it is sound:
 3. **selection** when more than one candidate survives: an LLM judge returns the number of the best
    (by logical correctness, clarity, completeness, relevance, simplicity); an unreadable or
    out-of-range choice means the first candidate, recorded;
-4. plans longer than ``max_steps`` are **cut**, keeping the last step;
+4. a plan longer than ``max_steps`` is **asked for once more** with the limit stated; a reply
+   within the limit replaces it, otherwise every step of the first plan is **kept** and a warning
+   recorded (dropping middle steps would leave later steps referring to quantities no step
+   found; the reference code has no limit at all);
 5. no usable candidate at all: a **one-step plan**, the problem itself, recorded as a failure.
+
+The instruction asks for ``range_min_steps`` to ``range_max_steps`` sub-problems when both are set:
+that sentence is appended to the (possibly tuned) Decompose instruction at call time.
 
 Example:
     >>> Decomposition(steps=["Find x."]).to_dict()["steps"]
@@ -28,7 +34,7 @@ from program.config import ScaleConfig
 from program.execute import Failure, call, rollout
 
 __all__ = ["Decomposition", "decompose_problem", "rewrite_problem", "sample_candidates", "select_candidate",
-           "render_candidates"]
+           "render_candidates", "instructed", "range_sentence", "limit_sentence", "within_limit"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class Decomposition:
     conditions: str | None = None
     question: str | None = None
     failures: list[Failure] = field(default_factory=list)
+    reasked: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,6 +64,76 @@ def rewrite_problem(predictor: dspy.Predict, lm: dspy.LM, problem: str) -> tuple
         return None, None, [Failure("rewrite", f"{result.reason}; kept the problem as it is")]
     conditions, question = str(result.prediction.conditions).strip(), str(result.prediction.question).strip()
     return conditions, question, []
+
+
+def instructed(predictor: dspy.Predict, sentence: str) -> dspy.Predict:
+    """``predictor`` with ``sentence`` appended to its instruction (tuned instruction and demos kept).
+
+    Example:
+        >>> from program.signatures import Decompose
+        >>> asked = instructed(dspy.Predict(Decompose), "Use 2 to 3 sub-problems.")
+        >>> asked.signature.instructions.endswith("Use 2 to 3 sub-problems.")
+        True
+    """
+    if not sentence:
+        return predictor
+    asked = predictor.deepcopy()
+    asked.signature = predictor.signature.with_instructions(predictor.signature.instructions.rstrip() + "\n" + sentence)
+    return asked
+
+
+def range_sentence(config: ScaleConfig) -> str:
+    """The range the instruction asks for, or "" when the config sets none (reference code).
+
+    Example:
+        >>> range_sentence(ScaleConfig(range_min_steps=2, range_max_steps=5))
+        '- Use 2 to 5 sub-problems; a simple problem needs fewer.'
+    """
+    if config.range_min_steps is None or config.range_max_steps is None:
+        return ""
+    return f"- Use {config.range_min_steps} to {config.range_max_steps} sub-problems; a simple problem needs fewer."
+
+
+def limit_sentence(limit: int, had: int) -> str:
+    """What the second request adds when a plan was longer than ``max_steps``.
+
+    Example:
+        >>> limit_sentence(3, 5)[:50]
+        '- Use AT MOST 3 sub-problems (a plan of 5 was too '
+    """
+    return (f"- Use AT MOST {limit} sub-problems (a plan of {had} was too long): merge steps, "
+            "do not drop any quantity the answer needs.")
+
+
+def within_limit(predictor: dspy.Predict, lm: dspy.LM, problem: str, steps: list[str], config: ScaleConfig,
+                 ) -> tuple[list[str], list[str] | None, list[Failure]]:
+    """(plan, second reply's steps or None, failures): a plan over ``max_steps`` is asked for once more.
+
+    A second plan within the limit replaces the first; otherwise the first is kept WHOLE (never cut)
+    and a warning recorded.
+
+    Example:
+        >>> from program.testing import function_lm
+        >>> from program.signatures import Decompose
+        >>> lm = function_lm(lambda m: "1. Find A.\\n2. Find B.")
+        >>> within_limit(dspy.Predict(Decompose), lm, "p", ["a", "b", "c"], ScaleConfig(max_steps=2))[0]
+        ['Find A.', 'Find B.']
+    """
+    limit = config.max_steps
+    if limit is None or len(steps) <= limit:
+        return steps, None, []
+    sentences = (range_sentence(config), limit_sentence(limit, len(steps)))
+    asked = instructed(predictor, "\n".join(s for s in sentences if s))
+    result = call(asked, lm, "decompose", config=rollout(0), problem=problem)
+    again = [s.strip() for s in (result.prediction.steps or [])] if result.prediction is not None else []
+    again = [s for s in again if s]
+    if again and len(again) <= limit:
+        note = f"plan of {len(steps)} steps was over max_steps={limit}; asked again and got {len(again)}"
+        return again, again, [Failure("decompose", note)]
+    why = (result.reason or "an empty plan") if not again else f"{len(again)} steps"
+    note = (f"plan of {len(steps)} steps is over max_steps={limit}; asked again and got {why}; "
+            "kept every step of the first plan")
+    return steps, again, [Failure("decompose", note)]
 
 
 def sample_candidates(predictor: dspy.Predict, lm: dspy.LM, problem: str, *, k: int, retries: int,
@@ -109,7 +186,7 @@ def select_candidate(predictor: dspy.Predict, lm: dspy.LM, problem: str, candida
 
 def decompose_problem(problem: str, *, decompose: dspy.Predict, select: dspy.Predict, rewrite: dspy.Predict,
                       lm: dspy.LM, config: ScaleConfig, retries: int = 1) -> Decomposition:
-    """Rewrite (optional), sample k candidates, select one, apply the last-step and length rules.
+    """Rewrite (optional), sample k candidates, select one, apply the length and last-step rules.
 
     Example:
         >>> from program.testing import function_lm
@@ -124,7 +201,8 @@ def decompose_problem(problem: str, *, decompose: dspy.Predict, select: dspy.Pre
     if config.rewrite:
         conditions, question, failed = rewrite_problem(rewrite, lm, problem)
         failures += failed
-    candidates, failed = sample_candidates(decompose, lm, problem, k=config.num_candidates, retries=retries,
+    asked = instructed(decompose, range_sentence(config))
+    candidates, failed = sample_candidates(asked, lm, problem, k=config.num_candidates, retries=retries,
                                           temperature=config.candidate_temperature)
     failures += failed
     if not candidates:
@@ -132,12 +210,10 @@ def decompose_problem(problem: str, *, decompose: dspy.Predict, select: dspy.Pre
         return Decomposition(steps=[problem], conditions=conditions, question=question, failures=failures)
     selected, failed = select_candidate(select, lm, problem, candidates)
     failures += failed
-    steps = list(candidates[selected])
+    steps, reasked, failed = within_limit(decompose, lm, problem, list(candidates[selected]), config)
+    failures += failed
+    steps = list(steps)
     if question:
         steps[-1] = question  # the final step answers exactly what was asked
-    if len(steps) > config.max_steps:
-        failures.append(Failure("decompose", f"plan of {len(steps)} steps cut to {config.max_steps}, "
-                                             "keeping the last step"))
-        steps = steps[:config.max_steps - 1] + steps[-1:]
     return Decomposition(steps=steps, candidates=candidates, selected=selected, conditions=conditions,
-                         question=question, failures=failures)
+                         question=question, failures=failures, reasked=reasked)

@@ -6,7 +6,9 @@ Anchors (SCALE, arXiv 2512.00466): 0-0.5 an elementary/middle-school student cou
 - **Bounded retries.** An unreadable reply is asked again ``difficulty_retries`` times (distinct
   rollout ids and seeds), then ``fallback_difficulty`` is used and the reason recorded. (The
   reference code retries forever.)
-- **Clamping.** A readable score outside [0, 1] is clamped; the raw value is kept in the record.
+- **Range.** A number outside [0, 1] ("7", "-0.3", "30%" read as 30) counts as unreadable: it is
+  asked again, then the fallback is used, each attempt recorded (the reference accepts only a reply
+  that is a number in [0, 1]). Parsing stays lenient otherwise: a number anywhere in the reply.
 - **Last-step rule.** With ``last_step_score`` set (reference: 0.9) the last step's score is forced
   without asking the model, so the final step runs in System 2 unless tau >= that score.
 - **Modes.** ``upfront`` scores every step from the plan alone (earlier step descriptions only);
@@ -39,13 +41,12 @@ class Difficulty:
     """One step's score and how it came about.
 
     ``score``: what routing uses. ``raw``: what the model said (None if not asked or unreadable).
-    ``clamped``: raw was outside [0, 1]. ``forced``: the last-step rule set it. ``fallback``: why
-    the fallback score was used. ``attempts``: calls made.
+    ``forced``: the last-step rule set it. ``fallback``: why the fallback score was used.
+    ``attempts``: calls made.
     """
 
     score: float
     raw: float | None = None
-    clamped: bool = False
     forced: bool = False
     fallback: str | None = None
     attempts: int = 0
@@ -55,7 +56,8 @@ class Difficulty:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Difficulty:
-        return cls(**data)
+        # "clamped" was recorded before out-of-range scores became unreadable: nothing to keep.
+        return cls(**{k: v for k, v in data.items() if k != "clamped"})
 
 
 def assess_step(predictor: dspy.Predict, lm: dspy.LM, config: ScaleConfig, *, problem: str, earlier_steps: str,
@@ -64,15 +66,17 @@ def assess_step(predictor: dspy.Predict, lm: dspy.LM, config: ScaleConfig, *, pr
     """Score one step (or force it, for the last step under the last-step rule).
 
     ``earlier_steps`` is rendered by the caller: descriptions only (up front) or with answers
-    (solved context). Every unreadable reply is returned as a ``Failure``.
+    (solved context). Every unreadable reply (a number outside [0, 1] included) is returned as a
+    ``Failure``.
 
     Example:
         >>> from program.testing import function_lm
+        >>> replies = iter(["7", "0.3"])
         >>> difficulty, failures = assess_step(dspy.Predict("problem, earlier_steps, current_step -> score: float"),
-        ...     function_lm(lambda m: "1.7"), ScaleConfig(), problem="p", earlier_steps="", current_step="s",
-        ...     is_last=False, index=0)
-        >>> difficulty.score, difficulty.raw, difficulty.clamped
-        (1.0, 1.7, True)
+        ...     function_lm(lambda m: next(replies)), ScaleConfig(), problem="p", earlier_steps="",
+        ...     current_step="s", is_last=False, index=0)
+        >>> difficulty.score, difficulty.attempts, failures[0].reason
+        (0.3, 2, 'attempt 1: score 7.0 is outside [0, 1]')
     """
     if is_last and config.last_step_score is not None:
         return Difficulty(score=config.last_step_score, forced=True), []
@@ -85,10 +89,12 @@ def assess_step(predictor: dspy.Predict, lm: dspy.LM, config: ScaleConfig, *, pr
         result = call(predictor, lm, STAGE, config=settings, problem=problem, earlier_steps=earlier_steps,
                       current_step=current_step)
         raw = _as_float(result.prediction.score) if result.prediction is not None else None
+        if raw is not None and 0.0 <= raw <= 1.0:
+            return Difficulty(score=raw, raw=raw, attempts=attempt + 1), failures
         if raw is not None:
-            score = min(1.0, max(0.0, raw))
-            return Difficulty(score=score, raw=raw, clamped=score != raw, attempts=attempt + 1), failures
-        reason = result.reason or f"score {getattr(result.prediction, 'score', None)!r} is not a number"
+            reason = f"score {raw!r} is outside [0, 1]"
+        else:
+            reason = result.reason or f"score {getattr(result.prediction, 'score', None)!r} is not a number"
         failures.append(Failure(STAGE, f"attempt {attempt + 1}: {reason}", index))
     reason = f"no readable score after {attempts} attempt(s); used fallback {config.fallback_difficulty}"
     failures.append(Failure(STAGE, reason, index))

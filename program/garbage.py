@@ -5,7 +5,7 @@ where a number belongs, a score of 7, a 100,000-character ramble, an answer with
 thinking that never ends, random Unicode (lone surrogates included: JSON can carry them), or the
 format markers of another field. ``Garbage(seed)`` makes such replies reproducibly, by kind, so a
 test can feed them to a stage and check that each one is either used as documented (a score of 7
-is clamped to 1) or recorded as a failure with its reason, and never crashes the run.
+is asked again, as unreadable) or recorded as a failure with its reason, and never crashes the run.
 
 Kinds are listed in ``KINDS`` (name -> what it imitates). ``batch(n)`` cycles through every kind
 once before drawing at random, so even a short batch covers them all. ``responder()`` is a

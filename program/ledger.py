@@ -42,7 +42,8 @@ class Call:
     """One LM request as the server counted it.
 
     ``completion_tokens`` includes ``thinking_tokens`` (servers count them as completion);
-    ``answer_tokens`` is the visible rest.
+    ``answer_tokens`` is the visible rest. ``clamp``: the request's ``max_tokens`` was lowered to
+    fit the context window (``program.context``): requested, sent, window, prompt tokens.
     """
 
     stage: str
@@ -53,6 +54,7 @@ class Call:
     cached: bool = False
     seconds: float = 0.0
     thinking_estimated: bool = False
+    clamp: dict[str, int] | None = None
 
     @property
     def answer_tokens(self) -> int:
@@ -144,11 +146,11 @@ def stage(name: str) -> Iterator[None]:
 
 def record(*, prompt_tokens: int, completion_tokens: int, thinking_tokens: int = 0, model: str = "",
            cached: bool = False, seconds: float = 0.0, stage_name: str | None = None,
-           thinking_estimated: bool = False) -> Call | None:
+           thinking_estimated: bool = False, clamp: dict[str, int] | None = None) -> Call | None:
     """Record one call into the active ledger (a no-op when none is active). Returns the call."""
     call = Call(stage=stage_name or _STAGE.get(), model=model, prompt_tokens=int(prompt_tokens or 0),
                 completion_tokens=int(completion_tokens or 0), thinking_tokens=int(thinking_tokens or 0),
-                cached=cached, seconds=seconds, thinking_estimated=thinking_estimated)
+                cached=cached, seconds=seconds, thinking_estimated=thinking_estimated, clamp=clamp)
     ledger = _LEDGER.get()
     if ledger is not None:
         ledger.add(call)

@@ -3,8 +3,11 @@
 ``Scale.plan(problem)`` does everything that does not depend on tau or the solvers' budgets:
 rewrite, decomposition, selection and (in ``upfront`` mode) difficulty. ``Scale.solve(problem,
 plan)`` routes each step (System 2 iff score > tau), solves the steps in order and returns the
-last step's answer. ``forward(problem)`` is both. A ``plan_cache`` lets a hyperparameter search
-reuse plans across trials; a reused plan's LM calls are re-booked into the active ledger flagged
+last step's answer. With rewritten conditions and ``step_layout="conditions"`` (the reference
+code's layout) a step sees the conditions, the earlier steps and its own sub-problem, never the
+original question; otherwise it sees the whole problem. The trace says which layout ran.
+``forward(problem)`` is both. A ``plan_cache`` lets a hyperparameter search reuse plans across
+trials; a reused plan's LM calls are re-booked into the active ledger flagged
 ``cached``, so a configuration's cost is the same whether its plan was reused or not.
 
 Predictors are attributes (``decompose``, ``select``, ``rewrite``, ``difficulty``, ``system1``,
@@ -160,6 +163,7 @@ class Scale(dspy.Module):
         """The knobs a plan depends on (not tau, not the solvers' budgets)."""
         c = self.config
         return {"num_candidates": c.num_candidates, "rewrite": c.rewrite, "max_steps": c.max_steps,
+                "range_min_steps": c.range_min_steps, "range_max_steps": c.range_max_steps,
                 "difficulty_mode": c.difficulty_mode, "difficulty_retries": c.difficulty_retries,
                 "fallback_difficulty": c.fallback_difficulty, "last_step_score": c.last_step_score,
                 "assess_difficulty": self.assess_difficulty, "decompose_retries": self.decompose_retries,
@@ -198,13 +202,14 @@ class Scale(dspy.Module):
         done: list[StepResult] = []
         traces: list[dict[str, Any]] = []
         steps = plan.steps
+        layout, seen = self.step_view(problem, plan)
         for i, step in enumerate(steps):
             with captured() as calls:
                 difficulty = self._difficulty(plan, problem, done, i, failures)
                 decision = route(difficulty.score if difficulty else None, self.config.threshold)
                 predictor = self.system1 if decision.mode == "system1" else self.system2
                 lm = self.systems.system1 if decision.mode == "system1" else self.systems.system2
-                result = solve(predictor, lm, decision.mode, problem=problem,
+                result = solve(predictor, lm, decision.mode, problem=seen,
                                earlier_steps=render_context(done, self.config.context), current_step=step)
             if result.reason:
                 failures.append(Failure(decision.mode, result.reason, i))
@@ -217,9 +222,21 @@ class Scale(dspy.Module):
         del plan_record["failures"]  # listed once, with the solving failures, under "failures"
         trace = {"method": "scale", "threshold": self.config.threshold,
                  "difficulty_mode": self.config.difficulty_mode, "context": self.config.context,
+                 "step_layout": layout,
                  "plan": plan_record, "steps": traces,
                  "failures": [f.to_dict() for f in failures]}
         return dspy.Prediction(answer=last.value or "", solution=last.text, trace=trace)
+
+    def step_view(self, problem: str, plan: Plan) -> tuple[str, str]:
+        """(layout, text): what every step is shown as the problem (``problem`` input field).
+
+        ``conditions`` needs conditions from a successful rewrite; without them the layout that
+        runs is ``problem``, whatever the config says.
+        """
+        conditions = plan.decomposition.conditions
+        if self.config.step_layout == "conditions" and conditions:
+            return "conditions", conditions
+        return "problem", problem
 
     def _difficulty(self, plan: Plan, problem: str, done: list[StepResult], index: int,
                     failures: list[Failure]) -> Difficulty | None:

@@ -30,11 +30,12 @@ class Decompose(dspy.Signature):
     """Break the math problem into a short ordered list of sub-problems. Solved one after another, they must lead to the answer the problem asks for.
 
     Rules:
-    - Each sub-problem says WHAT to find (a target), not how to compute it.
+    - Each sub-problem is simpler than the original problem.
+    - Each sub-problem has a clear target that contributes to the answer: it says WHAT to find, not how to compute it. Name no theorem, formula or method.
+    - Each sub-problem builds on the results of earlier ones or can be solved on its own.
     - Do not solve anything: write no calculations and no results.
     - When a later sub-problem needs a quantity, name it explicitly in the sub-problem that finds it (for example "Find the number of eggs left, call it E").
-    - The last sub-problem asks for exactly what the problem asks.
-    - Use 2 to 5 sub-problems; a simple problem needs fewer."""
+    - The last sub-problem asks for exactly what the problem asks."""
 
     problem: str = dspy.InputField(desc="the math problem")
     steps: list[str] = dspy.OutputField(desc="the sub-problems, in order")

@@ -26,7 +26,7 @@ from typing import Any  # noqa: E402
 
 import tenacity  # noqa: E402
 
-from program import ledger  # noqa: E402
+from program import context, ledger  # noqa: E402
 from program.config import ConfigError, Endpoint  # noqa: E402
 from program.errors import ServerError  # noqa: E402
 
@@ -52,6 +52,7 @@ class Completion:
     thinking_tokens: int = 0
     thinking_estimated: bool = False
     cached: bool = False
+    clamp: dict[str, int] | None = None
 
 
 def set_cache_enabled(enabled: bool) -> None:
@@ -73,6 +74,7 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
         >>> chat(Endpoint("openai/m", api_base="http://127.0.0.1:9/v1"), [{"role": "user", "content": "1+1?"}],
         ...      max_tokens=8)  # doctest: +SKIP
     """
+    max_tokens, clamp = context.fit(endpoint, max_tokens, messages=messages)  # never past the window
     params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
     body = dict(extra_body or {})
     if top_k is not None:
@@ -105,26 +107,33 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
             n_thinking, estimated = 0, False
         return Completion(text=visible, thinking=thinking, finish_reason=choice.finish_reason or "stop",
                           prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                          completion_tokens=completion, thinking_tokens=n_thinking, thinking_estimated=estimated)
+                          completion_tokens=completion, thinking_tokens=n_thinking, thinking_estimated=estimated,
+                          clamp=clamp)
 
     return _cached_call(endpoint, request, call)
 
 
 def text(endpoint: Endpoint, prompt: str, *, max_tokens: int, temperature: float = 0.0,
          top_p: float | None = None, top_k: int | None = None, seed: int | None = None,
-         stop: list[str] | None = None, thinking: bool = False) -> Completion:
+         stop: list[str] | None = None, thinking: bool = False, extra_body: dict[str, Any] | None = None,
+         ) -> Completion:
     """A raw text completion (/v1/completions): the prompt is sent exactly as given.
 
     ``thinking=True`` counts the generated tokens as thinking (a budget-forcing thinking segment).
+    ``extra_body``: server-specific fields (vLLM's ``min_tokens``).
     """
     provider, _, name = endpoint.model.partition("/")
     if provider not in ("openai", "text-completion-openai", "hosted_vllm"):
         raise ConfigError(f"Raw text continuation needs an OpenAI-compatible /v1/completions server; "
                           f"model {endpoint.model!r} is not one. Use transport 'prefill' or thinking 'effort'.")
+    max_tokens, clamp = context.fit(endpoint, max_tokens, prompt=prompt)  # never past the window
     params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
     _optional(params, top_p=top_p, seed=seed, stop=stop or None)
+    body = dict(extra_body or {})
     if top_k is not None:
-        params["extra_body"] = {"top_k": top_k}
+        body["top_k"] = top_k
+    if body:
+        params["extra_body"] = body
     request = {"kind": "text", "model": endpoint.model, "api_base": endpoint.api_base, "prompt": prompt, **params}
 
     def call() -> Completion:
@@ -136,7 +145,8 @@ def text(endpoint: Endpoint, prompt: str, *, max_tokens: int, temperature: float
         completion = int(getattr(usage, "completion_tokens", 0) or 0)
         return Completion(text=_valid_unicode(choice.text or ""), finish_reason=choice.finish_reason or "stop",
                           prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                          completion_tokens=completion, thinking_tokens=completion if thinking else 0)
+                          completion_tokens=completion, thinking_tokens=completion if thinking else 0,
+                          clamp=clamp)
 
     return _cached_call(endpoint, request, call)
 
@@ -257,7 +267,7 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
 def _record(endpoint: Endpoint, result: Completion, *, seconds: float) -> None:
     ledger.record(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                   thinking_tokens=result.thinking_tokens, model=endpoint.model, cached=result.cached,
-                  seconds=seconds, thinking_estimated=result.thinking_estimated)
+                  seconds=seconds, thinking_estimated=result.thinking_estimated, clamp=result.clamp)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -4,15 +4,14 @@ For each stage (rewrite, decomposition, selection, difficulty in both modes, ste
 majority vote, s1 budget forcing, InftyThink segments and summaries) one scripted LM serves bad
 replies to that stage and right ones to the others. Every problem runs through
 ``optimize.evaluate`` (results file, grading), and for each bad reply the test checks the
-accounting: it was either used as documented (a score of 7 clamped to 1, a plan cut to
-``max_steps``) or it left a failure with a reason in the trace, and the stage fell back as
-documented (the fallback score, the one-step plan, the first candidate, no answer). Zero crashes:
+accounting: it was either used as documented (a score in [0, 1], a plan of any length) or it
+left a failure with a reason in the trace, and the stage fell back as documented (the fallback
+score, the one-step plan, the first candidate, no answer). Zero crashes:
 no problem may end with an error. The counts are printed at the end of the session.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -63,9 +62,12 @@ def test_decomposition_garbage(tmp_path: Path, retries: int) -> None:
         served = fuzzer.by_row[row_number(result)]
         plan = result.trace["plan"]
         attempts = [f for f in failures_of(result, "decompose") if f["reason"].startswith("candidate")]
-        # accounting: each bad reply is either the candidate that was used or a recorded failure
-        assert len(served) == len(attempts) + len(plan["candidates"])
-        assert 1 <= len(plan["steps"]) <= config.max_steps
+        # accounting: each bad reply is the candidate used, a recorded failure, or the second ask of
+        # an over-long plan
+        assert len(served) == len(attempts) + len(plan["candidates"]) + (plan["reasked"] is not None)
+        assert len(plan["steps"]) >= 1
+        if len(plan["steps"]) > config.max_steps:  # never cut: kept whole, with a warning
+            assert any("kept every step" in f["reason"] for f in failures_of(result, "decompose"))
         for step in plan["steps"]:
             assert step.strip()
             assert_clean(step)
@@ -76,7 +78,8 @@ def test_decomposition_garbage(tmp_path: Path, retries: int) -> None:
         else:
             assert served[-1].kind not in NUMBER_FREE  # no digit and no list: never a plan
         if any(len(c) > config.max_steps for c in plan["candidates"]):
-            assert any("cut to" in f["reason"] for f in failures_of(result, "decompose"))
+            assert plan["reasked"] is not None
+            assert any("asked again" in f["reason"] for f in failures_of(result, "decompose"))
         assert [s["index"] for s in result.trace["steps"]] == list(range(len(plan["steps"])))
     TALLY[f"garbage: decompose (retries {retries})"] = {**TALLY.pop("garbage: decompose"),
                                                         "one-step fallbacks": one_step}
@@ -119,9 +122,8 @@ def test_difficulty_garbage(tmp_path: Path, mode: str) -> None:
             assert len(mine) == d["attempts"] >= 1
             failed = failures_of(result, "difficulty", i)
             if d["raw"] is not None:  # the last reply was read: used as documented
-                counts["clamped" if d["clamped"] else "read"] += 1
-                assert math.isfinite(d["raw"]) and d["score"] == min(1.0, max(0.0, d["raw"]))
-                assert d["clamped"] == (d["raw"] != d["score"])
+                counts["read"] += 1
+                assert 0.0 <= d["raw"] <= 1.0 and d["score"] == d["raw"]  # out of range is unreadable
                 assert mine[-1].kind not in NUMBER_FREE
                 assert len(failed) == d["attempts"] - 1  # every earlier attempt left a reason
             else:  # every attempt failed: the fallback score, said so

@@ -103,7 +103,8 @@ def test_cap_reached_appends_marker_and_final_answer_then_answers(server: FakeSe
     assert [r["thinking"] for r in server.requests] == [True, False]
     assert result == ForcedResult(thinking="a b c d", answer="5", thinking_tokens=4, answer_tokens=1,
                                   prompt_tokens=2 * PROMPT_TOKENS, num_continuations=0, hit_cap=True,
-                                  calls=result.calls)
+                                  calls=result.calls, cue="Final Answer:", answer_max_tokens=50)
+    assert result.graded == "Final Answer:5"  # what s1 grades: the cue and the bare answer after it
     assert [(c.phase, c.max_tokens, c.finish_reason) for c in result.calls] == [
         ("thinking", 4, "length"), ("answer", 50, "stop")]
 
@@ -119,6 +120,34 @@ def test_natural_end_appends_only_the_marker_and_a_newline(server: FakeServer) -
     assert server.prompts == [HEAD, HEAD + "2 plus 3 is 5.\n</think>\n"]
     assert (result.thinking, result.answer, result.hit_cap, result.num_continuations) == (
         "2 plus 3 is 5.\n", "The answer is 5.", False, 0)
+
+
+def test_empty_answer_after_a_natural_end_gets_exactly_one_forced_continuation(server: FakeServer) -> None:
+    result = run(server, ["2 plus 3 is 5.", "", "5", "never asked"], budget=100)
+    assert server.prompts == [HEAD, HEAD + "2 plus 3 is 5.</think>\n", HEAD + "2 plus 3 is 5.</think>\nFinal Answer:"]
+    assert server.replies == ["never asked"]
+    assert (result.forced_empty, result.cue, result.answer, result.graded) == (
+        True, "Final Answer:", "5", "Final Answer:5")
+    assert [c.phase for c in result.calls] == ["thinking", "answer", "answer"]
+    assert result.answer_tokens == 1
+
+
+def test_a_second_empty_answer_is_not_forced_again(server: FakeServer) -> None:
+    result = run(server, ["2 plus 3 is 5.", "", "", "never asked"], budget=100)
+    assert len(server.requests) == 3 and result.graded == "Final Answer:"
+
+
+def test_a_non_empty_answer_or_the_option_off_means_no_forced_continuation(server: FakeServer) -> None:
+    result = run(server, ["x.", "It is 5."], budget=100)
+    assert (len(server.requests), result.forced_empty, result.graded) == (2, False, "It is 5.")
+    server.requests.clear()
+    result = run(server, ["x.", ""], budget=100, force_empty_answer=False)
+    assert (len(server.requests), result.forced_empty, result.graded) == (2, False, "")
+
+
+def test_answer_cap_option_replaces_the_modes_max_tokens(server: FakeServer) -> None:
+    result = run(server, ["a b c", "5"], budget=2, answer_max_tokens=300)
+    assert server.max_tokens == [2, 300] and result.answer_max_tokens == 300
 
 
 def test_stop_strings_are_the_marker_and_end_of_turn(server: FakeServer) -> None:
@@ -150,6 +179,14 @@ def test_never_more_waits_than_asked(server: FakeServer, num_waits: int) -> None
     assert server.prompts[-1].count("Wait") == num_waits
 
 
+def test_min_tokens_goes_with_every_segment_after_a_wait_only(server: FakeServer) -> None:
+    run(server, ["So 5.", "yes.", "sure.", "5"], budget=20, num_waits=2)
+    assert [r.get("extra_body") for r in server.requests] == [None, {"min_tokens": 1}, {"min_tokens": 1}, None]
+    server.requests.clear()
+    run(server, ["So 5.", "yes.", "5"], budget=20, num_waits=1, min_tokens_after_wait=0)
+    assert [r.get("extra_body") for r in server.requests] == [None, None, None]
+
+
 def test_wait_after_whitespace_adds_no_newline(server: FakeServer) -> None:
     run(server, ["So 5.\n", ", yes", "5"], budget=20, num_waits=1, wait="Hmm")
     assert server.prompts[1] == HEAD + "So 5.\nHmm"
@@ -160,6 +197,18 @@ def test_cap_during_a_continuation_ends_thinking_with_final_answer(server: FakeS
     assert server.max_tokens == [6, 4, 50]
     assert server.prompts[-1] == HEAD + "So 5.\nWaitone two three four\n</think>\nFinal Answer:"
     assert (result.num_continuations, result.hit_cap, result.thinking_tokens) == (1, True, 6)
+
+
+def test_a_context_window_ends_thinking_early_keeping_room_for_the_answer(server: FakeServer,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from program import context
+
+    monkeypatch.setattr(context, "count_prompt_tokens", lambda endpoint, prompt: 100)
+    server.replies = [300, "5"]
+    window = replace(ENDPOINT, context_window=400)  # 400 - 100 prompt - 50 margin - 50 answer = 200 to think
+    result = force_budget(window, mode(1000), forcing(), QUESTION)
+    assert server.max_tokens == [200, 50]
+    assert result.hit_cap and result.thinking_tokens == 200 and result.cue == "Final Answer:"
 
 
 def test_zero_budget_left_makes_no_thinking_call(server: FakeServer) -> None:
@@ -236,7 +285,8 @@ def test_prefill_continues_the_assistant_message(server: FakeServer) -> None:
         [*QUESTION, {"role": "assistant", "content": "<think>\nSo 5.\nWaita b\n</think>\nFinal Answer:"}],
     ]
     assert [(r["extra_body"], r["thinking"], r["stop"], r["max_tokens"]) for r in server.requests] == [
-        (continued, True, ["</think>"], 4), (continued, True, ["</think>"], 2), (continued, False, [], 50)]
+        (continued, True, ["</think>"], 4), ({**continued, "min_tokens": 1}, True, ["</think>"], 2),
+        (continued, False, [], 50)]
     assert (result.thinking_tokens, result.num_continuations, result.hit_cap) == (4, 1, True)
 
 
@@ -274,6 +324,12 @@ def test_forced_engine_returns_thinking_and_informational_usage(server: FakeServ
     output = outputs[0]
     assert output["text"] == "5 and more"
     assert output["reasoning_content"] == "hmm."
+
+
+def test_forced_engine_returns_the_answer_with_the_forced_cue(server: FakeServer) -> None:
+    server.replies = ["a b c d e", " 42"]
+    outputs = forced_lm(local_config(), thinking_budget=2)(messages=[{"role": "user", "content": "2+3?"}])
+    assert outputs[0]["text"] == "Final Answer: 42"
 
 
 def test_forced_lm_applies_overrides_and_names_the_lm() -> None:

@@ -103,8 +103,7 @@ def test_last_step_score_is_forced_without_a_call_and_recorded() -> None:
     lms = systems()
     prediction, ledger = run(Scale(ScaleConfig(threshold=0.9), lms))
     last = prediction.trace["steps"][-1]
-    assert last["difficulty"] == {"score": 0.9, "raw": None, "clamped": False, "forced": True, "fallback": None,
-                                  "attempts": 0}
+    assert last["difficulty"] == {"score": 0.9, "raw": None, "forced": True, "fallback": None, "attempts": 0}
     assert last["mode"] == "system1"  # 0.9 is not > 0.9
     assert ledger.by_stage()["difficulty"]["calls"] == 2  # the last step was not asked
     prediction, _ = run(Scale(ScaleConfig(threshold=0.5), systems()))
@@ -189,12 +188,28 @@ def test_a_retry_that_reads_is_used() -> None:
     assert [s["score"] for s in prediction.trace["steps"]] == [0.7, 0.2, 0.9]
 
 
-@pytest.mark.parametrize(("reply", "score"), [("1.7", 1.0), ("-0.3", 0.0), ("Score: 30%", 0.3)])
-def test_out_of_range_scores_are_clamped_and_recorded(reply: str, score: float) -> None:
-    prediction, _ = run(Scale(ScaleConfig(), systems(stages_responder(scores=lambda step: reply))))
+def test_a_difficulty_of_7_is_unreadable_and_asked_again() -> None:
+    replies = iter(["7", "0.3", "0.2"])
+    prediction, _ = run(Scale(ScaleConfig(threshold=0.5), systems(stages_responder(scores=lambda step: next(replies)))))
+    first = prediction.trace["steps"][0]["difficulty"]
+    assert (first["score"], first["raw"], first["attempts"], first["fallback"]) == (0.3, 0.3, 2, None)
+    assert {"stage": "difficulty", "reason": "attempt 1: score 7.0 is outside [0, 1]", "step": 0} in (
+        prediction.trace["failures"])
+
+
+@pytest.mark.parametrize("reply", ["1.7", "-0.3", "7"])
+def test_out_of_range_scores_end_in_the_fallback_after_the_retries(reply: str) -> None:
+    config = ScaleConfig(difficulty_retries=2, fallback_difficulty=1.0)
+    prediction, ledger = run(Scale(config, systems(stages_responder(scores=lambda step: reply))))
     difficulty = prediction.trace["steps"][0]["difficulty"]
-    assert difficulty["score"] == score and difficulty["clamped"] == (score in (0.0, 1.0))
-    assert difficulty["raw"] == pytest.approx(float(reply.split()[-1].rstrip("%")) / (100 if "%" in reply else 1))
+    assert (difficulty["score"], difficulty["raw"], difficulty["attempts"]) == (1.0, None, 3)
+    assert "used fallback 1.0" in difficulty["fallback"]
+    assert ledger.by_stage()["difficulty"]["calls"] == 2 * 3  # two steps asked, three times each
+
+
+def test_a_percentage_reads_as_a_fraction() -> None:
+    prediction, _ = run(Scale(ScaleConfig(), systems(stages_responder(scores=lambda step: "Score: 30%"))))
+    assert prediction.trace["steps"][0]["difficulty"]["score"] == pytest.approx(0.3)
 
 
 # --- decomposition: candidates, selection, rewrite, fallbacks -------------------------------------
@@ -260,11 +275,73 @@ def test_unreadable_decompositions_fall_back_to_a_one_step_plan() -> None:
     assert len(reasons) == 4 and "one step" in reasons[-1]
 
 
-def test_long_plans_are_cut_keeping_the_last_step() -> None:
-    steps = [f"Find quantity {i}." for i in range(1, 9)]
-    prediction, _ = run(Scale(ScaleConfig(max_steps=3), systems(stages_responder(steps=steps))))
-    assert prediction.trace["plan"]["steps"] == ["Find quantity 1.", "Find quantity 2.", "Find quantity 8."]
-    assert "cut to 3" in prediction.trace["failures"][0]["reason"]
+LONG = [f"Find quantity {i}." for i in range(1, 9)]
+
+
+def test_an_over_long_plan_is_asked_again_then_kept_whole() -> None:
+    lms = systems(stages_responder(steps=LONG))
+    prediction, ledger = run(Scale(ScaleConfig(max_steps=3), lms))
+    assert prediction.trace["plan"]["steps"] == LONG  # no step dropped
+    assert prediction.trace["plan"]["reasked"] == LONG
+    assert ledger.by_stage()["decompose"]["calls"] == 2
+    asks = [r for r in lms.stages.engine.requests if is_stage(r, Decompose)]
+    assert "AT MOST 3" not in asks[0][0]["content"] and "AT MOST 3 sub-problems (a plan of 8" in asks[1][0]["content"]
+    reason = next(f["reason"] for f in prediction.trace["failures"] if f["stage"] == "decompose")
+    assert "over max_steps=3" in reason and "kept every step of the first plan" in reason
+    assert [s["index"] for s in prediction.trace["steps"]] == list(range(8))
+
+
+def test_a_shorter_second_plan_replaces_the_over_long_one() -> None:
+    def decompose(messages: Messages) -> str:
+        steps = STEPS if "AT MOST" in messages[0]["content"] else LONG
+        return "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1))
+
+    prediction, _ = run(Scale(ScaleConfig(max_steps=3), systems(stages_responder(decompose=decompose))))
+    assert prediction.trace["plan"]["steps"] == STEPS
+    assert "asked again and got 3" in prediction.trace["failures"][0]["reason"]
+
+
+def test_no_limit_and_no_range_is_the_reference_instruction() -> None:
+    lms = systems(stages_responder(steps=LONG))
+    prediction, ledger = run(Scale(ScaleConfig(max_steps=None, range_min_steps=None, range_max_steps=None), lms))
+    assert prediction.trace["plan"]["steps"] == LONG and ledger.by_stage()["decompose"]["calls"] == 1
+    ask = next(r for r in lms.stages.engine.requests if is_stage(r, Decompose))
+    assert "sub-problems; a simple problem needs fewer" not in ask[0]["content"]
+    lms = systems()
+    run(Scale(ScaleConfig(range_min_steps=1, range_max_steps=4), lms))
+    ask = next(r for r in lms.stages.engine.requests if is_stage(r, Decompose))
+    assert "Use 1 to 4 sub-problems; a simple problem needs fewer." in ask[0]["content"]
+
+
+def test_the_decompose_instruction_holds_the_reference_rules() -> None:
+    text = Decompose.instructions
+    for rule in ("simpler than the original problem", "Name no theorem", "builds on the results of earlier ones",
+                 "clear target"):
+        assert rule in text
+
+
+# --- what a step sees --------------------------------------------------------------------------
+
+def test_with_rewrite_a_step_sees_the_conditions_not_the_original_question() -> None:
+    lms = systems()
+    prediction, _ = run(Scale(ScaleConfig(rewrite=True, threshold=1.0, last_step_score=None), lms))
+    requests = lms.system1.engine.requests
+    assert [field(r, "Problem") for r in requests] == ["16 eggs, 3 eaten, $2 each."] * 3
+    assert not any("does she make" in m["content"] for r in requests for m in r)  # the original question
+    assert field(requests[-1], "Current step") == "How many dollars?"
+    assert "Find the eggs left" in field(requests[-1], "Earlier steps")
+    assert prediction.trace["step_layout"] == "conditions"
+
+
+def test_the_problem_layout_and_a_failed_rewrite_show_the_whole_problem() -> None:
+    lms = systems()
+    prediction, _ = run(Scale(ScaleConfig(rewrite=True, step_layout="problem", threshold=1.0), lms))
+    assert {field(r, "Problem") for r in lms.system1.engine.requests} == {PROBLEM}
+    assert prediction.trace["step_layout"] == "problem"
+    lms = systems(stages_responder(rewrite="just some words"))
+    prediction, _ = run(Scale(ScaleConfig(rewrite=True, threshold=1.0), lms))
+    assert {field(r, "Problem") for r in lms.system1.engine.requests} == {PROBLEM}
+    assert prediction.trace["step_layout"] == "problem"
 
 
 # --- plan reuse and token accounting -----------------------------------------------------------

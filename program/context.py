@@ -1,0 +1,185 @@
+"""The context window: every request's ``max_tokens`` is clamped to what the prompt leaves.
+
+A server answers HTTP 400 when prompt + ``max_tokens`` exceeds its context window (vLLM does for a
+32K System 2 cap after a long prompt); the SCALE reference code clamps ``max_tokens`` to the window
+minus the prompt. So does ``program.transport``, for every request, with this module:
+
+- **The window** is ``Endpoint.context_window`` when set, else the server's model list
+  (``GET {api_base}/models``: vLLM's ``max_model_len``, or a ``context_length`` /
+  ``context_window`` field), asked once per server and process. Unknown: no clamp.
+- **The prompt's tokens.** Cheap first: byte-level BPE never makes more tokens than UTF-8 bytes,
+  so when bytes + ``max_tokens`` fit, nothing is counted and nothing changes. Otherwise the
+  server's ``/tokenize`` counts it (vLLM), else an estimate (litellm's tokenizer, plus 10%).
+- **The clamp** leaves ``margin`` tokens spare (the reference: 50) and is recorded in the ledger
+  (``Call.clamp``). A prompt that leaves no room at all raises ``ContextWindowError``.
+
+Not handled: an estimate can still be short for an unusual tokenizer; the server then says 400.
+
+Example:
+    >>> clamp_max_tokens(32768, prompt_tokens=3000, window=4096)
+    1096
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from program.config import Endpoint
+from program.errors import ProgramError
+
+__all__ = ["ContextWindowError", "clamp_max_tokens", "context_window", "count_prompt_tokens", "fit",
+           "forget_windows", "MESSAGE_OVERHEAD"]
+
+log = logging.getLogger(__name__)
+
+MESSAGE_OVERHEAD = 8  # chat-template tokens around each message (role markers, end of turn)
+_windows: dict[tuple[str, str], int | None] = {}
+_lock = threading.Lock()
+
+
+class ContextWindowError(ProgramError):
+    """The prompt alone fills the server's context window: no ``max_tokens`` can be sent."""
+
+
+def clamp_max_tokens(max_tokens: int, *, prompt_tokens: int, window: int, margin: int = 0) -> int:
+    """``max_tokens``, lowered to what ``window`` leaves after the prompt and ``margin``.
+
+    Example:
+        >>> clamp_max_tokens(512, prompt_tokens=3000, window=4096)
+        512
+        >>> clamp_max_tokens(2000, prompt_tokens=4090, window=4096)
+        6
+        >>> try:
+        ...     clamp_max_tokens(2000, prompt_tokens=4096, window=4096)
+        ... except ContextWindowError as exc:
+        ...     print(str(exc)[:60])
+        The prompt (4096 tokens) leaves no room in the context windo
+    """
+    room = window - prompt_tokens - margin
+    if room < 1:
+        raise ContextWindowError(
+            f"The prompt ({prompt_tokens} tokens) leaves no room in the context window of {window} tokens "
+            f"(margin {margin}). Shorten the prompt (fewer steps in context: `context: final_value`) or serve "
+            "the model with a longer window (vLLM --max-model-len).")
+    return min(max_tokens, room)
+
+
+def context_window(endpoint: Endpoint) -> int | None:
+    """The endpoint's window: configured, else asked of the server once (None when it does not say).
+
+    Example:
+        >>> context_window(Endpoint("openai/m", api_base="http://127.0.0.1:9/v1", context_window=4096))
+        4096
+    """
+    if endpoint.context_window is not None:
+        return endpoint.context_window
+    if not endpoint.api_base:
+        return None
+    key = (endpoint.api_base, endpoint.model)
+    with _lock:
+        if key in _windows:
+            return _windows[key]
+    window = _ask_window(endpoint)
+    with _lock:
+        _windows[key] = window
+    return window
+
+
+def forget_windows() -> None:
+    """Forget the windows servers reported (a test, or a server restarted with another window)."""
+    with _lock:
+        _windows.clear()
+
+
+def count_prompt_tokens(endpoint: Endpoint, prompt: str) -> int:
+    """Tokens of ``prompt``: the server's ``/tokenize`` (vLLM), else litellm's count plus 10%."""
+    counted = _tokenize(endpoint, prompt)
+    if counted is not None:
+        return counted
+    import litellm
+
+    name = endpoint.model.partition("/")[2] or endpoint.model
+    try:
+        estimate = int(litellm.token_counter(model=name, text=prompt))
+    except Exception:  # noqa: BLE001 - no tokenizer at hand: characters / 3, generous for English
+        estimate = len(prompt) // 3
+    return int(estimate * 1.1) + 1
+
+
+def fit(endpoint: Endpoint, max_tokens: int, *, prompt: str | None = None,
+        messages: Sequence[dict[str, str]] | None = None, margin: int = 50) -> tuple[int, dict[str, int] | None]:
+    """(max_tokens to send, the clamp record or None): the request fitted to the window.
+
+    Example:
+        >>> e = Endpoint("openai/m", api_base="http://127.0.0.1:9/v1", context_window=4096)
+        >>> fit(e, 64, prompt="What is 2 + 2?")
+        (64, None)
+    """
+    window = context_window(endpoint)
+    if window is None:
+        return max_tokens, None
+    if prompt is None:
+        texts = [str(m.get("content") or "") for m in messages or ()]
+        prompt, overhead = "\n".join(texts), MESSAGE_OVERHEAD * len(texts)
+    else:
+        overhead = 0
+    if len(prompt.encode("utf-8")) + overhead + max_tokens + margin <= window:
+        return max_tokens, None  # cannot overflow: byte-level BPE makes at most one token per byte
+    prompt_tokens = count_prompt_tokens(endpoint, prompt) + overhead
+    sent = clamp_max_tokens(max_tokens, prompt_tokens=prompt_tokens, window=window, margin=margin)
+    if sent == max_tokens:
+        return max_tokens, None
+    return sent, {"requested": max_tokens, "sent": sent, "window": window, "prompt_tokens": prompt_tokens}
+
+
+# --- server questions ----------------------------------------------------------------------------
+
+def _root(api_base: str) -> str:
+    base = api_base.rstrip("/")
+    return base[:-3] if base.endswith("/v1") else base
+
+
+def _get_json(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+    import httpx
+
+    response = httpx.post(url, json=body, timeout=timeout) if body is not None else httpx.get(url, timeout=timeout)
+    response.raise_for_status()
+    return response.json()
+
+
+def _ask_window(endpoint: Endpoint) -> int | None:
+    try:
+        listing = _get_json(str(endpoint.api_base).rstrip("/") + "/models", timeout=min(endpoint.timeout, 10.0))
+    except Exception as exc:  # noqa: BLE001 - no list, no clamp; the server itself will say what is wrong
+        log.info("no model list at %s (%s): max_tokens is not clamped", endpoint.api_base, type(exc).__name__)
+        return None
+    name = endpoint.model.partition("/")[2]
+    models = listing.get("data") if isinstance(listing, dict) else None
+    models = models if isinstance(models, list) else []
+    for model in models:
+        if not isinstance(model, dict) or (len(models) > 1 and model.get("id") != name):
+            continue
+        for key in ("max_model_len", "context_length", "context_window"):
+            value = model.get(key)
+            if isinstance(value, int) and value > 0:
+                return value
+    return None
+
+
+def _tokenize(endpoint: Endpoint, prompt: str) -> int | None:
+    if not endpoint.api_base:
+        return None
+    try:
+        reply = _get_json(_root(endpoint.api_base) + "/tokenize",
+                          {"model": endpoint.model.partition("/")[2], "prompt": prompt}, timeout=30.0)
+    except Exception:  # noqa: BLE001 - not vLLM: estimate instead
+        return None
+    count = reply.get("count") if isinstance(reply, dict) else None
+    if isinstance(count, int):
+        return count
+    tokens = reply.get("tokens") if isinstance(reply, dict) else None
+    return len(tokens) if isinstance(tokens, list) else None
+
