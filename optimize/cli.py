@@ -2,7 +2,8 @@
 
 Each sub-command lives in ``optimize/commands/<name>.py`` with two functions:
 ``add_parser(subparsers)`` and ``run(args) -> int``. This file only wires them up and turns
-user errors into one clear line (no traceback) with exit code 2.
+user errors into one clear line (no traceback) with exit code 2. The exit statuses are listed in
+``optimize.errors`` (and in ``scale --help``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import threading
 # litellm downloads a price list at import unless told not to; offline that stalls for seconds.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from optimize.errors import EXIT_INTERRUPTED, EXIT_STATUS_HELP, EXIT_USAGE, ServerDownError  # noqa: E402
+
 COMMANDS = ("serve", "data", "grade", "run", "eval", "compile", "search", "quickstart")
 
 
@@ -25,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scale",
         description="Adaptive test-time compute for math reasoning: SCALE, s1 budget forcing, baselines, tuning.",
+        epilog=EXIT_STATUS_HELP,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -52,12 +56,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
+    except ServerDownError as exc:  # never reached: 2 (check the URL); down mid-run: 3 (work saved, resume)
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_status
     except user_error_types() as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: finished work is saved; run the same command again to resume.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -10,12 +10,14 @@
    loses the tuning;
 4. score the tuned program on the dev and held-out problems (``optimize.evaluate``: resumable,
    one results file each under ``<dir>/eval/``), and add the scores to metadata.json;
-5. log to MLflow: params (the flattened config), scores, the directory as artifacts, and the
-   program as an MLflow dspy model (``mlflow.dspy.load_model(result.model_uri)`` restores it).
+5. log to MLflow: params (the flattened config), scores, and the pickle-free program directory
+   as artifacts; with ``log_model=True`` (``--log-mlflow-model``) also the program as an MLflow
+   dspy model (``mlflow.dspy.load_model(result.model_uri)`` restores it).
 
-Caveat: MLflow's dspy flavor stores the program with cloudpickle even with
-``use_dspy_model_save=True``. The program directory is the pickle-free format; the MLflow model
-is a convenience for MLflow tooling. It is checked for secrets before it is logged.
+Why the MLflow model is opt-in: MLflow's dspy flavor stores the program with cloudpickle even with
+``use_dspy_model_save=True`` (DSPy warns about it on every save), and loading a pickle runs code.
+The program directory is the pickle-free format; the MLflow model is a convenience for MLflow
+tooling, to be loaded only from a store you trust. It is checked for secrets before it is logged.
 
 Example:
     >>> result = compile_experiment(load_experiment("experiments/quickstart.yaml"))  # doctest: +SKIP
@@ -56,7 +58,8 @@ class CompileResult:
 
     ``scores`` maps ``dev`` / ``heldout`` to ``{n, accuracy (percent), score (mean metric),
     mean_tokens, failed}`` (``heldout`` is None without held-out problems). ``run_id`` and
-    ``model_uri`` are None when tracking was off (or the model could not be logged: see warnings).
+    ``model_uri`` are None when tracking was off; ``model_uri`` also when the MLflow model was not
+    asked for (``log_model``) or could not be logged (see warnings).
     """
 
     directory: Path
@@ -91,7 +94,7 @@ def dev_and_heldout(data: DataConfig) -> tuple[list[dspy.Example], list[dspy.Exa
 
 def compile_experiment(config: ExperimentConfig, *, output_dir: str | Path | None = None,
                        systems: Systems | None = None, builder: Builder | None = None, track: bool = True,
-                       trace: bool = False, progress: bool = True) -> CompileResult:
+                       trace: bool = False, progress: bool = True, log_model: bool = False) -> CompileResult:
     """Tune ``config``'s program with ``config.compile``, then score, save and track it.
 
     Args:
@@ -102,6 +105,7 @@ def compile_experiment(config: ExperimentConfig, *, output_dir: str | Path | Non
         track: log to MLflow (``tracking.mlflow_uri``, else a sqlite store in the run directory).
         trace: also record DSPy traces in MLflow (``mlflow.dspy.autolog``).
         progress: show progress bars while scoring.
+        log_model: also log the program as an MLflow dspy model (cloudpickle: see the module docstring).
 
     Example:
         >>> result = compile_experiment(config, output_dir="runs/demo/compiled")  # doctest: +SKIP
@@ -129,7 +133,7 @@ def compile_experiment(config: ExperimentConfig, *, output_dir: str | Path | Non
             split_scores = {f"{name}_{k}": v for name, s in scores.items() for k, v in (s or {}).items()}
             tracker.log_metrics(run_id, {"optimizer_seconds": seconds, **split_scores})
             tracker.log_artifact(run_id, directory, "program_dir")
-            model_uri = _log_model_or_warn(tuned, warnings)
+            model_uri = _log_model_or_warn(tuned, warnings) if log_model else None
     return CompileResult(directory=directory, program=tuned, config=config, scores=scores, warnings=warnings,
                          tracking_uri=tracker.uri if tracker else None, run_id=run_id, model_uri=model_uri)
 

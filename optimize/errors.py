@@ -1,6 +1,53 @@
-"""Which exceptions are the user's to fix (printed as one line by the CLI, no traceback)."""
+"""Which exceptions are the user's to fix (printed as one line by the CLI, no traceback), and the
+exit statuses of the ``scale`` command.
+
+Exit statuses (the CLI's and the README's "Exit statuses"):
+
+- ``EXIT_OK`` (0): the command finished; every problem it evaluated was answered (right or wrong).
+- 1: an unexpected error (a bug: the traceback is printed).
+- ``EXIT_USAGE`` (2): the user must fix something first: a bad flag, config or data file, or an LLM
+  server that was never reached (one line names the URL and how to check it).
+- ``EXIT_INCOMPLETE`` (3): some problems failed with server or model errors, or the server went
+  down mid-run; the results are written, and running the same command again retries what failed.
+- ``EXIT_INTERRUPTED`` (130): Ctrl-C; finished work is saved.
+"""
 
 from __future__ import annotations
+
+from program.errors import ServerError
+
+__all__ = ["EXIT_OK", "EXIT_USAGE", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_STATUS_HELP", "ServerDownError",
+           "user_error_types"]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_INCOMPLETE = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_STATUS_HELP = ("exit status: 0 every problem was answered (right or wrong); 2 a usage error, or the LLM server "
+                    "was never reached (one line names the URL); 3 some problems failed with server or model errors "
+                    "(results are written: run the same command again to retry them); 130 interrupted.")
+
+
+class ServerDownError(ServerError):
+    """The LLM server is down: a run stopped, or ended with every problem failed by server errors.
+
+    ``reached`` says whether anything was answered before (exit status 3: finished work is saved,
+    rerun to resume) or the server was never reached (exit status 2: check the URL first).
+
+    Example:
+        >>> ServerDownError("no problem was answered", reached=False).reached
+        False
+    """
+
+    def __init__(self, message: str, *, reached: bool = True) -> None:
+        super().__init__(message)
+        self.reached = reached
+
+    @property
+    def exit_status(self) -> int:
+        """``EXIT_INCOMPLETE`` when some work was done before the server went down, else ``EXIT_USAGE``."""
+        return EXIT_INCOMPLETE if self.reached else EXIT_USAGE
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:

@@ -10,7 +10,8 @@ System 2 calls, and it cannot resume. Here a plain thread pool runs each problem
   fingerprint); failed problems are retried by a rerun;
 - a problem whose calls fail is recorded with the reason and the run goes on, but
   ``max_server_errors`` server errors in a row stop it (the server is down; retrying every
-  remaining problem would only burn time).
+  remaining problem would only burn time), and so does a run whose every problem failed with a
+  server error, however few it had (``ServerDownError.reached`` is False: never reached).
 
 Example:
     >>> report = evaluate(program, examples, results_path="runs/demo/results.jsonl",
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import dspy
 
+from optimize.errors import ServerDownError
 from optimize.results import ProblemResult, ResultsFile, config_fingerprint, latest_by_id
 from optimize.summary import Summary, summarize, write_summary
 from program.config import ConfigError
@@ -48,10 +50,6 @@ __all__ = ["EvalReport", "ServerDownError", "evaluate", "build_program", "solve_
 log = logging.getLogger(__name__)
 
 ProgramFactory = Callable[[], Any]
-
-
-class ServerDownError(ServerError):
-    """Several problems in a row failed with server errors: the run stopped (finished work is saved)."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,8 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
         context: settings for ``dspy.context`` around each problem (e.g. ``{"lm": lm}``).
 
     Raises:
-        ServerDownError: after ``max_server_errors`` server failures in a row.
+        ServerDownError: after ``max_server_errors`` server failures in a row, or when every problem
+            run now failed with a server error (``reached`` False when none was answered).
     """
     if workers < 1:
         raise ValueError(f"`workers={workers!r}` must be at least 1.")
@@ -130,6 +129,7 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
     finally:
         bar.close()
 
+    _check_reached([finished[str(ex.id)] for ex in todo if str(ex.id) in finished], Path(results_path))
     results = [finished[i] for i in ids if i in finished]
     from data.grading import grader_version
 
@@ -148,7 +148,7 @@ def _run_all(solve: _Solver, todo: list[dspy.Example], finished: dict[str, Probl
     """
     queue = iter(todo)
     pending: set[Future[ProblemResult]] = set()
-    in_a_row, last_error = 0, ""
+    in_a_row, last_error, answered = 0, "", 0
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scale-eval")
     try:
         while True:
@@ -163,10 +163,13 @@ def _run_all(solve: _Solver, todo: list[dspy.Example], finished: dict[str, Probl
                 result = future.result()  # re-raises KeyboardInterrupt & co. from a worker
                 finished[result.id] = result
                 in_a_row = in_a_row + 1 if result.error_type == "ServerError" else 0
+                answered += 0 if result.failed else 1
                 last_error = result.error or last_error
                 bar.update(1)
                 bar.set_postfix(_postfix(finished.values()), refresh=False)
             if in_a_row >= max_server_errors:
+                if not answered:
+                    raise _never_reached(in_a_row, last_error, results_path)
                 saved = sum(1 for r in finished.values() if not r.failed)
                 raise ServerDownError(
                     f"Stopped: {in_a_row} problems in a row failed with server errors (last: {last_error}). "
@@ -175,6 +178,23 @@ def _run_all(solve: _Solver, todo: list[dspy.Example], finished: dict[str, Probl
     finally:
         # Problems still running finish and are saved by their worker; none is started any more.
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _check_reached(ran: list[ProblemResult], results_path: Path) -> None:
+    """Raise ``ServerDownError`` when every problem run now failed with a server error (a run of
+    fewer problems than ``max_server_errors`` never meets the in-a-row rule)."""
+    if ran and all(r.error_type == "ServerError" for r in ran):
+        raise _never_reached(len(ran), ran[-1].error or "", results_path)
+
+
+def _never_reached(failed: int, last_error: str, results_path: Path) -> ServerDownError:
+    """One line: how many failed, the server's own message (its URL, the curl that checks it)."""
+    detail = " ".join(last_error.removeprefix("ServerError: ").split())
+    count = (f"{failed} problems in a row failed with server errors" if failed > 1
+             else "1 problem failed with a server error")
+    return ServerDownError(f"Stopped: the LLM server was never reached ({count}; none was answered). {detail} "
+                           f"The failures are recorded in {results_path}; once the server answers, run the same "
+                           "command again.", reached=False)
 
 
 class _Solver:
@@ -292,7 +312,8 @@ def _postfix(results: Any) -> dict[str, str]:
     rows = list(results)
     correct = sum(1 for r in rows if r.correct)
     failed = sum(1 for r in rows if r.failed)
-    postfix = {"acc": f"{correct / len(rows):.1%}" if rows else "-"}
+    answered = len(rows) - failed  # a failed problem has no answer: it is not counted as a wrong one here
+    postfix = {"acc": f"{correct / answered:.1%}" if answered else "-"}
     if failed:
         postfix["failed"] = str(failed)
     return postfix

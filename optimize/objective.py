@@ -22,6 +22,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optimize.errors import ServerDownError
 from optimize.evaluate import evaluate
 from optimize.experiment import ExperimentConfig, save_experiment
 from optimize.plans import PlanStore, plan_key
@@ -158,6 +159,12 @@ class SearchObjective:
         report = evaluate(program, self.examples, results_path=results_path, fingerprint=fingerprint,
                           workers=self.workers, progress=self.progress, description=f"trial {trial.number}")
         summary = report.summary
+        down = [r for r in report.results if r.error_type == "ServerError"]
+        if down:  # not the configuration's fault, and its accuracy would count them wrong: stop, queue it again
+            raise ServerDownError(
+                f"trial {trial.number}: {len(down)} of {summary.n} problems failed with server errors (last: "
+                f"{down[-1].error}); the answered ones are kept in {results_path} and the trial is queued again: "
+                "once the server answers, run the same command again to resume.")
         if summary.n and summary.n_failed == summary.n:  # (0 %, few tokens) would pass for a cheap config
             first = next(r.error for r in report.results if r.error)
             raise RuntimeError(f"all {summary.n} problems failed (first: {first}); see {results_path}")

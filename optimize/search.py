@@ -11,8 +11,9 @@ clipped to the space, are enqueued as the first trials (once per study).
   tokens it actually spent.
 - Resume and several workers: ``optimize.study`` (N is the study's total; a rerun runs only what
   is missing; a failed trial is recorded FAIL with its ``fail_reason`` and the study goes on).
-  A server that stays down (``ServerError``) or Ctrl-C stops the search instead: the cut-off
-  trial is queued again, so the rerun picks it up once the server is back.
+  A server that stays down (``ServerError``), a trial in which any problem failed with a server
+  error, or Ctrl-C stops the search instead: the cut-off trial is queued again, so the rerun picks
+  it up (and retries only its failed problems) once the server is back.
 - MLflow: one parent run per study (its id is a study user attr, so resumes and other workers log
   under it) and one child run per trial, by explicit parent id (``optimize.tracking``).
 - At the end: the Pareto front as a table, ``pareto/front.png``, and ``pareto/trial-<n>.yaml``
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
+from optimize.errors import ServerDownError
 from optimize.experiment import ExperimentConfig, experiment_to_dict
 from optimize.objective import SearchObjective, load_dev, paper_seeds
 from optimize.pareto import export_front, front_trials, pareto_table, plot_front, trial_row
@@ -132,6 +134,8 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
             # later trial would fail too, and a failed trial is never rerun.
             with study_lock(handle.lock_path):
                 interrupt_trial(handle, trial, "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else str(exc))
+            if isinstance(exc, ServerDownError) and not exc.reached and ran:  # earlier trials did finish
+                raise ServerDownError(f"{exc} The {ran} trials finished before it are saved in the study.") from exc
             raise
         except Exception as exc:  # recorded FAIL with its fail_reason; the study goes on
             log.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)

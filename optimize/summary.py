@@ -2,15 +2,17 @@
 
 Tokens are reported two ways (see ``program.ledger``): the true cost of the method (every call,
 cache hits included, identical on a warm or cold cache) and what this run actually paid (cache
-misses only). Failed problems count as wrong and their partial calls count as cost.
+misses only). Failed problems (server or model errors) count as wrong in ``accuracy`` and their
+partial calls count as cost; ``accuracy_answered`` is over the answered problems only, and the
+printed table shows that one, marked incomplete, when any problem failed.
 
 Example:
     >>> from optimize.results import ProblemResult
     >>> rows = [ProblemResult("a", correct=True, totals={"total_tokens": 30}),
     ...         ProblemResult("b", error="ServerError: down", totals={"total_tokens": 10})]
     >>> s = summarize(rows)
-    >>> (s.n, s.accuracy, s.n_failed, s.mean_tokens)
-    (2, 50.0, 1, 20.0)
+    >>> (s.n, s.accuracy, s.n_failed, s.mean_tokens, s.n_answered, s.accuracy_answered, s.complete)
+    (2, 50.0, 1, 20.0, 1, 100.0, False)
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ TOKEN_KINDS = ("prompt_tokens", "completion_tokens", "thinking_tokens", "answer_
 class Summary:
     """Accuracy, cost and time of one run.
 
-    ``accuracy`` and ``system2_share`` are in percent (as in ``data.metrics``). Means are per
-    problem over all ``n`` problems. ``system2_share`` is the share of plan steps that ran in
-    System 2 (None when no trace had steps). ``wall_seconds`` sums the problems' own
-    wall times; ``run_seconds`` is the elapsed time of the run that produced the summary (None
-    when summarising a file).
+    ``accuracy`` and ``system2_share`` are in percent (as in ``data.metrics``). ``accuracy``
+    counts failed problems as wrong; ``accuracy_answered`` is over the ``n_answered`` problems
+    that got an answer (None when none did). Means are per problem over all ``n`` problems.
+    ``system2_share`` is the share of plan steps that ran in System 2 (None when no trace had
+    steps). ``wall_seconds`` sums the problems' own wall times; ``run_seconds`` is the elapsed
+    time of the run that produced the summary (None when summarising a file).
     """
 
     n: int
@@ -59,9 +62,16 @@ class Summary:
     grader_version: str | None = None
     fingerprint: str | None = None
     failures: dict[str, int] = field(default_factory=dict)
+    n_answered: int = 0
+    accuracy_answered: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        """True when every problem was answered: only then is ``accuracy`` a result."""
+        return self.n_failed == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "complete": self.complete}
 
 
 def summarize(results: Sequence[ProblemResult], *, run_seconds: float | None = None,
@@ -81,6 +91,7 @@ def summarize(results: Sequence[ProblemResult], *, run_seconds: float | None = N
     for result in results:
         if result.failed:
             failures[result.error_type or "error"] = failures.get(result.error_type or "error", 0) + 1
+    answered = [r for r in results if not r.failed]
     versions = {r.grader_version for r in results if r.grader_version}
     fingerprints = {r.fingerprint for r in results if r.fingerprint}
     return Summary(
@@ -101,6 +112,8 @@ def summarize(results: Sequence[ProblemResult], *, run_seconds: float | None = N
         grader_version=grader_version or (", ".join(sorted(versions)) if versions else None),
         fingerprint=", ".join(sorted(fingerprints)) if fingerprints else None,
         failures=failures,
+        n_answered=len(answered),
+        accuracy_answered=accuracy([r.correct for r in answered]) if answered else None,
     )
 
 
@@ -122,7 +135,7 @@ def print_summary(summary: Summary, *, title: str = "Summary", console: Any = No
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     rows = [
-        ("accuracy", f"{summary.accuracy:.1f}% ({summary.n_correct}/{summary.n})"),
+        *_accuracy_rows(summary),
         ("failed", f"{summary.n_failed}" + (f" ({_failure_text(summary.failures)})" if summary.failures else "")),
         ("mean tokens / problem", f"{summary.mean_tokens:,.0f}"),
         *((f"  {kind.removesuffix('_tokens')}", f"{value:,.0f}")
@@ -147,6 +160,15 @@ def print_summary(summary: Summary, *, title: str = "Summary", console: Any = No
         for name, sums in summary.mean_tokens_by_stage.items():
             stages.add_row(name, f"{sums['calls']:.1f}", *(f"{sums[k]:,.0f}" for k in TOKEN_KINDS))
         console.print(stages)
+
+
+def _accuracy_rows(summary: Summary) -> list[tuple[str, str]]:
+    """The accuracy as a result only when every problem was answered; else over the answered ones, marked."""
+    if summary.complete:
+        return [("accuracy", f"{summary.accuracy:.1f}% ({summary.n_correct}/{summary.n})")]
+    answered = "-" if summary.accuracy_answered is None else f"{summary.accuracy_answered:.1f}%"
+    return [("accuracy", f"incomplete: {summary.n_failed} of {summary.n} problems failed"),
+            ("accuracy over answered", f"{answered} ({summary.n_correct}/{summary.n_answered})")]
 
 
 def _failure_text(failures: dict[str, int]) -> str:

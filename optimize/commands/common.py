@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from optimize.errors import EXIT_INCOMPLETE, EXIT_OK
 
 if TYPE_CHECKING:
     from optimize.experiment import ExperimentConfig
@@ -60,3 +65,18 @@ def resolve_experiment(args: argparse.Namespace) -> ExperimentConfig:
     if getattr(args, "data_dir", None):
         config = replace(config, data=replace(config.data, data_dir=args.data_dir))
     return config
+
+
+def failed_status(n_failed: int, n: int, where: str | Path, failures: Mapping[str, int] | None = None) -> int:
+    """Exit status of a finished evaluation: 0, or 3 with one ``warning:`` line on stderr when problems failed.
+
+    Example:
+        >>> failed_status(0, 5, "runs/x/results.jsonl")
+        0
+    """
+    if not n_failed:
+        return EXIT_OK
+    kinds = f" ({', '.join(f'{c} {k}' for k, c in sorted(failures.items()))})" if failures else ""
+    print(f"warning: {n_failed} of {n} problems failed{kinds}, so the accuracy is incomplete; the results are in "
+          f"{where}: run the same command again to retry the failed ones.", file=sys.stderr)
+    return EXIT_INCOMPLETE

@@ -20,9 +20,11 @@ from optimize.commands.common import (
     add_data_options,
     add_lm_options,
     add_output_flags,
+    failed_status,
     positive_int,
     resolve_experiment,
 )
+from optimize.errors import EXIT_STATUS_HELP
 from optimize.experiment import OPTIMIZERS
 
 if TYPE_CHECKING:
@@ -37,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "compile", help="tune the program's predictors with a DSPy optimizer; save a program directory",
         description="Run a DSPy optimizer over the program's predictors on a dev split of a train pool, score "
                     "the result on the dev and held-out problems, save a program directory (program.json, "
-                    "config.yaml, metadata.json) and log it to MLflow.")
+                    "config.yaml, metadata.json) and log it to MLflow.",
+        epilog=EXIT_STATUS_HELP)
     parser.add_argument("--optimizer", choices=OPTIMIZERS,
                         help="bootstrap, random-search, mipro, gepa, simba, or none (default: the config's)")
     parser.add_argument("--dev", metavar="POOL:N", help="dev problems from a train pool, e.g. gsm8k_train:20")
@@ -47,6 +50,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=positive_int, metavar="W",
                         help="problems run at once (default: the config's)")
     parser.add_argument("--trace", action="store_true", help="also record DSPy traces in MLflow (mlflow.dspy.autolog)")
+    parser.add_argument("--log-mlflow-model", action="store_true",
+                        help="also log the program as an MLflow dspy model (mlflow.dspy.load_model). Risk: MLflow "
+                             "stores it with cloudpickle, and loading a pickle runs code, so load it only from a "
+                             "store you trust; the program directory logged by default is pickle-free")
     add_output_flags(parser)
     add_program_options(parser)
     add_lm_options(parser)
@@ -67,9 +74,16 @@ def run(args: argparse.Namespace) -> int:
     config = replace(config, data=data, compile=compile_config, tracking=tracking)
     with ensure_server(config.program.lm):
         result = compile_experiment(config, output_dir=args.output, track=not args.no_mlflow, trace=args.trace,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, log_model=args.log_mlflow_model)
     print_result(result)
-    return 0
+    return scores_status(result)
+
+
+def scores_status(result: CompileResult) -> int:
+    """0, or 3 (with a warning line) when dev or held-out problems failed while scoring."""
+    scored = [s for s in result.scores.values() if s]
+    return failed_status(sum(int(s["failed"]) for s in scored), sum(int(s["n"]) for s in scored),
+                         result.directory / "eval")
 
 
 def print_result(result: CompileResult) -> None:

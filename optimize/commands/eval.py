@@ -18,9 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, positive_int
+from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, failed_status, positive_int
 from optimize.commands.compile import add_saved_program_option, saved_program_fingerprint
 from optimize.commands.run import add_program_options, experiment_for_args, load_program_for_args
+from optimize.errors import EXIT_STATUS_HELP
 
 if TYPE_CHECKING:
     import dspy
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a method on a benchmark (resumable; summary, budget sweeps)",
                                    description="Evaluate a method on a benchmark. Finished problems are saved as "
-                                               "they complete; rerun the same command to resume.")
+                                               "they complete; rerun the same command to resume.",
+                                   epilog=EXIT_STATUS_HELP)
     add_program_options(parser)
     add_saved_program_option(parser)
     parser.add_argument("--benchmark", help="benchmark name, e.g. gsm8k, math500, aime2024 (default: the config's)")
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
         export = export_sft(report.results_path, args.export_sft)
         print(f"SFT data: {export.path} ({export.written} examples, {export.skipped} results left out)")
-    return 0
+    return failed_status(report.summary.n_failed, report.summary.n, report.results_path, report.summary.failures)
 
 
 def _sweep(config: ExperimentConfig, examples: list[dspy.Example], budgets: list[int], run_dir: Path,
@@ -109,7 +111,8 @@ def _sweep(config: ExperimentConfig, examples: list[dspy.Example], budgets: list
     report = sweep_budgets(config.program, examples, budgets, run_dir=run_dir, name=name, **options)
     print_sweep(report)
     print(f"Sweep: {report.report_path}")
-    return 0
+    failed = sum(p.n - p.measured for p in report.points)  # measured: the problems answered at that budget
+    return failed_status(failed, sum(p.n for p in report.points), run_dir)
 
 
 def _usage_error(message: str) -> Exception:

@@ -23,14 +23,25 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, resolve_experiment
+from optimize.commands.common import (
+    add_data_options,
+    add_lm_options,
+    add_output_flags,
+    failed_status,
+    resolve_experiment,
+)
+from optimize.errors import EXIT_STATUS_HELP
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "quickstart", help="compile, search and test on the embedded model (the README's first command)",
         description="Compile the SCALE program, search tau and budgets with Optuna, and evaluate the best "
-                    "configuration on a test slice; everything tracked in MLflow. Resumable.")
+                    "configuration on a test slice; everything tracked in MLflow. Resumable.",
+        epilog=EXIT_STATUS_HELP)
+    parser.add_argument("--log-mlflow-model", action="store_true",
+                        help="also log the compiled program as an MLflow dspy model (cloudpickle: load it only "
+                             "from a store you trust; see scale compile --help)")
     add_output_flags(parser)
     add_lm_options(parser)
     add_data_options(parser)
@@ -44,16 +55,32 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_experiment(args)
     console = wide_console()
     with ensure_server(config.program.lm):
-        outcome = quickstart(config, track=not args.no_mlflow, progress=not args.no_progress, console=console)
+        outcome = quickstart(config, track=not args.no_mlflow, progress=not args.no_progress, console=console,
+                             log_model=args.log_mlflow_model)
     _report(outcome, console)
-    return 0
+    return _status(outcome)
+
+
+def _status(outcome: dict[str, Any]) -> int:
+    """0, or 3 (a warning line per step) when compile scoring, search trials or the test had failures."""
+    from optimize.commands.compile import scores_status
+    from optimize.commands.search import trials_status
+
+    summary = outcome["summary"]
+    statuses = [scores_status(outcome["compiled"]) if outcome["compiled"] is not None else 0,
+                trials_status(outcome["trials_run"], outcome["dashboard"]),
+                failed_status(summary.n_failed, summary.n, outcome["test_results"], summary.failures)]
+    return max(statuses)
 
 
 def quickstart(config: Any, *, track: bool = True, progress: bool = True, console: Any = None,
-               systems: Any = None) -> dict[str, Any]:
+               systems: Any = None, log_model: bool = False) -> dict[str, Any]:
     """Compile, search and test ``config`` (an ExperimentConfig); returns what ``quickstart.json`` holds.
 
-    ``systems`` runs every step on given LMs (tests); the caller keeps the server up.
+    ``systems`` runs every step on given LMs (tests); the caller keeps the server up. ``log_model``
+    also logs the compiled program as an MLflow dspy model (cloudpickle; off by default). The
+    returned dict also holds ``summary`` (the test's), ``compiled`` and ``trials_run`` (the search
+    trials this call ran), which are not written to the file.
     """
     from data.loading import load_benchmark
     from optimize.evaluate import evaluate
@@ -68,18 +95,20 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
     # send the next step's runs elsewhere.
     uri = config.tracking.mlflow_uri or default_tracking_uri(config.run_dir)
     config = replace(config, tracking=replace(config.tracking, mlflow_uri=uri))
-    program_dir = None
+    program_dir, compiled = None, None
     if config.compile.optimizer != "none":
         from optimize.compile import compile_experiment
 
         _rule(console, f"1/3 compile: {config.compile.optimizer} on {config.data.dev}")
-        compiled = compile_experiment(config, systems=systems, track=track, progress=progress)
+        compiled = compile_experiment(config, systems=systems, track=track, progress=progress, log_model=log_model)
         program_dir = compiled.directory
         timings["compile"] = round(time.monotonic() - started, 1)
 
     _rule(console, f"2/3 search: {config.search.trials} trials on {config.data.dev}")
     mark = time.monotonic()
-    search = run_search(config, program_dir=program_dir, systems=systems, tracking=track, progress=progress)
+    trials_run: list[Any] = []
+    search = run_search(config, program_dir=program_dir, systems=systems, tracking=track, progress=progress,
+                        on_trial=trials_run.append)
     timings["search"] = round(time.monotonic() - mark, 1)
     print_search(search, console)
 
@@ -115,7 +144,7 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
                "pareto_dir": str(config.run_dir / "pareto"), "test_results": str(report.results_path)}
     path = config.run_dir / "quickstart.json"
     path.write_text(json.dumps(outcome, indent=2, default=str) + "\n", encoding="utf-8")
-    outcome["summary"] = report.summary
+    outcome.update(summary=report.summary, compiled=compiled, trials_run=trials_run)
     return outcome
 
 

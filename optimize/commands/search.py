@@ -13,6 +13,8 @@ Example:
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from optimize.commands.common import (
@@ -22,13 +24,16 @@ from optimize.commands.common import (
     positive_int,
     resolve_experiment,
 )
+from optimize.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_STATUS_HELP
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "search", help="Optuna search over tau and budgets: Pareto front of accuracy vs tokens",
         description="Search the threshold and the budgets with Optuna (two objectives: accuracy on the dev "
-                    "slice, mean tokens per problem). Resumable; several processes may share one study.")
+                    "slice, mean tokens per problem). Resumable; several processes may share one study. "
+                    "A trial in which a problem failed with a server error stops the search and is queued again.",
+        epilog=EXIT_STATUS_HELP)
     parser.add_argument("--trials", type=positive_int, metavar="N",
                         help="total trials in the study, counting earlier runs (default: the config's search.trials)")
     parser.add_argument("--study", metavar="NAME", help="study name; the same name resumes (default: the config's)")
@@ -55,12 +60,38 @@ def run(args: argparse.Namespace) -> int:
         config = experiment_for_saved(args)
     else:
         config = resolve_experiment(args)
+    ran: list[Any] = []
     with ensure_server(config.program.lm):
         result = run_search(config, trials=args.trials, study_name=args.study, storage=args.storage,
                             program_dir=args.program, workers=args.workers, tracking=not args.no_mlflow,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, on_trial=ran.append)
     print_search(result, wide_console())
-    return 0
+    return trials_status(ran, result.dashboard_command)
+
+
+def trials_status(trials: Sequence[Any], dashboard: str) -> int:
+    """0, or 3 with one ``warning:`` line when trials run now failed or had problems that failed.
+
+    Server failures never get here (they stop the search); these are the configuration's own:
+    a FAIL trial (recorded with its reason) or a model error counted as a wrong answer.
+    """
+    from optuna.trial import TrialState
+
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    partial = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("n_failed")]
+    if not failed and not partial:
+        return EXIT_OK
+    parts = []
+    if failed:
+        first = failed[0]
+        parts.append(f"{len(failed)} trials failed (trial {first.number}: "
+                     f"{str(first.user_attrs.get('fail_reason', '?'))[:300]})")
+    if partial:
+        parts.append(f"{len(partial)} trials had problems that failed with model errors, counted as wrong "
+                     f"(trials {', '.join(str(t.number) for t in partial[:10])})")
+    print(f"warning: {'; '.join(parts)}. Each trial's reason and results are in the study: {dashboard}",
+          file=sys.stderr)
+    return EXIT_INCOMPLETE
 
 
 def wide_console() -> Any:

@@ -87,12 +87,14 @@ def test_a_fault_is_retried_then_recorded_and_the_run_goes_on(name: str, tmp_pat
     assert report.summary.n_failed == 1 and report.summary.accuracy == pytest.approx(200 / 3)
 
 
-def test_connection_refused_is_recorded_per_problem_and_the_run_goes_on(tmp_path: Path) -> None:
+def test_connection_refused_is_recorded_per_problem_then_the_run_stops_as_never_reached(tmp_path: Path) -> None:
     config = cot_config(f"http://127.0.0.1:{closed_port()}/v1", retries=1)
-    report = run(config, examples(3), tmp_path / "results.jsonl", max_server_errors=5)
-    assert [r.error_type for r in report.results] == ["ServerError"] * 3
-    assert all("Check that it is running" in r.error for r in report.results)
-    assert report.summary.n == 3 and report.summary.n_failed == 3
+    with pytest.raises(ServerDownError, match="never reached") as info:  # fewer than max_server_errors: still down
+        run(config, examples(3), tmp_path / "results.jsonl", max_server_errors=5)
+    assert not info.value.reached
+    stored = ResultsFile(tmp_path / "results.jsonl").read()
+    assert [r.error_type for r in stored] == ["ServerError"] * 3
+    assert all("Check that it is running" in r.error for r in stored)
 
 
 def test_backoff_is_exponential_and_capped(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
@@ -158,7 +160,7 @@ def test_server_killed_mid_evaluation_stops_clearly_and_the_rerun_resumes(
         server.default = kill_after(server, 3)  # answers 3 problems, then nothing listens any more
         argv = ["eval", "--method", "cot", "--benchmark", "gsm8k", "--data-dir", str(toy_data), "--output", str(out),
                 "--api-base", server.api_base, "--model", "openai/fake", "--max-server-errors", "2", "--no-progress"]
-        assert main(argv) == 2
+        assert main(argv) == 3  # the server went down after answers: incomplete, not a usage error
         err = capsys.readouterr().err
         assert "Traceback" not in err
         assert err.startswith("error: Stopped: 2 problems in a row failed with server errors")

@@ -123,7 +123,7 @@ def test_compile_save_load_round_trip_sends_the_same_requests(tmp_path: Path, op
 
 def test_mlflow_run_has_params_scores_artifacts_traces_and_a_loadable_model(tmp_path: Path) -> None:
     result = compile_experiment(experiment(tmp_path, optimizer="bootstrap"), systems=scripted(),
-                                trace=True, progress=False)
+                                trace=True, progress=False, log_model=True)  # the MLflow model is opt-in
     client = mlflow.MlflowClient(result.tracking_uri)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
