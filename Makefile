@@ -9,7 +9,7 @@ export SCALE_DATA_DIR
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test test-unit test-integration demo serve clean
+.PHONY: install install-services test test-unit test-integration demo serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,7 +27,17 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: $(STAMP) lint
+# tests/scaleout start their own PostgreSQL server (Debian's package) and mlflow server. CI runs as root,
+# so apt-get works here; PostgreSQL refuses to run as root, and the test fixture runs it as the package's
+# `postgres` user.
+install-services:
+	@if command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing PostgreSQL (Debian's package) for tests/scaleout..."; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
+	else echo "PostgreSQL is missing and we are not root: sudo apt-get install postgresql (tests/scaleout need it)"; fi
+
+test: $(STAMP) lint install-services
 	$(PY) -m pytest -q -ra
 
 test-unit: $(STAMP)

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from optimize.errors import user_error_types
+    from optimize.errors import user_error_types, wrapped_user_error
 
     try:
         return int(args.func(args) or 0)
@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished work is saved; run the same command again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # DSPy wraps an LM's errors (LMUnexpectedError from our ServerError): unwrap
+        cause = wrapped_user_error(exc)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

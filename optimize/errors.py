@@ -17,7 +17,7 @@ from __future__ import annotations
 from program.errors import ServerError
 
 __all__ = ["EXIT_OK", "EXIT_USAGE", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_STATUS_HELP", "ServerDownError",
-           "user_error_types"]
+           "user_error_types", "wrapped_user_error"]
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -63,3 +63,25 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     return tuple(types)
+
+
+def wrapped_user_error(error: BaseException) -> BaseException | None:
+    """The user's error that caused ``error`` (DSPy re-raises an LM's exception as its own), or None.
+
+    Example:
+        >>> try:
+        ...     try:
+        ...         raise ServerError("The LLM server http://127.0.0.1:9 failed after 4 attempts")
+        ...     except ServerError as inner:
+        ...         raise RuntimeError("[scale/system1] wrapped") from inner
+        ... except RuntimeError as outer:
+        ...     print(wrapped_user_error(outer))
+        The LLM server http://127.0.0.1:9 failed after 4 attempts
+    """
+    types = user_error_types()
+    cause = error.__cause__
+    while cause is not None:
+        if isinstance(cause, types):
+            return cause
+        cause = cause.__cause__
+    return None

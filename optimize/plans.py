@@ -29,12 +29,13 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from optimize.results import config_fingerprint
 from program.config import ProgramConfig
 from program.scale import Plan
 
-__all__ = ["PlanStore", "PlanView", "plan_key"]
+__all__ = ["PlanStore", "PlanView", "plan_key", "open_plan_store"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,26 @@ def plan_key(config: ProgramConfig, program_state: str = "") -> str:
                                "program": program_state})
 
 
+def open_plan_store(storage_url: str, run_dir: str | Path) -> Any:
+    """The plan cache every worker of a study reaches: the study's database server, else ``plans.jsonl``.
+
+    A study on a database server (PostgreSQL, MySQL) may have workers on several machines, so its
+    plans go to a table of that database (``optimize.plans_db``); a sqlite or journal study is
+    shared only on one machine, and so is its ``<run_dir>/plans.jsonl``.
+
+    Example:
+        >>> open_plan_store("sqlite:///runs/x/optuna.db", "runs/x")
+        PlanStore('runs/x/plans.jsonl')
+    """
+    from optimize.study import is_server_url
+
+    if is_server_url(storage_url):
+        from optimize.plans_db import DatabasePlanStore
+
+        return DatabasePlanStore(storage_url)
+    return PlanStore(Path(run_dir) / "plans.jsonl")
+
+
 class PlanStore:
     """Plans by (plan key, problem), in memory and appended to a JSONL file (safe across processes)."""
 
@@ -74,6 +95,9 @@ class PlanStore:
     def view(self, key: str) -> PlanView:
         """The ``PlanCache`` (get/put by problem) of one plan key, for ``Scale(plan_cache=...)``."""
         return PlanView(self, key)
+
+    def __repr__(self) -> str:
+        return f"PlanStore({str(self.path)!r})"
 
     def __len__(self) -> int:
         with self._lock:

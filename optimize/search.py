@@ -11,6 +11,9 @@ clipped to the space, are enqueued as the first trials (once per study).
   tokens it actually spent.
 - Resume and several workers: ``optimize.study`` (N is the study's total; a rerun runs only what
   is missing; a failed trial is recorded FAIL with its ``fail_reason`` and the study goes on).
+  On a database server (``postgresql://``) workers on several machines share the study, with
+  heartbeats: a killed worker's trial is failed and retried by the others (``join=True`` joins a
+  study without creating or seeding it), and the plan cache lives in that database too.
   A server that stays down (``ServerError``), a trial in which any problem failed with a server
   error, or Ctrl-C stops the search instead: the cut-off trial is queued again, so the rerun picks
   it up (and retries only its failed problems) once the server is back.
@@ -39,16 +42,16 @@ from optimize.errors import ServerDownError
 from optimize.experiment import ExperimentConfig, experiment_to_dict
 from optimize.objective import SearchObjective, load_dev, paper_seeds
 from optimize.pareto import export_front, front_trials, pareto_table, plot_front, trial_row
-from optimize.plans import PlanStore
+from optimize.plans import open_plan_store
 from optimize.space import SearchSpace
 from optimize.study import (
     StudyHandle,
     counted_trials,
     enqueue_seeds,
+    heartbeat,
     interrupt_trial,
     next_trial,
     open_study,
-    study_lock,
 )
 from program.errors import ServerError
 
@@ -93,7 +96,8 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
                storage: str | None = None, program_dir: str | Path | None = None, workers: int | None = None,
                systems: Systems | None = None, examples: Sequence[dspy.Example] | None = None,
                tracking: bool = True, progress: bool = True,
-               on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None) -> SearchResult:
+               on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None, join: bool = False,
+               heartbeat_seconds: float | None = None) -> SearchResult:
     """Run (or resume, or join) the study until it holds ``trials`` counted trials; export the front.
 
     Args:
@@ -107,6 +111,8 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
         tracking: log to MLflow (``config.tracking.mlflow_uri``, else the default store).
         progress: progress bars and a line per finished trial.
         on_trial: called with each trial this process finished.
+        join: only join an existing study (a worker): never create it, never enqueue the seeds.
+        heartbeat_seconds: trial heartbeat interval on a database server (default ``optimize.study``'s).
     """
     search = config.search
     total = trials if trials is not None else search.trials
@@ -115,24 +121,26 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
     space = SearchSpace.parse(search.space)  # a bad space fails before any model call
     dev = list(examples) if examples is not None else load_dev(config)
     handle = open_study(study_name or search.study, storage or search.storage, config.run_dir,
-                        sampler_name=search.sampler, seed=search.seed, trials=total)
+                        sampler_name=search.sampler, seed=search.seed, trials=total, heartbeat=heartbeat_seconds,
+                        join=join)
     if "token_objective" not in handle.study.user_attrs:  # what the second objective counts, for the plot
         handle.study.set_user_attr("token_objective", search.token_objective)
     tracker, parent = _parent_run(config, handle, total) if tracking else (None, None)
-    if search.enqueue_paper:
+    if search.enqueue_paper and not join:
         enqueue_seeds(handle, paper_seeds(space, config.program), total)
     objective = SearchObjective(config, dev, run_dir=config.run_dir, systems=systems,
-                                plans=PlanStore(config.run_dir / "plans.jsonl"), program_dir=program_dir,
+                                plans=open_plan_store(handle.url, config.run_dir), program_dir=program_dir,
                                 tracker=tracker, parent_run_id=parent, workers=workers or config.tracking.workers,
                                 progress=progress)
     ran = 0
     while (trial := next_trial(handle, total)) is not None:
         try:
-            values = objective(trial)
+            with heartbeat(handle, trial):
+                values = objective(trial)
         except (KeyboardInterrupt, ServerError) as exc:
             # Not the configuration's fault: queue it again and stop. With the server down, every
             # later trial would fail too, and a failed trial is never rerun.
-            with study_lock(handle.lock_path):
+            with handle.lock():
                 interrupt_trial(handle, trial, "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else str(exc))
             if isinstance(exc, ServerDownError) and not exc.reached and ran:  # earlier trials did finish
                 raise ServerDownError(f"{exc} The {ran} trials finished before it are saved in the study.") from exc
@@ -156,7 +164,7 @@ def _parent_run(config: ExperimentConfig, handle: StudyHandle, total: int) -> tu
 
     uri = config.tracking.mlflow_uri or default_tracking_uri(config.run_dir)
     tracker = Tracker.create(uri, config.tracking.mlflow_experiment)
-    with study_lock(handle.lock_path):
+    with handle.lock():
         parent = handle.study.user_attrs.get(PARENT_RUN_ATTR)
         if parent is not None:
             try:
@@ -178,7 +186,7 @@ def _finish(config: ExperimentConfig, handle: StudyHandle, total: int, ran: int,
             parent: str | None) -> SearchResult:
     """Front, table files, plot and exports; the parent run closes once no trial is left anywhere."""
     pareto_dir = config.run_dir / "pareto"
-    with study_lock(handle.lock_path):  # several workers may finish at once: one writes at a time
+    with handle.lock():  # several workers may finish at once: one writes at a time
         study = handle.study
         counted = counted_trials(study)
         busy = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))

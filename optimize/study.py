@@ -11,13 +11,19 @@ that they neither crash nor overshoot:
   enqueued again, and they do not count. So a rerun with the same study name runs only what is
   missing, and a finished trial, failed or not, is never redone.
 - A RUNNING trial whose worker process (``host:pid`` in its user attrs) is gone from this
-  machine is such an interrupted trial. (One on another machine cannot be checked from here;
-  it stays RUNNING until its own worker ends it.)
+  machine is such an interrupted trial (sqlite and journal storages).
+- On a server database (``postgresql://``, ``mysql://``) workers may sit on several machines, so
+  a dead worker is found by Optuna's heartbeat instead: each running trial records a heartbeat
+  every ``heartbeat`` seconds; one silent for longer than the grace period is marked FAIL by the
+  next worker that asks for a trial, and Optuna's ``RetryFailedTrialCallback`` queues a copy. The
+  stale trial then no longer counts (its retry does), and a worker that finds N reached while
+  trials still run elsewhere waits until they finish or go stale, so a killed worker's trial is
+  always redone by someone.
 
-The lock is a file beside the storage (sqlite, journal), else in the run directory: it serialises
-processes that share a file system. Workers on several machines need a shared storage (a
-PostgreSQL URL or a journal file on a shared mount); there the lock file must be shared too, or
-the count can overshoot by one trial per racing worker.
+The lock serialises creating trials: on a server database it is a PostgreSQL advisory lock (it
+reaches every machine, and dies with its holder's connection); elsewhere a file beside the
+storage (sqlite, journal), else in the run directory, which serialises processes that share a
+file system.
 
 Storage URLs: None = ``sqlite:///<run_dir>/optuna.db``; ``journal:PATH`` = a journal file
 (``JournalStorage(JournalFileBackend(PATH))``); anything else is an SQLAlchemy URL for Optuna's
@@ -32,40 +38,109 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import optuna
+from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
+from program.errors import ServiceError
+
 __all__ = ["StudyHandle", "open_study", "storage_url", "study_lock", "next_trial", "interrupt_trial",
-           "counted_trials", "enqueue_seeds", "make_sampler", "WORKER_ATTR"]
+           "counted_trials", "enqueue_seeds", "make_sampler", "heartbeat", "is_server_url", "safe_url",
+           "WORKER_ATTR", "HEARTBEAT_SECONDS"]
 
 log = logging.getLogger(__name__)
 
 WORKER_ATTR = "worker"
 # accuracy up, mean tokens per problem down
 DIRECTIONS: tuple[Literal["maximize", "minimize"], ...] = ("maximize", "minimize")
+HEARTBEAT_SECONDS = 60.0  # default heartbeat interval on a server database; grace period: 3 intervals
+_SERVER_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 
 
 @dataclass
 class StudyHandle:
-    """An open study with the lock that guards creating trials in it."""
+    """An open study with the lock that guards creating trials in it.
+
+    ``heartbeat``: seconds between a running trial's heartbeats (None: no heartbeats, dead workers
+    are found by pid on this machine).
+    """
 
     study: optuna.Study
     storage: Any
     url: str
     lock_path: Path
     created: bool
+    heartbeat: float | None = None
 
     @property
     def name(self) -> str:
         return self.study.study_name
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """The study's lock: a PostgreSQL advisory lock on a server database, else a file lock."""
+        if _is_postgres(self.url):
+            return _advisory_lock(self.storage.engine, self.name)
+        return study_lock(self.lock_path)
+
+
+def is_server_url(url: str) -> bool:
+    """True for a database server URL (shared by machines), False for sqlite files and journals.
+
+    Example:
+        >>> is_server_url("postgresql://me@db/optuna"), is_server_url("sqlite:///runs/optuna.db")
+        (True, False)
+    """
+    return url.split(":", 1)[0].split("+", 1)[0].lower() in _SERVER_SCHEMES
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages and logs).
+
+    Example:
+        >>> safe_url("postgresql://me:hunter2@db:5432/optuna")
+        'postgresql://me:***@db:5432/optuna'
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:  # unparsable: show the scheme only, the rest may hold a password
+        return url.split(":", 1)[0] + "://***"
+
+
+def _is_postgres(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0].lower() in ("postgresql", "postgres")
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine: Any, study_name: str) -> Iterator[None]:
+    """``pg_advisory_lock`` on its own connection: every machine sees it; a dead holder's lock is freed."""
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.sha256(f"scale-tts study {study_name}".encode()).digest()[:8], "big", signed=True)
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
 
 
 def storage_url(storage: str | None, run_dir: str | Path) -> str:
@@ -93,7 +168,7 @@ def study_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _open_storage(url: str) -> Any:
+def _open_storage(url: str, heartbeat: float | None = None) -> Any:
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -102,7 +177,48 @@ def _open_storage(url: str) -> Any:
         return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(url)
+    if heartbeat is None:
+        return optuna.storages.RDBStorage(url)
+    # Optuna's heartbeat takes whole seconds; tests use 1 s.
+    interval = max(1, round(heartbeat))
+    return optuna.storages.RDBStorage(url, heartbeat_interval=interval, grace_period=3 * interval,
+                                      failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
+
+
+@contextlib.contextmanager
+def _service_errors(url: str) -> Iterator[None]:
+    """Turn a driver's or the database's error into a ``ServiceError`` naming the URL (password hidden)."""
+    try:
+        yield
+    except ServiceError:
+        raise
+    except ImportError as exc:
+        raise ServiceError(f"The study storage {safe_url(url)} needs a database driver that is not installed "
+                           f"({exc.name or exc}); for PostgreSQL: pip install 'scale-tts[postgres]'.") from None
+    except Exception as exc:
+        import sqlalchemy.exc
+
+        if not isinstance(exc, (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError,
+                                optuna.exceptions.StorageInternalError)):
+            raise
+        # OperationalError (server down, wrong password), ArgumentError (a URL that is none) ...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason.replace(url, safe_url(url))
+        password = _password(url)
+        if password:
+            reason = reason.replace(password, "***")
+        raise ServiceError(f"Cannot open the study storage {safe_url(url)}: {type(exc).__name__}: {reason[:300]}. "
+                           "Check that the database server is running and the URL is right "
+                           "(--storage postgresql://USER:PASSWORD@HOST:PORT/DB, sqlite:///FILE or journal:FILE).") from None
+
+
+def _password(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def make_sampler(name: str, seed: int | None, *, trials: int) -> optuna.samplers.BaseSampler:
@@ -120,23 +236,48 @@ def make_sampler(name: str, seed: int | None, *, trials: int) -> optuna.samplers
     raise ValueError(f"`sampler={name!r}` must be nsga2, tpe or random.")
 
 
+@contextlib.contextmanager
+def _creation_lock(url: str, lock_path: Path, study_name: str) -> Iterator[None]:
+    """Held while the storage's tables and the study are created (two creators at once crash)."""
+    if not _is_postgres(url):
+        with study_lock(lock_path):
+            yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with _advisory_lock(engine, study_name):
+            yield
+    finally:
+        engine.dispose()
+
+
 def open_study(study_name: str, storage: str | None, run_dir: str | Path, *, sampler_name: str = "nsga2",
-               seed: int = 0, trials: int = 16) -> StudyHandle:
+               seed: int = 0, trials: int = 16, heartbeat: float | None = None, join: bool = False) -> StudyHandle:
     """Create the two-objective study (accuracy max, mean tokens min) or load it to resume.
 
     The sampler is seeded with ``seed`` plus the number of trials already there, so a resumed
     study does not replay the first run's random draws; a process that joins a study another
     one created also mixes in its pid, so two workers do not propose the same configurations.
+
+    ``heartbeat``: seconds between trial heartbeats; default ``HEARTBEAT_SECONDS`` on a server
+    database, none elsewhere. ``join``: the study must exist already (``scale search --worker``).
     """
     run_dir = Path(run_dir)
     url = storage_url(storage, run_dir)
-    lock = _lock_path(url, run_dir, study_name)
-    with study_lock(lock):
-        store = _open_storage(url)
+    if heartbeat is None and is_server_url(url):
+        heartbeat = HEARTBEAT_SECONDS
+    lock_path = _lock_path(url, run_dir, study_name)
+    with _service_errors(url), _creation_lock(url, lock_path, study_name):
+        store = _open_storage(url, heartbeat)
         try:
             existing = optuna.load_study(study_name=study_name, storage=store)
         except KeyError:
             existing = None
+        if existing is None and join:
+            raise ServiceError(f"No study {study_name!r} in {safe_url(url)} to join. Start it first with "
+                               f"scale search --study {study_name} --storage URL (without --worker).")
         created = existing is None
         offset = 0 if existing is None else len(existing.get_trials(deepcopy=False)) + os.getpid()
         sampler = make_sampler(sampler_name, seed + offset, trials=trials)
@@ -147,10 +288,10 @@ def open_study(study_name: str, storage: str | None, run_dir: str | Path, *, sam
         else:
             study = optuna.load_study(study_name=study_name, storage=store, sampler=sampler)
             if [d.name.lower() for d in study.directions] != list(DIRECTIONS):
-                raise optuna.exceptions.OptunaError(
-                    f"Study {study_name!r} in {url} is not a search study (directions "
+                raise ServiceError(
+                    f"Study {study_name!r} in {safe_url(url)} is not a search study (directions "
                     f"{[d.name for d in study.directions]}); pick another --study name.")
-    return StudyHandle(study, store, url, lock, created)
+    return StudyHandle(study, store, url, lock_path, created, heartbeat)
 
 
 def _is_interrupted(trial: optuna.trial.FrozenTrial) -> bool:
@@ -158,9 +299,12 @@ def _is_interrupted(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def counted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The trials that count toward N: all but WAITING ones and interrupted ones."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.state != TrialState.WAITING and not _is_interrupted(t)]
+    """The trials that count toward N: all but WAITING, interrupted and stale-then-retried ones."""
+    trials = study.get_trials(deepcopy=False)
+    # the heartbeat's retries (RetryFailedTrialCallback) list every failed attempt they stand for
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    return [t for t in trials if t.state != TrialState.WAITING and not _is_interrupted(t)
+            and not (t.state == TrialState.FAIL and t.number in retried)]
 
 
 def _worker_id() -> str:
@@ -183,7 +327,7 @@ def _worker_gone(worker: str) -> bool:
 def interrupt_trial(handle: StudyHandle, trial: optuna.trial.FrozenTrial | optuna.Trial, reason: str) -> None:
     """Mark a cut-off trial FAIL "interrupted" and enqueue its parameters again (it does not count).
 
-    Call it holding ``study_lock(handle.lock_path)`` (the lock is not re-entrant).
+    Call it holding ``handle.lock()`` (the lock is not re-entrant).
     """
     handle.storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
     handle.storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"interrupted: {reason}")
@@ -199,21 +343,64 @@ def _reclaim_dead(handle: StudyHandle) -> None:
             interrupt_trial(handle, trial, f"worker {worker} is gone")
 
 
-def next_trial(handle: StudyHandle, total: int) -> optuna.Trial | None:
-    """A trial to run (queued ones first), or None once ``total`` trials count. Safe across processes."""
-    with study_lock(handle.lock_path):
-        _reclaim_dead(handle)
-        if len(counted_trials(handle.study)) >= total:
-            return None
-        trial = handle.study.ask()
-        trial.set_user_attr(WORKER_ATTR, _worker_id())
-        return trial
+def next_trial(handle: StudyHandle, total: int, *, poll: float = 1.0) -> optuna.Trial | None:
+    """A trial to run (queued ones first), or None once ``total`` trials count. Safe across processes.
+
+    With heartbeats, N reached while other workers' trials still run is not the end: one of them
+    may die, and its retry must be run by someone, so this waits (polling every ``poll`` s) until
+    they finish or go stale.
+    """
+    while True:
+        with handle.lock():
+            if handle.heartbeat:
+                optuna.storages.fail_stale_trials(handle.study)
+            else:
+                _reclaim_dead(handle)
+            counted = counted_trials(handle.study)
+            if len(counted) < total:
+                trial = handle.study.ask()
+                trial.set_user_attr(WORKER_ATTR, _worker_id())
+                if handle.heartbeat:  # a beat at once: the trial is never stale before its thread starts
+                    handle.storage.record_heartbeat(trial._trial_id)
+                return trial
+            if not handle.heartbeat or not any(t.state == TrialState.RUNNING for t in counted):
+                return None
+        time.sleep(poll)
+
+
+@contextlib.contextmanager
+def heartbeat(handle: StudyHandle, trial: optuna.Trial) -> Iterator[None]:
+    """Record the trial's heartbeat every ``handle.heartbeat`` seconds while the block runs (no-op without).
+
+    Example:
+        >>> with heartbeat(handle, trial):  # doctest: +SKIP
+        ...     values = objective(trial)
+    """
+    if not handle.heartbeat:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(handle.heartbeat):
+            try:
+                handle.storage.record_heartbeat(trial._trial_id)
+            except Exception as exc:  # a database hiccup: the next beat may get through
+                log.warning("trial %d: heartbeat failed (%s: %s)", trial.number, type(exc).__name__, exc)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def enqueue_seeds(handle: StudyHandle, seeds: Sequence[dict[str, Any] | None], total: int) -> int:
     """Enqueue known settings as the next trials (each once per study, within ``total``). Returns how many."""
     added = 0
-    with study_lock(handle.lock_path):
+    with handle.lock():
         study = handle.study
         for params in seeds:
             if params is None:

@@ -4,6 +4,12 @@ Runs are created through ``MlflowClient`` with explicit run ids (never the threa
 run"), so Optuna worker threads and several worker processes can log children to one parent
 safely (STACK.md: ``start_run(nested=True)`` loses the parent across threads).
 
+The store may be a sqlite file, or an MLflow tracking server (``http://HOST:5000``: ``--tracking-uri``
+or ``$MLFLOW_TRACKING_URI``) that every search worker reaches, with artifacts in the server's
+artifact store. A server is checked once (``/health``) before anything is logged, so a wrong or
+unreachable URL fails at once with one line (``program.errors.ServiceError``, password hidden)
+instead of after MLflow's minutes of retries.
+
 Everything logged passes through ``redact``: the values of API-key variables named in the LM
 config, and anything that looks like a key, are replaced by ``[REDACTED]``.
 
@@ -27,7 +33,10 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-__all__ = ["Tracker", "redact", "secret_values", "assert_no_secrets", "default_tracking_uri", "flatten"]
+from program.errors import ServiceError  # noqa: E402
+
+__all__ = ["Tracker", "redact", "secret_values", "assert_no_secrets", "default_tracking_uri", "flatten",
+           "check_tracking_uri"]
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +103,23 @@ class Tracker:
 
     @classmethod
     def create(cls, uri: str | None, experiment: str) -> Tracker:
+        """The tracker of ``experiment`` (made if new) in store ``uri``; ``ServiceError`` if it is unusable."""
         from mlflow import MlflowClient
 
         uri = uri or default_tracking_uri()
-        client = MlflowClient(tracking_uri=uri)
-        found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else client.create_experiment(
-            experiment, artifact_location=_artifact_location(uri))
+        check_tracking_uri(uri)
+        try:
+            client = MlflowClient(tracking_uri=uri)
+            found = client.get_experiment_by_name(experiment)
+            experiment_id = found.experiment_id if found else client.create_experiment(
+                experiment, artifact_location=_artifact_location(uri))
+        except Exception as exc:  # MlflowException (unknown scheme, server error), a database error ...
+            from optimize.study import safe_url
+
+            reason = str(exc).splitlines()[0][:300].replace(uri, safe_url(uri)) if str(exc) else type(exc).__name__
+            raise ServiceError(f"Cannot use the MLflow tracking store {safe_url(uri)}: {type(exc).__name__}: "
+                               f"{reason}. Fix --tracking-uri / $MLFLOW_TRACKING_URI (an MLflow server "
+                               "http://HOST:5000, or sqlite:///FILE), or pass --no-mlflow.") from None
         return cls(uri=uri, experiment_id=experiment_id)
 
     @property
@@ -170,6 +189,29 @@ class Tracker:
         return self.client.search_runs([self.experiment_id],
                                        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
                                        max_results=10_000)
+
+
+def check_tracking_uri(uri: str, timeout: float = 10.0) -> None:
+    """Raise ``ServiceError`` (one line, password hidden) unless an ``http(s)://`` tracking server answers /health.
+
+    Example:
+        >>> check_tracking_uri("sqlite:////tmp/mlflow.db")  # only servers are probed
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import httpx
+
+    from optimize.study import safe_url
+
+    try:
+        response = httpx.get(uri.rstrip("/") + "/health", timeout=timeout)
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ServiceError(f"The MLflow tracking server {safe_url(uri)} is not reachable ({type(exc).__name__}). "
+                           "Start it (mlflow server --host 0.0.0.0 --port 5000 --backend-store-uri ...) or fix "
+                           "--tracking-uri / $MLFLOW_TRACKING_URI, or pass --no-mlflow.") from None
+    if response.status_code != 200:
+        raise ServiceError(f"{safe_url(uri)} answered /health with HTTP {response.status_code}: it is not an MLflow "
+                           "tracking server. Fix --tracking-uri / $MLFLOW_TRACKING_URI, or pass --no-mlflow.")
 
 
 def _artifact_location(uri: str) -> str | None:

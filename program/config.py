@@ -97,6 +97,9 @@ class Endpoint:
         context_window: the model's context window in tokens; every request's ``max_tokens`` is
             clamped to it minus the prompt (``program.context``). None: ask the server's model list
             (vLLM reports ``max_model_len``); no clamp when it does not say.
+        api_bases: several replicas of one model (e.g. four vLLM servers): requests are spread over
+            them, a failing one is cooled down and its request retried on another
+            (``program.replicas``). ``api_base`` defaults to the first; give one or the other.
     """
 
     model: str
@@ -105,8 +108,18 @@ class Endpoint:
     timeout: float = 600.0
     retries: int = 3
     context_window: int | None = None
+    api_bases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        bases = (self.api_bases,) if isinstance(self.api_bases, str) else tuple(self.api_bases or ())
+        _check(all(isinstance(b, str) and b.startswith(("http://", "https://")) for b in bases),
+               f"`api_bases` must be a list of server URLs like http://gpu1:8000/v1; got {list(bases)!r}.")
+        _check(len(set(bases)) == len(bases), f"`api_bases` lists a server twice: {list(bases)!r}.")
+        _check(not bases or self.api_base in (None, bases[0]),
+               "give `api_base` (one server) or `api_bases` (replicas), not both.")
+        object.__setattr__(self, "api_bases", bases)  # a YAML list becomes a tuple: the config stays hashable
+        if bases and self.api_base is None:
+            object.__setattr__(self, "api_base", bases[0])
         _check(isinstance(self.model, str) and "/" in self.model,
                f"`model={self.model!r}` must be a litellm model name with a provider prefix, "
                "e.g. 'openai/Qwen/Qwen3-32B' for an OpenAI-compatible server.")
@@ -224,6 +237,9 @@ class LMConfig:
             return self
         changes: dict[str, Any] = {k: v for k, v in (("model", model), ("api_base", api_base),
                                                      ("api_key_env", api_key_env)) if v is not None}
+        if api_base is not None:  # --api-base URL, or URL1,URL2,... for replicas
+            bases = tuple(b.strip() for b in api_base.split(",") if b.strip())
+            changes["api_base"], changes["api_bases"] = bases[0] if bases else api_base, bases if len(bases) > 1 else ()
         # A user naming their own server no longer wants the embedded one started.
         return replace(self, endpoint=replace(self.endpoint, **changes), embedded=False)
 

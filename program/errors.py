@@ -4,11 +4,13 @@
 - ``ServerError``: the LLM server is unreachable or failing after retries (transport's fault).
 - ``ModelOutputError``: the model replied with something no stage could use (model's fault).
 - ``SavedProgramError``: a saved program directory is missing, corrupted or incompatible (file's fault).
+- ``ServiceError``: a service a run needs (the study database, the MLflow tracking server) cannot be
+  reached or its URL is wrong (the user's to fix; the message never shows a password).
 """
 
 from __future__ import annotations
 
-__all__ = ["ProgramError", "ServerError", "ModelOutputError", "SavedProgramError"]
+__all__ = ["ProgramError", "ServerError", "ModelOutputError", "SavedProgramError", "ServiceError"]
 
 
 class ProgramError(RuntimeError):
@@ -25,3 +27,7 @@ class ModelOutputError(ProgramError):
 
 class SavedProgramError(ProgramError):
     """A saved program is missing, corrupted, tampered with or from an incompatible version."""
+
+
+class ServiceError(ProgramError):
+    """The study database or the tracking server is unreachable, or its URL is wrong."""

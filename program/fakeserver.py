@@ -5,10 +5,19 @@ and ``POST /v1/completions``, with usage counts (one token per word). Each reque
 scripted action: a reply text, or a fault (HTTP status, a stall past the client's timeout, a
 dropped connection). When the script runs out, ``default`` answers.
 
+For load tests it can act like a batching model server: every request takes ``latency`` seconds,
+at most ``slots`` are served at once (the rest queue), and ``served`` keeps each request's
+(start, end) times (``time.monotonic``) for throughput measurements.
+
 Example:
-    >>> with FakeServer(["hello there"], default="ok") as server:  # doctest: +SKIP
-    ...     server.api_base
-    'http://127.0.0.1:54321/v1'
+    >>> import json, urllib.request
+    >>> ask = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1, never a proxy
+    >>> with FakeServer(["hello there"], default="ok") as server:
+    ...     body = json.dumps({"model": "fake", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    ...     replies = [json.load(ask.open(f"{server.api_base}/chat/completions", body, timeout=10))
+    ...                for _ in range(2)]
+    >>> [r["choices"][0]["message"]["content"] for r in replies], len(server.requests)
+    (['hello there', 'ok'], 2)
 """
 
 from __future__ import annotations
@@ -35,6 +44,10 @@ class Fault:
 
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 would make a load test's connections wait for SYN retries
+
+
 @dataclass
 class FakeServer:
     """Serve scripted actions; ``requests`` keeps every request body it received."""
@@ -43,11 +56,15 @@ class FakeServer:
     default: Any = "ok"
     finish_reason: str = "stop"
     requests: list[dict[str, Any]] = field(default_factory=list)
+    latency: float = 0.0
+    slots: int | None = None
+    served: list[tuple[float, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._queue = list(self.script)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._slots = threading.BoundedSemaphore(self.slots) if self.slots else None
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> FakeServer:
@@ -63,9 +80,13 @@ class FakeServer:
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                owner._handle(self, body)
+                if owner._slots is None:
+                    owner._handle(self, body)
+                    return
+                with owner._slots:  # a busy server queues the request until a slot frees
+                    owner._handle(self, body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -102,8 +123,18 @@ class FakeServer:
             return self._queue.pop(0) if self._queue else self.default
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        started = time.monotonic()
         with self._lock:
             self.requests.append(body)
+        if self.latency:
+            time.sleep(self.latency)
+        try:
+            self._act(handler, body)
+        finally:
+            with self._lock:
+                self.served.append((started, time.monotonic()))
+
+    def _act(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         action = self._next()
         if callable(action):
             action = action(body)

@@ -55,6 +55,7 @@ class Call:
     seconds: float = 0.0
     thinking_estimated: bool = False
     clamp: dict[str, int] | None = None
+    server: str = ""  # the replica that answered (``Endpoint.api_bases``); "" for a single server or a cache hit
 
     @property
     def answer_tokens(self) -> int:
@@ -83,6 +84,14 @@ class Ledger:
             if not (spent_only and c.cached):
                 stages.setdefault(c.stage, []).append(c)
         return {name: _sum(calls) for name, calls in stages.items()}
+
+    def by_server(self) -> dict[str, dict[str, float]]:
+        """``totals`` per replica that answered (calls made now; cache hits reached no server)."""
+        servers: dict[str, list[Call]] = {}
+        for c in self.calls:
+            if not c.cached:
+                servers.setdefault(c.server, []).append(c)
+        return {name: _sum(calls) for name, calls in servers.items()}
 
     def to_records(self) -> list[dict[str, Any]]:
         return [asdict(c) for c in self.calls]
@@ -146,11 +155,13 @@ def stage(name: str) -> Iterator[None]:
 
 def record(*, prompt_tokens: int, completion_tokens: int, thinking_tokens: int = 0, model: str = "",
            cached: bool = False, seconds: float = 0.0, stage_name: str | None = None,
-           thinking_estimated: bool = False, clamp: dict[str, int] | None = None) -> Call | None:
+           thinking_estimated: bool = False, clamp: dict[str, int] | None = None,
+           server: str = "") -> Call | None:
     """Record one call into the active ledger (a no-op when none is active). Returns the call."""
     call = Call(stage=stage_name or _STAGE.get(), model=model, prompt_tokens=int(prompt_tokens or 0),
                 completion_tokens=int(completion_tokens or 0), thinking_tokens=int(thinking_tokens or 0),
-                cached=cached, seconds=seconds, thinking_estimated=thinking_estimated, clamp=clamp)
+                cached=cached, seconds=seconds, thinking_estimated=thinking_estimated, clamp=clamp,
+                server=server)
     ledger = _LEDGER.get()
     if ledger is not None:
         ledger.add(call)

@@ -26,7 +26,7 @@ from typing import Any  # noqa: E402
 
 import tenacity  # noqa: E402
 
-from program import context, ledger  # noqa: E402
+from program import context, ledger, replicas  # noqa: E402
 from program.config import ConfigError, Endpoint  # noqa: E402
 from program.errors import ServerError  # noqa: E402
 
@@ -86,7 +86,8 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
 
     def call() -> Completion:
         litellm = _litellm()
-        response = litellm.completion(model=endpoint.model, messages=messages, **_connection(endpoint), **params)
+        response = replicas.send(endpoint, litellm.completion, model=endpoint.model, messages=messages,
+                                 **_connection(endpoint), **params)
         choice = response.choices[0]
         message = choice.message
         visible, thinking = split_thinking(_valid_unicode(message.content or ""))
@@ -138,8 +139,8 @@ def text(endpoint: Endpoint, prompt: str, *, max_tokens: int, temperature: float
 
     def call() -> Completion:
         litellm = _litellm()
-        response = litellm.text_completion(model=f"text-completion-openai/{name}", prompt=prompt,
-                                           **_connection(endpoint), **params)
+        response = replicas.send(endpoint, litellm.text_completion, model=f"text-completion-openai/{name}",
+                                 prompt=prompt, **_connection(endpoint), **params)
         choice = response.choices[0]
         usage = response.usage
         completion = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -255,7 +256,7 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
                 f"(curl {endpoint.api_base or '<api_base>'}/models) or raise `retries`/`timeout`.") from exc
         raise
     seconds = time.monotonic() - started
-    _record(endpoint, result, seconds=seconds)
+    _record(endpoint, result, seconds=seconds, server=replicas.last_server())
     if _CACHE_ENABLED and result.finish_reason != "error":
         import dspy
 
@@ -264,10 +265,11 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
     return result
 
 
-def _record(endpoint: Endpoint, result: Completion, *, seconds: float) -> None:
+def _record(endpoint: Endpoint, result: Completion, *, seconds: float, server: str = "") -> None:
     ledger.record(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                   thinking_tokens=result.thinking_tokens, model=endpoint.model, cached=result.cached,
-                  seconds=seconds, thinking_estimated=result.thinking_estimated, clamp=result.clamp)
+                  seconds=seconds, thinking_estimated=result.thinking_estimated, clamp=result.clamp,
+                  server=server)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

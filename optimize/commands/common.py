@@ -40,6 +40,9 @@ def add_output_flags(parser: argparse.ArgumentParser, *, mlflow: bool = True) ->
     """--no-progress (and --no-mlflow) for commands that do long, tracked work."""
     if mlflow:
         parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+        parser.add_argument("--tracking-uri", metavar="URI",
+                            help="MLflow tracking store, e.g. an MLflow server http://HOST:5000 (default: the "
+                                 "config's tracking.mlflow_uri, else $MLFLOW_TRACKING_URI, else sqlite in the run dir)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -64,6 +67,8 @@ def resolve_experiment(args: argparse.Namespace) -> ExperimentConfig:
     config = with_program(config, lm=lm)
     if getattr(args, "data_dir", None):
         config = replace(config, data=replace(config.data, data_dir=args.data_dir))
+    if getattr(args, "tracking_uri", None):
+        config = replace(config, tracking=replace(config.tracking, mlflow_uri=args.tracking_uri))
     return config
 
 

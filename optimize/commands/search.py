@@ -8,6 +8,8 @@ Pareto trial (``<run dir>/pareto/trial-<n>.yaml``), and the optuna-dashboard com
 Example:
     scale search --config experiments/quickstart.yaml --trials 8
     scale search --config experiments/quickstart.yaml --trials 16 --storage journal:runs/shared.journal
+    scale search --config X.yaml --storage postgresql://scale:PW@db-host/optuna --tracking-uri http://mlflow-host:5000
+    scale search --config X.yaml --storage postgresql://scale:PW@db-host/optuna --worker   # on each other machine
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--storage", metavar="URL",
                         help="Optuna storage: sqlite:///FILE, postgresql://..., or journal:FILE "
                              "(default: sqlite:///<run dir>/optuna.db)")
+    parser.add_argument("--worker", action="store_true",
+                        help="join an existing study as one more worker (on this or another machine): never "
+                             "create it nor enqueue the seed trials; fails if --study is not in --storage")
+    parser.add_argument("--heartbeat", type=positive_float, metavar="S",
+                        help="on a database server: a running trial's heartbeat interval in seconds; a trial "
+                             "silent for 3 intervals (its worker died) is retried by another worker (default 60)")
     parser.add_argument("--program", metavar="DIR",
                         help="start from a saved (compiled) program: its demos and instructions are kept")
     parser.add_argument("--workers", type=positive_int, metavar="W",
@@ -64,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     with ensure_server(config.program.lm):
         result = run_search(config, trials=args.trials, study_name=args.study, storage=args.storage,
                             program_dir=args.program, workers=args.workers, tracking=not args.no_mlflow,
-                            progress=not args.no_progress, on_trial=ran.append)
+                            progress=not args.no_progress, on_trial=ran.append, join=args.worker,
+                            heartbeat_seconds=args.heartbeat)
     print_search(result, wide_console())
     return trials_status(ran, result.dashboard_command)
 
@@ -92,6 +101,17 @@ def trials_status(trials: Sequence[Any], dashboard: str) -> int:
     print(f"warning: {'; '.join(parts)}. Each trial's reason and results are in the study: {dashboard}",
           file=sys.stderr)
     return EXIT_INCOMPLETE
+
+
+def positive_float(text: str) -> float:
+    """argparse type for --heartbeat: seconds, at least 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1 (second)")
+    return value
 
 
 def wide_console() -> Any:

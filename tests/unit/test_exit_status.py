@@ -195,3 +195,17 @@ def test_compile_exits_3_when_scoring_had_failures(tmp_path: Path, capsys: pytes
     Result.scores = {"dev": {"n": 3, "failed": 0}, "heldout": {"n": 2, "failed": 0}}
     assert scores_status(Result()) == EXIT_OK  # type: ignore[arg-type]
     assert not capsys.readouterr().err
+
+
+def test_scale_run_against_a_server_that_never_answers_exits_2_with_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from program.methods import build_program
+
+    def down(messages: list[dict[str, str]]) -> str:
+        raise ServerError(DOWN)
+
+    # DSPy re-raises the engine's ServerError as its own LMUnexpectedError: the CLI finds it in the chain
+    monkeypatch.setattr(evaluation, "build_program", lambda config: build_program(config, scripted_systems(down, down)))
+    assert main(["run", "What is 2 + 2?", "--method", "cot", *OFFLINE]) == EXIT_USAGE
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [f"error: {DOWN}"] and "Traceback" not in err and not out
