@@ -41,7 +41,7 @@ test: $(STAMP) lint install-services
 	$(PY) -m pytest -q -ra
 
 test-unit: $(STAMP)
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q -ra -m "not integration"
 
 test-integration: $(STAMP)
 	$(PY) -m pytest -q -ra -m integration

@@ -65,7 +65,11 @@ def _restore_mlflow_globals() -> object:
 
 @pytest.fixture
 def shared_data() -> Path:
-    """The benchmark directory (../shared/data); skips when absent."""
-    if SHARED_DATA is None or not SHARED_DATA.is_dir():
-        pytest.skip("benchmark data directory not found; set SCALE_DATA_DIR")
+    """The benchmark directory (../shared/data); skips when absent, fails under ``CI=true``."""
+    from prerequisites import require
+
+    where = f"SCALE_DATA_DIR={SHARED_DATA}" if SHARED_DATA is not None else "SCALE_DATA_DIR (unset) or ../shared/data"
+    require(SHARED_DATA is not None and SHARED_DATA.is_dir(), f"the benchmark data directory {where}",
+            "set SCALE_DATA_DIR to the directory holding the benchmark JSONL files")
+    assert SHARED_DATA is not None
     return SHARED_DATA

