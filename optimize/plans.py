@@ -13,9 +13,9 @@ store through ``store.view(plan_key(config, program_state))``.
 
 Example:
     >>> from program.config import ProgramConfig
-    >>> store = PlanStore("/tmp/doc-plans.jsonl")  # doctest: +SKIP
-    >>> cache = store.view(plan_key(ProgramConfig()))  # doctest: +SKIP
-    >>> cache.get("What is 2 + 2?") is None  # doctest: +SKIP
+    >>> store = PlanStore("runs/demo/plans.jsonl")
+    >>> cache = store.view(plan_key(ProgramConfig()))
+    >>> cache.get("What is 2 + 2?") is None
     True
 """
 

@@ -3,7 +3,7 @@
 Uses matplotlib's Agg backend (no display needed; safe on servers and in worker threads).
 
 Example:
-    >>> plot_scaling([(128, 90.0, 20.0), (256, 170.0, 40.0)], "runs/demo/scaling.png")  # doctest: +SKIP
+    >>> plot_scaling([(128, 90.0, 20.0), (256, 170.0, 40.0)], "runs/demo/scaling.png")
     PosixPath('runs/demo/scaling.png')
 """
 

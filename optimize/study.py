@@ -30,8 +30,10 @@ Storage URLs: None = ``sqlite:///<run_dir>/optuna.db``; ``journal:PATH`` = a jou
 ``RDBStorage`` (``sqlite:///FILE``, ``postgresql://user@host/db``).
 
 Example:
-    >>> handle = open_study("demo", None, "runs/demo")  # doctest: +SKIP
-    >>> trial = next_trial(handle, total=8)  # None once 8 trials exist  # doctest: +SKIP
+    >>> handle = open_study("demo", None, "runs/demo")
+    >>> trial = next_trial(handle, total=8)  # None once 8 trials exist
+    >>> trial.number, handle.url.endswith("runs/demo/optuna.db")
+    (0, True)
 """
 
 from __future__ import annotations

@@ -14,9 +14,11 @@ Everything logged passes through ``redact``: the values of API-key variables nam
 config, and anything that looks like a key, are replaced by ``[REDACTED]``.
 
 Example:
-    >>> tracker = Tracker.create("sqlite:////tmp/mlflow-doc.db", "doc")  # doctest: +SKIP
-    >>> parent = tracker.start("study", params={"trials": 4})  # doctest: +SKIP
-    >>> tracker.child(parent, "trial-0", params={"threshold": 0.2}, metrics={"accuracy": 50.0})  # doctest: +SKIP
+    >>> tracker = Tracker.create("sqlite:///mlflow-doc.db", "doc")
+    >>> parent = tracker.start("study", params={"trials": 4})
+    >>> child = tracker.child(parent, "trial-0", params={"threshold": 0.2}, metrics={"accuracy": 50.0})
+    >>> tracker.client.get_run(child).data.metrics
+    {'accuracy': 50.0}
 """
 
 from __future__ import annotations
