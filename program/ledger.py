@@ -13,9 +13,9 @@ The current ledger and stage live in context variables: a module wraps its calls
 Example:
     >>> ledger = Ledger()
     >>> with recording(ledger), stage("system1"):
-    ...     record(prompt_tokens=10, completion_tokens=5)
-    >>> ledger.totals()["completion_tokens"]
-    5
+    ...     call = record(prompt_tokens=10, completion_tokens=5)
+    >>> ledger.totals()["completion_tokens"], call.stage
+    (5, 'system1')
 """
 
 from __future__ import annotations
