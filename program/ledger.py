@@ -7,6 +7,12 @@ made (kept in our cache entry), and flag whether it was served from cache. So:
 - ``ledger.totals()`` is what the work costs (identical whether the cache was cold or warm);
 - ``ledger.totals(spent_only=True)`` is what this run actually paid (cache hits excluded).
 
+Where the time goes: when the server reports it (llama.cpp ``timings``, vLLM/OpenAI
+``usage.prompt_tokens_details.cached_tokens``), a call also records how many prompt tokens the
+server evaluated and how many it reused from a cached prefix, and its prompt-evaluation and
+generation seconds. ``prompt_reused`` is None when the server did not say; the totals then count
+that call's whole prompt as evaluated, so ``prompt_evaluated + prompt_reused == prompt_tokens``.
+
 The current ledger and stage live in context variables: a module wraps its calls in
 ``with stage("decompose"):`` and the engine records into whatever ledger is active.
 
@@ -54,12 +60,20 @@ class Call:
     cached: bool = False
     seconds: float = 0.0
     thinking_estimated: bool = False
-    clamp: dict[str, int] | None = None
+    prompt_reused: int | None = None
+    prompt_seconds: float | None = None
+    generation_seconds: float | None = None
     server: str = ""  # the replica that answered (``Endpoint.api_bases``); "" for a single server or a cache hit
+    clamp: dict[str, int] | None = None
 
     @property
     def answer_tokens(self) -> int:
         return self.completion_tokens - self.thinking_tokens
+
+    @property
+    def prompt_evaluated(self) -> int:
+        """Prompt tokens the server computed: all of them unless it reported a reused prefix."""
+        return self.prompt_tokens - (self.prompt_reused or 0)
 
 
 @dataclass
@@ -118,6 +132,12 @@ def _sum(calls: list[Call]) -> dict[str, float]:
         "calls": len(calls),
         "cached_calls": sum(1 for c in calls if c.cached),
         "seconds": round(sum(c.seconds for c in calls), 3),
+        # Where the time goes (zero where the server reports nothing; see the module docstring).
+        "prompt_evaluated": sum(c.prompt_evaluated for c in calls),
+        "prompt_reused": sum(c.prompt_reused or 0 for c in calls),
+        "prompt_seconds": round(sum(c.prompt_seconds or 0.0 for c in calls), 3),
+        "generation_seconds": round(sum(c.generation_seconds or 0.0 for c in calls), 3),
+        "timed_calls": sum(1 for c in calls if c.prompt_seconds is not None),
     }
 
 
@@ -155,13 +175,25 @@ def stage(name: str) -> Iterator[None]:
 
 def record(*, prompt_tokens: int, completion_tokens: int, thinking_tokens: int = 0, model: str = "",
            cached: bool = False, seconds: float = 0.0, stage_name: str | None = None,
-           thinking_estimated: bool = False, clamp: dict[str, int] | None = None,
-           server: str = "") -> Call | None:
-    """Record one call into the active ledger (a no-op when none is active). Returns the call."""
-    call = Call(stage=stage_name or _STAGE.get(), model=model, prompt_tokens=int(prompt_tokens or 0),
+           thinking_estimated: bool = False, prompt_reused: int | None = None,
+           prompt_seconds: float | None = None, generation_seconds: float | None = None,
+           server: str = "", clamp: dict[str, int] | None = None) -> Call | None:
+    """Record one call into the active ledger (a no-op when none is active). Returns the call.
+
+    ``prompt_reused``: prompt tokens the server took from a cached prefix (None: not reported);
+    clamped to ``[0, prompt_tokens]`` so evaluated + reused always adds up to the prompt.
+
+    Example:
+        >>> record(prompt_tokens=100, completion_tokens=5, prompt_reused=70).prompt_evaluated
+        30
+    """
+    prompt = int(prompt_tokens or 0)
+    reused = None if prompt_reused is None else max(0, min(int(prompt_reused), prompt))
+    call = Call(stage=stage_name or _STAGE.get(), model=model, prompt_tokens=prompt,
                 completion_tokens=int(completion_tokens or 0), thinking_tokens=int(thinking_tokens or 0),
-                cached=cached, seconds=seconds, thinking_estimated=thinking_estimated, clamp=clamp,
-                server=server)
+                cached=cached, seconds=seconds, thinking_estimated=thinking_estimated, prompt_reused=reused,
+                prompt_seconds=prompt_seconds, generation_seconds=generation_seconds, server=server,
+                clamp=clamp)
     ledger = _LEDGER.get()
     if ledger is not None:
         ledger.add(call)

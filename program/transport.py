@@ -30,7 +30,7 @@ from program import context, ledger, replicas  # noqa: E402
 from program.config import ConfigError, Endpoint  # noqa: E402
 from program.errors import ServerError  # noqa: E402
 
-__all__ = ["Completion", "chat", "text", "split_thinking", "set_cache_enabled", "RETRY_WAIT"]
+__all__ = ["Completion", "chat", "text", "split_thinking", "set_cache_enabled", "server_work", "RETRY_WAIT"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,9 @@ class Completion:
     thinking_estimated: bool = False
     cached: bool = False
     clamp: dict[str, int] | None = None
+    prompt_reused: int | None = None
+    prompt_seconds: float | None = None
+    generation_seconds: float | None = None
 
 
 def set_cache_enabled(enabled: bool) -> None:
@@ -109,7 +112,7 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
         return Completion(text=visible, thinking=thinking, finish_reason=choice.finish_reason or "stop",
                           prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                           completion_tokens=completion, thinking_tokens=n_thinking, thinking_estimated=estimated,
-                          clamp=clamp)
+                          clamp=clamp, **server_work(response))
 
     return _cached_call(endpoint, request, call)
 
@@ -147,7 +150,7 @@ def text(endpoint: Endpoint, prompt: str, *, max_tokens: int, temperature: float
         return Completion(text=_valid_unicode(choice.text or ""), finish_reason=choice.finish_reason or "stop",
                           prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                           completion_tokens=completion, thinking_tokens=completion if thinking else 0,
-                          clamp=clamp)
+                          clamp=clamp, **server_work(response))
 
     return _cached_call(endpoint, request, call)
 
@@ -169,7 +172,49 @@ def split_thinking(content: str, open_tag: str = "<think>", close_tag: str = "</
     return content, ""
 
 
+def server_work(response: Any) -> dict[str, Any]:
+    """What a reply says about the server's work: prompt tokens reused from a cached prefix, seconds
+    spent evaluating the prompt and generating (each None when the server does not say).
+
+    Read from llama.cpp's ``timings`` (``cache_n``, ``prompt_ms``, ``predicted_ms``; also sent by
+    ``program.llama_server``) or the OpenAI/vLLM ``usage.prompt_tokens_details.cached_tokens``.
+
+    Example:
+        >>> server_work({"timings": {"prompt_n": 30, "cache_n": 70, "prompt_ms": 400.0, "predicted_ms": 900.0}})
+        {'prompt_reused': 70, 'prompt_seconds': 0.4, 'generation_seconds': 0.9}
+        >>> server_work({"usage": {"prompt_tokens": 90, "prompt_tokens_details": {"cached_tokens": 64}}})
+        {'prompt_reused': 64, 'prompt_seconds': None, 'generation_seconds': None}
+    """
+    timings = _field(response, "timings")
+    reused = _number(_field(timings, "cache_n"))
+    if reused is None:
+        reused = _number(_field(_field(_field(response, "usage"), "prompt_tokens_details"), "cached_tokens"))
+    prompt_ms, predicted_ms = _number(_field(timings, "prompt_ms")), _number(_field(timings, "predicted_ms"))
+    return {"prompt_reused": None if reused is None else int(reused),
+            "prompt_seconds": None if prompt_ms is None else round(prompt_ms / 1000.0, 4),
+            "generation_seconds": None if predicted_ms is None else round(predicted_ms / 1000.0, 4)}
+
+
 # --- internals -------------------------------------------------------------------------------
+
+def _field(obj: Any, name: str) -> Any:
+    """``obj[name]`` or ``obj.name``; pydantic models keep fields they do not declare in ``model_extra``."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    value = getattr(obj, name, None)
+    if value is None:
+        value = (getattr(obj, "model_extra", None) or {}).get(name)
+    return value
+
+
+def _number(value: Any) -> float | None:
+    """A non-negative number, else None (a server's missing or malformed field)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+        return None
+    return float(value)
+
 
 def _valid_unicode(text: str) -> str:
     """Model text with lone surrogates (a JSON reply may escape them) replaced by "?".
@@ -268,8 +313,9 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
 def _record(endpoint: Endpoint, result: Completion, *, seconds: float, server: str = "") -> None:
     ledger.record(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                   thinking_tokens=result.thinking_tokens, model=endpoint.model, cached=result.cached,
-                  seconds=seconds, thinking_estimated=result.thinking_estimated, clamp=result.clamp,
-                  server=server)
+                  seconds=seconds, thinking_estimated=result.thinking_estimated, server=server,
+                  clamp=result.clamp, prompt_reused=result.prompt_reused, prompt_seconds=result.prompt_seconds,
+                  generation_seconds=result.generation_seconds)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

