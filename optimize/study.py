@@ -209,9 +209,11 @@ def _service_errors(url: str) -> Iterator[None]:
         password = _password(url)
         if password:
             reason = reason.replace(password, "***")
-        raise ServiceError(f"Cannot open the study storage {safe_url(url)}: {type(exc).__name__}: {reason[:300]}. "
+        raise ServiceError(f"Cannot open the study storage {safe_url(url)}: {type(exc).__name__}: "
+                           f"{reason[:300]}. "
                            "Check that the database server is running and the URL is right "
-                           "(--storage postgresql://USER:PASSWORD@HOST:PORT/DB, sqlite:///FILE or journal:FILE).") from None
+                           "(--storage postgresql://USER:PASSWORD@HOST:PORT/DB, sqlite:///FILE or "
+                           "journal:FILE).") from None
 
 
 def _password(url: str) -> str | None:

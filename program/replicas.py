@@ -55,7 +55,7 @@ def last_server() -> str:
 
 
 def send(endpoint: Endpoint, call: Callable[..., Any], **request: Any) -> Any:
-    """``call(**request)`` (``litellm.completion`` or ``text_completion``), through the replicas if there are several."""
+    """``call(**request)`` (``litellm.completion`` or ``text_completion``), through the replicas if several."""
     if len(endpoint.api_bases) < 2:
         _SERVED_BY.set("")
         return call(**request)

@@ -123,7 +123,8 @@ def postgres() -> Iterator[Postgres]:
 @pytest.fixture
 def pg_url(postgres: Postgres, request: pytest.FixtureRequest) -> str:
     """A fresh database of the session's server for one test."""
-    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:40] + "_" + secrets.token_hex(3)
+    name = "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:40]
+    name = f"t_{name}_{secrets.token_hex(3)}"
     return postgres.create_database(name)
 
 

@@ -1,4 +1,4 @@
-"""Several servers behind one mode: requests are spread, a dead replica costs no problem, tokens are booked per replica."""
+"""Several servers behind one mode: requests spread, a dead replica costs no problem, tokens booked per replica."""
 
 from __future__ import annotations
 

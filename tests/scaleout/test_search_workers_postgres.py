@@ -31,7 +31,8 @@ PROBLEMS = 3  # the toy experiment's dev slice: gsm8k_train:3
 STUDY = "toy-study"
 
 
-def _start(config: Path, storage: str, tracking: str, api_base: str, cwd: Path, log: Path, *, join: bool) -> subprocess.Popen:
+def _start(config: Path, storage: str, tracking: str, api_base: str, cwd: Path, log: Path, *,
+           join: bool) -> subprocess.Popen:
     args = ["search", "--config", str(config), "--trials", str(TRIALS), "--storage", storage,
             "--tracking-uri", tracking, "--heartbeat", "1", "--no-progress", "--model", "openai/fake",
             "--api-base", api_base]
@@ -88,7 +89,7 @@ def test_three_workers_one_killed_mid_trial(tmp_path: Path, pg_url: str, mlflow_
         time.sleep(0.3)
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=10)
-        for proc, log in zip(procs, logs):
+        for proc, log in zip(procs, logs, strict=True):
             if proc is not victim:
                 try:
                     proc.wait(timeout=240)
