@@ -73,8 +73,10 @@ def test_planted_keys_appear_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert CUSTOM_VAR in text and custom_key not in text and openai_key not in text
 
         common = ["--config", str(config), "--no-progress"]
-        assert main(["-v", "eval", *common, "--method", "cot", "--limit", "4", "--max-server-errors", "5"]) == 0
-        assert main(["-v", "compile", *common, "--dev", "gsm8k_train:3", "--val", "1", "--trace"]) == 0
+        # the two injected 500s fail the first problem (retries 1): exit 3, results written
+        assert main(["-v", "eval", *common, "--method", "cot", "--limit", "4", "--max-server-errors", "5"]) == 3
+        assert main(["-v", "compile", *common, "--dev", "gsm8k_train:3", "--val", "1", "--trace",
+                     "--log-mlflow-model"]) == 0  # the opt-in pickled model is searched too
         compiled = runs / "toy" / "compiled-bootstrap"
         assert (compiled / "program.json").is_file()
         assert main(["-v", "run", "--program", str(compiled), "Row 7. What is 9 + 22?"]) == 0
