@@ -3,7 +3,12 @@
 Small models (the default is a 1.5B coder model at temperature 0) often break DSPy's
 ``[[ ## field ## ]]`` reply format. ``PlainAdapter`` asks for no format at all: the system message
 is the signature's instruction, the user message lists the inputs under plain labels, and the
-WHOLE reply is read as the output. The output's type decides how it is read:
+WHOLE reply is read as the output.
+
+The layout serves prefix caches (llama.cpp keeps the last prompt's KV cache; vLLM and SGLang keep
+many): everything fixed for a stage comes first and is byte-identical for every problem, the
+instruction with the reply format (system message), then the compiled demos; only the inputs
+follow (the last user message), the problem first. The output's type decides how a reply is read:
 
 - ``str``: the reply itself (a solution that ends in ``\\boxed{}``);
 - ``list[str]``: a JSON list/object, else numbered lines ("1. ...", "Step 2: ..."), else bullets;
@@ -191,7 +196,10 @@ class PlainAdapter(dspy.Adapter):
     """Plain labelled text in, the whole reply out (see the module docstring)."""
 
     def format(self, signature: Any, demos: list[dict[str, Any]], inputs: dict[str, Any]) -> list[dict[str, Any]]:
-        messages = [{"role": "system", "content": textwrap.dedent(signature.instructions).strip()}]
+        # Fixed part first (instruction + reply format, then demos), so a prefix cache can reuse it.
+        system = "\n\n".join(p for p in (textwrap.dedent(signature.instructions).strip(),
+                                           self._reply_hint(signature)) if p)
+        messages = [{"role": "system", "content": system}]
         messages.extend(self.format_demos(signature, demos))
         messages.append({"role": "user",
                          "content": self.format_user_message_content(signature, inputs, main_request=True)})
@@ -199,10 +207,9 @@ class PlainAdapter(dspy.Adapter):
 
     def format_user_message_content(self, signature: Any, inputs: dict[str, Any], prefix: str = "",
                                     suffix: str = "", main_request: bool = False) -> str:
+        # The reply format is in the system message (fixed), not here: this message holds only inputs.
         parts = [prefix]
         parts += [f"{_label(name)}:\n{_render(inputs[name])}" for name in signature.input_fields if name in inputs]
-        if main_request:
-            parts.append(self._reply_hint(signature))
         parts.append(suffix)
         return "\n\n".join(p for p in parts if p).strip()
 

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
 import dspy
 import pytest
 
 from program.adapter import PlainAdapter, parse_index, parse_number, parse_steps
 from program.execute import call
-from program.signatures import AssessDifficulty, Decompose, Rewrite, SolveStep
+from program.signatures import (
+    AssessDifficulty,
+    Decompose,
+    InftyThinkSegment,
+    InftyThinkSummary,
+    Rewrite,
+    SelectDecomposition,
+    SolveProblem,
+    SolveStep,
+)
+from program.templates import get_template
 from program.testing import chat_fields, function_lm
 
 STEPS_REPLIES = [
@@ -52,14 +64,55 @@ def test_indexes_and_missing_numbers() -> None:
         parse_index("the second one")
 
 
-def test_prompt_is_the_instruction_then_labelled_inputs_and_a_reply_hint() -> None:
+def test_prompt_is_the_instruction_and_reply_hint_then_only_the_labelled_inputs() -> None:
     messages = PlainAdapter().format(AssessDifficulty, [], {
         "problem": "P", "earlier_steps": "Step 1: A", "current_step": "B"})
     assert [m["role"] for m in messages] == ["system", "user"]
-    assert messages[0]["content"] == AssessDifficulty.instructions.strip()
-    assert messages[1]["content"] == ("Problem:\nP\n\nEarlier steps:\nStep 1: A\n\nCurrent step:\nB\n\n"
+    assert messages[0]["content"] == (AssessDifficulty.instructions.strip() + "\n\n"
                                       "Reply with the difficulty, between 0 and 1 (one number) and nothing else.")
+    assert messages[1]["content"] == "Problem:\nP\n\nEarlier steps:\nStep 1: A\n\nCurrent step:\nB"
     assert "[[ ##" not in messages[0]["content"] + messages[1]["content"]
+
+
+STAGES = [Decompose, SelectDecomposition, Rewrite, AssessDifficulty, SolveStep, SolveProblem, InftyThinkSegment,
+          InftyThinkSummary]
+
+
+def _inputs(signature: type, problem: str) -> dict[str, str]:
+    return {name: problem if name == "problem" else f"{name} of {problem[:10]}" for name in signature.input_fields}
+
+
+@pytest.mark.parametrize("signature", STAGES)
+def test_each_stage_prompt_starts_with_a_fixed_part_byte_identical_across_problems(signature: type) -> None:
+    """Instruction, reply format and demos come first and do not depend on the problem (prefix caching)."""
+    demo = {**_inputs(signature, "Demo problem."), **{name: "1. A" for name in signature.output_fields}}
+    template = get_template("chatml")  # the embedded model's rendering, as budget forcing sends it
+    one, two = (template.render(PlainAdapter().format(signature, [demo], _inputs(signature, problem)))
+                for problem in ("Janet has 16 eggs.", "A robe takes 2 bolts."))
+    shared = len(os.path.commonprefix([one, two]))
+    fixed = one[:one.rindex("<|im_start|>user\n") + len("<|im_start|>user\n")]
+    assert shared >= len(fixed)  # everything up to the last user message is shared
+    assert one[len(fixed):].startswith(next(f"{n.replace('_', ' ').capitalize()}:\n" for n in signature.input_fields))
+    assert "Janet" not in fixed and PlainAdapter._reply_hint(signature) in fixed
+
+
+REPLIES = {  # every reply kind of the tests above, through the full compacted prompt path (call)
+    Decompose: [(r, {"steps": s}) for r, s in STEPS_REPLIES],
+    AssessDifficulty: [("0.3", {"score": 0.3}), ("Difficulty: 0.35", {"score": 0.35}), ("30%", {"score": 0.3}),
+                       (chat_fields(score="0.8"), {"score": 0.8})],
+    SelectDecomposition: [("Candidate 2 is the best.", {"best": 2})],
+    Rewrite: [("Conditions: 16 eggs, 3 eaten. Question: How many are left?",
+               {"conditions": "16 eggs, 3 eaten.", "question": "How many are left?"})],
+    SolveStep: [("16 - 3 = 13, so \\boxed{13}", {"solution": "16 - 3 = 13, so \\boxed{13}"})],
+}
+
+
+@pytest.mark.parametrize(("signature", "reply", "expected"),
+                         [(sig, r, e) for sig, cases in REPLIES.items() for r, e in cases])
+def test_compacted_prompts_still_parse_every_reply_kind(signature: type, reply: str, expected: dict) -> None:
+    attempt = call(dspy.Predict(signature), function_lm(lambda m: reply), "stage", **_inputs(signature, "P?"))
+    assert attempt.ok, attempt.reason
+    assert {k: attempt.prediction[k] for k in expected} == expected
 
 
 def test_demos_become_user_and_assistant_turns_in_the_same_plain_format() -> None:
