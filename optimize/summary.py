@@ -31,6 +31,9 @@ from optimize.traces import steps_of
 __all__ = ["Summary", "summarize", "print_summary", "write_summary", "TOKEN_KINDS"]
 
 TOKEN_KINDS = ("prompt_tokens", "completion_tokens", "thinking_tokens", "answer_tokens")
+# Where the time goes, per stage, where the server reports it (``program.ledger``): prompt tokens
+# evaluated vs reused from a cached prefix, prompt-evaluation and generation seconds.
+SERVER_WORK = ("prompt_evaluated", "prompt_reused", "prompt_seconds", "generation_seconds", "timed_calls")
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def summarize(results: Sequence[ProblemResult], *, run_seconds: float | None = N
     by_stage: dict[str, dict[str, float]] = {}
     for result in results:
         for name, totals in result.stages.items():
-            sums = by_stage.setdefault(name, dict.fromkeys((*TOKEN_KINDS, "total_tokens", "calls"), 0.0))
+            sums = by_stage.setdefault(name, dict.fromkeys((*TOKEN_KINDS, "total_tokens", "calls", *SERVER_WORK), 0.0))
             for key in sums:
                 sums[key] += per * totals.get(key, 0)
     modes = [step.get("mode") for r in results for step in steps_of(r.trace)]
@@ -157,8 +160,16 @@ def print_summary(summary: Summary, *, title: str = "Summary", console: Any = No
         stages = Table(title="Mean tokens per problem, by stage")
         for column in ("stage", "calls", "prompt", "completion", "thinking", "answer"):
             stages.add_column(column, justify="left" if column == "stage" else "right")
+        timed = any(sums.get("timed_calls") or sums.get("prompt_reused")
+                    for sums in summary.mean_tokens_by_stage.values())
+        if timed:  # the server said what it reused and how long each part took
+            for column in ("evaluated", "reused", "prompt s", "gen s"):
+                stages.add_column(column, justify="right")
         for name, sums in summary.mean_tokens_by_stage.items():
-            stages.add_row(name, f"{sums['calls']:.1f}", *(f"{sums[k]:,.0f}" for k in TOKEN_KINDS))
+            work = [f"{sums.get('prompt_evaluated', 0):,.0f}", f"{sums.get('prompt_reused', 0):,.0f}",
+                    f"{sums.get('prompt_seconds', 0):.1f}", f"{sums.get('generation_seconds', 0):.1f}"]
+            work = work if timed else []
+            stages.add_row(name, f"{sums['calls']:.1f}", *(f"{sums[k]:,.0f}" for k in TOKEN_KINDS), *work)
         console.print(stages)
 
 

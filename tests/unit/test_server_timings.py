@@ -101,3 +101,23 @@ def test_amx_cpus_load_without_extra_buffer_types(monkeypatch: pytest.MonkeyPatc
     assert extra_bufts_wanted("flags: avx2 avx512f") and not extra_bufts_wanted("flags: avx512f amx_tile")
     monkeypatch.setenv("SCALE_EXTRA_BUFTS", "1")
     assert extra_bufts_wanted("flags: amx_tile")
+
+
+def test_eval_summary_shows_the_per_stage_split_where_the_server_reported_it() -> None:
+    from rich.console import Console
+
+    from optimize.results import ProblemResult
+    from optimize.summary import print_summary, summarize
+
+    book = ledger.Ledger()
+    with ledger.recording(book), ledger.stage("system1"):
+        ledger.record(prompt_tokens=200, completion_tokens=50, prompt_reused=150, prompt_seconds=0.5,
+                      generation_seconds=2.0)
+    rows = [ProblemResult(str(i), correct=True, stages=book.by_stage(), totals=book.totals()) for i in range(2)]
+    summary = summarize(rows)
+    assert summary.mean_tokens_by_stage["system1"]["prompt_reused"] == 150
+    assert summary.mean_tokens_by_stage["system1"]["generation_seconds"] == 2.0
+    console = Console(record=True, width=160)
+    print_summary(summary, console=console)
+    text = console.export_text()
+    assert "reused" in text and "gen s" in text and "150" in text
