@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from pathlib import Path
 
@@ -17,17 +16,18 @@ pytestmark = pytest.mark.integration
 CHATML = "<|im_start|>user\nWhat is 2 + 3? Reply with the number only.<|im_end|>\n<|im_start|>assistant\n"
 
 
-def server_processes(port: int) -> list[int]:
-    """Pids of llama_cpp.server processes listening on ``port`` (read from /proc)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
+def listening_sockets(port: int) -> list[str]:
+    """Inodes of the TCP sockets listening on ``port`` (from /proc/net/tcp and tcp6; any owner, any launcher)."""
+    inodes = []
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        if not table.exists():
             continue
-        if b"llama_cpp.server" in argv and b"--port" in argv and argv[argv.index(b"--port") + 1] == str(port).encode():
-            pids.append(int(entry.name))
-    return pids
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+            if local_port == port and state == "0A":  # 0A: LISTEN
+                inodes.append(inode)
+    return inodes
 
 
 def test_models_lists_the_alias(local_lm_config: LMConfig) -> None:
@@ -63,10 +63,10 @@ def test_text_completion_with_chatml_prompt(local_lm_config: LMConfig) -> None:
 
 def test_second_ensure_server_reuses_the_first(local_lm_config: LMConfig) -> None:
     port = int(local_lm_config.endpoint.api_base.rsplit(":", 1)[1].split("/")[0])
-    before = server_processes(port)
-    assert len(before) <= 1  # 0 if another `scale serve` owns it under a different launcher
+    before = listening_sockets(port)
+    assert len(before) == 1  # the session's server (ours, or another user's `scale serve`)
     with ensure_server(local_lm_config) as started:
-        assert started is None
-        assert server_processes(port) == before
+        assert started is None  # nothing was launched
+        assert listening_sockets(port) == before  # the same listening socket: the same server process
     assert is_serving("127.0.0.1", port)  # the reuser left it running
-    assert os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP")
+    assert listening_sockets(port) == before
