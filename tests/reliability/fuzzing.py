@@ -13,7 +13,7 @@ import dspy
 from optimize.evaluate import evaluate
 from optimize.results import ResultsFile
 from program.garbage import KINDS, NUMBER_FREE, BadReply, Garbage
-from reliability.toy import TALLY, rows
+from reliability.toy import rows
 
 MIN_BAD = 100  # bad replies per stage, at least
 # Kinds that can never carry a final answer (no digit, no box, or thinking that never closes).
@@ -63,6 +63,7 @@ class Fuzzer:
         self.target, self.garbage = target, Garbage(seed=seed)
         self.by_row: dict[int, list[BadReply]] = defaultdict(list)
         self.prompts: list[str] = []
+        self.counts: dict[str, int] = {}  # what ``fuzz`` measured, for the report (``TALLY``)
 
     def __call__(self, messages: list[dict[str, str]]) -> str:
         self.prompts.append("\n".join(m["content"] for m in messages))
@@ -80,7 +81,10 @@ class Fuzzer:
 
 def fuzz(target: str, build: Callable[[Fuzzer], Any], tmp_path: Path, *, seed: int,
          per_problem: int = 1) -> tuple[Fuzzer, list[Any]]:
-    """Run problems through ``evaluate`` until ``target`` got at least MIN_BAD bad replies."""
+    """Run problems through ``evaluate`` until ``target`` got at least MIN_BAD bad replies.
+
+    The counts go to ``fuzzer.counts``; each test reports them in ``TALLY`` after its own assertions.
+    """
     fuzzer = Fuzzer(target, seed)
     program = build(fuzzer)
     results: list[Any] = []
@@ -97,11 +101,11 @@ def fuzz(target: str, build: Callable[[Fuzzer], Any], tmp_path: Path, *, seed: i
     # every problem is on disk, once, and reads back
     stored = ResultsFile(tmp_path / "results.jsonl").read()
     assert sorted(r.id for r in stored) == sorted(r.id for r in results)
-    failures = sum(len(r.trace.get("failures", [])) for r in results)
-    TALLY[f"garbage: {target}"] = {"bad replies": len(fuzzer.served), "problems": len(results), "crashes": 0,
-                                   "failures recorded": failures,
-                                   "kinds": len({b.kind for b in fuzzer.served})}
-    assert {b.kind for b in fuzzer.served} == set(KINDS)  # every kind reached the stage
+    kinds = {b.kind for b in fuzzer.served}
+    assert kinds == set(KINDS)  # every kind reached the stage
+    fuzzer.counts = {"bad replies": len(fuzzer.served), "problems": len(results), "crashes": len(crashed),
+                     "failures recorded": sum(len(r.trace.get("failures", [])) for r in results),
+                     "kinds": len(kinds)}
     return fuzzer, results
 
 

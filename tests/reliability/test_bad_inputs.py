@@ -156,6 +156,14 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return code, capsys.readouterr().err
 
 
+def tally(code: int, err: str) -> None:
+    """Count one tried input in the report, from what the command did (call it after the assertions)."""
+    entry = TALLY.setdefault("bad inputs", {"tried": 0, "exit 2": 0, "tracebacks": 0})
+    entry["tried"] += 1
+    entry["exit 2"] += code == 2
+    entry["tracebacks"] += "Traceback" in err
+
+
 def check_user_error(code: int, err: str, patterns: list[str]) -> None:
     assert code == 2, err
     assert "Traceback" not in err
@@ -171,16 +179,17 @@ def test_bad_data_is_named_with_file_line_and_form(case: str, tmp_path: Path, ca
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SCALE_DATA_DIR", raising=False)
     build, patterns = DATA_CASES[case]
-    check_user_error(*run_cli(build(tmp_path), capsys), patterns)
-    TALLY.setdefault("bad inputs", {"tried": 0, "tracebacks": 0})["tried"] += 1
+    code, err = run_cli(build(tmp_path), capsys)
+    check_user_error(code, err, patterns)
+    tally(code, err)
 
 
 @pytest.mark.parametrize("case", list(CONFIG_CASES))
 def test_bad_config_is_named_with_key_and_form(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     build, patterns = CONFIG_CASES[case]
-    argv = build(tmp_path)
-    check_user_error(*run_cli(argv, capsys), patterns)
-    TALLY.setdefault("bad inputs", {"tried": 0, "tracebacks": 0})["tried"] += 1
+    code, err = run_cli(build(tmp_path), capsys)
+    check_user_error(code, err, patterns)
+    tally(code, err)
 
 
 @pytest.mark.parametrize("flag", [["--workers", "0"], ["--limit", "-3"], ["--budgets", "128,abc"],
@@ -188,7 +197,7 @@ def test_bad_config_is_named_with_key_and_form(case: str, tmp_path: Path, capsys
 def test_bad_flags_get_a_usage_error(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run_cli(["eval", *flag, *OFFLINE], capsys)
     assert code == 2 and "Traceback" not in err and "error: argument" in err
-    TALLY.setdefault("bad inputs", {"tried": 0, "tracebacks": 0})["tried"] += 1
+    tally(code, err)
 
 
 @pytest.mark.fake_server
@@ -205,7 +214,7 @@ def test_unset_api_key_variable_stops_at_the_first_call(tmp_path: Path, capsys: 
     check_user_error(code, err, [r"The API key variable SCALE_UNSET_KEY is not set", r"export SCALE_UNSET_KEY="])
     results = tmp_path / "out" / "cot-gsm8k" / "results.jsonl"
     assert not results.exists() or results.read_text() == ""  # no problem recorded as failed for it
-    TALLY.setdefault("bad inputs", {"tried": 0, "tracebacks": 0})["tried"] += 1
+    tally(code, err)
 
 
 def test_the_installed_command_prints_one_line_and_exits_2(tmp_path: Path) -> None:
@@ -219,4 +228,4 @@ def test_the_installed_command_prints_one_line_and_exits_2(tmp_path: Path) -> No
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr and re.search(pattern, done.stderr), done.stderr
         assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
-        TALLY.setdefault("bad inputs", {"tried": 0, "tracebacks": 0})["tried"] += 1
+        tally(done.returncode, done.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -26,6 +27,10 @@ from program.fakeserver import FakeServer
 from reliability.toy import TALLY, experiment_file, problem_of, rows, scale_command, scale_env, toy_reply
 
 pytestmark = pytest.mark.fake_server
+
+
+# The planning requests of SCALE: decomposition and difficulty (made once per problem, then reused).
+PLANNING = re.compile(r"Break the math problem|Rate how hard")
 
 
 def slow_reply(seed: int) -> Any:
@@ -102,7 +107,7 @@ def test_eval_killed_at_random_points_resumes_without_repeats(tmp_path: Path, to
             asked = [problem_of(body) for body in server.requests[asked_before:]]
             texts = {r["problem"] for r in rows(n) if r["id"] in finished}
             repeated += sum(1 for problem in asked if problem in texts)
-            assert len({r.id for r in stored if not r.failed}) >= len(finished)  # nothing finished was lost
+            assert finished <= {r.id for r in stored if not r.failed}  # nothing finished was lost
         finished = {r.id for r in ResultsFile(results).read() if not r.failed}
         asked_before = len(server.requests)
         done = subprocess.run(scale_command(*argv), cwd=tmp_path, env=scale_env(), capture_output=True, text=True,
@@ -118,7 +123,8 @@ def test_eval_killed_at_random_points_resumes_without_repeats(tmp_path: Path, to
     assert len(final) == n and all(r.correct for r in final.values())
     summary = json.loads((out / "cot-gsm8k" / "summary.json").read_text())
     assert summary["n"] == n and summary["accuracy"] == 100.0
-    TALLY["interrupts: scale eval"] = {"kills (SIGINT, SIGKILL)": kills, "results lost": 0,
+    TALLY["interrupts: scale eval"] = {"kills (SIGINT, SIGKILL)": kills,
+                                       "results lost": len({r["id"] for r in rows(n)} - set(successes)),
                                        "calls repeated for finished problems": repeated,
                                        "problems counted twice": len(successes) - len(set(successes))}
 
@@ -129,23 +135,33 @@ def test_search_killed_at_random_points_resumes_to_exactly_n_trials(tmp_path: Pa
     config = experiment_file(tmp_path / "exp.yaml", data=toy_data, output=tmp_path / "runs", method="scale",
                              search={"trials": trials})
     storage = f"sqlite:///{tmp_path / 'runs' / 'toy' / 'optuna.db'}"
-    kills = 0
+    plans = tmp_path / "runs" / "toy" / "plans.jsonl"
+    kills = repeated = 0
     with FakeServer(default=slow_reply(2)) as server:
         argv = ["search", "--config", str(config), "--no-mlflow", "--no-progress", "--api-base", server.api_base,
                 "--model", "openai/fake"]
-        for sig in (signal.SIGKILL, signal.SIGINT, signal.SIGKILL):
+        for sig in (signal.SIGKILL, signal.SIGINT, signal.SIGKILL, None):  # None: the rerun that finishes
+            planned = {line["problem"] for line in readable_lines(plans)}  # problems whose plan is saved
             asked_before = len(server.requests)
-            code, err, sent = kill_when(start(argv, tmp_path), server, asked_before + rng.randint(2, 6), sig,
-                                        rng.uniform(0.0, 0.05))
-            assert sent, "the search ended before it could be interrupted"
-            kills += 1
-            assert "Traceback" not in err
-            assert code == (130 if sig == signal.SIGINT else -signal.SIGKILL)
-            study = optuna.load_study(study_name="toy-study", storage=storage)  # the storage still reads
-            assert all(t.state in TrialState for t in study.get_trials())
-        done = subprocess.run(scale_command(*argv), cwd=tmp_path, env=scale_env(), capture_output=True, text=True,
-                              timeout=180)
-        assert done.returncode == 0, done.stderr
+            if sig is None:
+                done = subprocess.run(scale_command(*argv), cwd=tmp_path, env=scale_env(), capture_output=True,
+                                      text=True, timeout=180)
+                assert done.returncode == 0, done.stderr
+            else:
+                code, err, sent = kill_when(start(argv, tmp_path), server, asked_before + rng.randint(2, 6), sig,
+                                            rng.uniform(0.0, 0.05))
+                assert sent, "the search ended before it could be interrupted"
+                kills += 1
+                assert "Traceback" not in err
+                assert code == (130 if sig == signal.SIGINT else -signal.SIGKILL)
+                study = optuna.load_study(study_name="toy-study", storage=storage)  # the storage still reads
+                running = [t.number for t in study.get_trials() if t.state == TrialState.RUNNING]
+                # Ctrl-C ends its trial as interrupted; a SIGKILL leaves at most the one it was running
+                assert len(running) <= (0 if sig == signal.SIGINT else 1), running
+            # a problem planned before this run is never decomposed or rated again (the plans are reused)
+            repeated += sum(1 for body in server.requests[asked_before:]
+                            if PLANNING.search(json.dumps(body)) and problem_of(body) in planned)
+    assert repeated == 0
     study = optuna.load_study(study_name="toy-study", storage=storage)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     cut = [t for t in study.trials if t.user_attrs.get("interrupted")]
@@ -153,11 +169,16 @@ def test_search_killed_at_random_points_resumes_to_exactly_n_trials(tmp_path: Pa
     assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert all(t.state == TrialState.FAIL and "interrupted" in t.user_attrs["fail_reason"] for t in cut)
     assert len({t.number for t in study.trials}) == len(study.trials)
+    doubled = 0
     for trial in complete:  # each trial counted each dev problem once
         assert trial.user_attrs["n"] == 3 and trial.user_attrs["n_failed"] == 0
         lines = readable_lines(Path(trial.user_attrs["results_path"]))
         ok = [line["id"] for line in lines
               if line["error"] is None and line["fingerprint"] == trial.user_attrs["fingerprint"]]
-        assert sorted(set(ok)) == sorted(ok)  # no problem of a configuration stored twice
+        assert len(set(ok)) == 3
+        doubled += len(ok) - len(set(ok))
+    assert doubled == 0  # no problem of a configuration stored twice
     TALLY["interrupts: scale search"] = {"kills (SIGINT, SIGKILL)": kills, "trials interrupted": len(cut),
-                                         "trials complete": len(complete), "trials lost or doubled": 0}
+                                         "trials complete": len(complete),
+                                         "planning calls repeated for planned problems": repeated,
+                                         "results stored twice": doubled}

@@ -48,7 +48,7 @@ def test_rewrite_garbage(tmp_path: Path) -> None:
             assert plan["conditions"].strip() and plan["question"].strip()
             assert plan["steps"][-1] == plan["question"]  # the last step answers what was asked
         assert result.correct  # the rest of the pipeline is sound: the answer survives
-    TALLY["garbage: rewrite"]["used as documented"] = used
+    TALLY["garbage: rewrite"] = {**fuzzer.counts, "used as documented": used}
 
 
 @pytest.mark.parametrize("retries", [0, 1])
@@ -81,8 +81,7 @@ def test_decomposition_garbage(tmp_path: Path, retries: int) -> None:
             assert plan["reasked"] is not None
             assert any("asked again" in f["reason"] for f in failures_of(result, "decompose"))
         assert [s["index"] for s in result.trace["steps"]] == list(range(len(plan["steps"])))
-    TALLY[f"garbage: decompose (retries {retries})"] = {**TALLY.pop("garbage: decompose"),
-                                                        "one-step fallbacks": one_step}
+    TALLY[f"garbage: decompose (retries {retries})"] = {**fuzzer.counts, "one-step fallbacks": one_step}
 
 
 def test_selection_garbage(tmp_path: Path) -> None:
@@ -97,7 +96,7 @@ def test_selection_garbage(tmp_path: Path) -> None:
             first += 1
             assert plan["selected"] == 0 and "took the first candidate" in failures_of(result, "select")[0]["reason"]
         assert result.correct
-    TALLY["garbage: select"]["first-candidate fallbacks"] = first
+    TALLY["garbage: select"] = {**fuzzer.counts, "first-candidate fallbacks": first}
 
 
 @pytest.mark.parametrize("mode", ["upfront", "solved_context"])
@@ -132,7 +131,7 @@ def test_difficulty_garbage(tmp_path: Path, mode: str) -> None:
                 assert len(failed) == d["attempts"] + 1 and d["attempts"] == config.difficulty_retries + 1
                 assert "used fallback 1.0" in failed[-1]["reason"]
         assert served == []  # no bad reply unaccounted for
-    TALLY[f"garbage: difficulty ({mode})"] = {**TALLY.pop("garbage: difficulty"), **counts}
+    TALLY[f"garbage: difficulty ({mode})"] = {**fuzzer.counts, **counts}
 
 
 def test_step_solving_garbage(tmp_path: Path) -> None:
@@ -159,4 +158,4 @@ def test_step_solving_garbage(tmp_path: Path) -> None:
     for prompt in fuzzer.prompts:
         earlier = prompt.split("Earlier steps:")[-1].split("Current step:")[0]
         assert "<think>" not in earlier.lower()
-    TALLY["garbage: step solving (System 1/2)"] = {**TALLY.pop("garbage: solve"), "steps without an answer": no_answer}
+    TALLY["garbage: step solving (System 1/2)"] = {**fuzzer.counts, "steps without an answer": no_answer}

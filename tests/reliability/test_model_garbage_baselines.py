@@ -18,10 +18,12 @@ from program.baselines import CoT, InftyThink, MajorityVote
 from program.baselines.forced import BudgetForcing
 from program.config import Endpoint, ForcingConfig, InftyThinkConfig, LMConfig, ModeConfig, ScaleConfig, VoteConfig
 from program.fakeserver import FakeServer
-from program.garbage import KINDS, BadReply, Garbage
+from program.garbage import KINDS, NUMBER_FREE, BadReply, Garbage
 from program.scale import Scale
 from program.testing import function_lm, scripted_systems
-from reliability.fuzzing import MIN_BAD, NO_ANSWER, assert_clean, assert_reasons, failures_of, fuzz, row_number, row_of
+from reliability.fuzzing import (
+    MIN_BAD, NO_ANSWER, assert_clean, assert_reasons, failures_of, fuzz, row_number, row_of, stage_of,
+)
 from reliability.toy import TALLY, rows
 
 # --- baselines ------------------------------------------------------------------------------------
@@ -35,7 +37,7 @@ def test_cot_garbage(tmp_path: Path) -> None:
         assert result.trace["value"] == extract_answer(result.trace["visible"])
         assert bool(result.trace["failures"]) == (result.trace["value"] is None)
         assert result.trace["value"] is None or reply.kind not in NO_ANSWER
-    TALLY["garbage: cot"] = TALLY.pop("garbage: solve")
+    TALLY["garbage: cot"] = fuzzer.counts
 
 
 def test_majority_vote_garbage(tmp_path: Path) -> None:
@@ -48,7 +50,7 @@ def test_majority_vote_garbage(tmp_path: Path) -> None:
         assert len(result.trace["failures"]) == sum(v["answer"] is None for v in votes)
         counted = [v["answer"] for v in votes if v["answer"] is not None]
         assert (result.answer == "") == (not counted)
-    TALLY["garbage: vote"] = TALLY.pop("garbage: solve")
+    TALLY["garbage: vote"] = fuzzer.counts
 
 
 def test_inftythink_summary_garbage(tmp_path: Path) -> None:
@@ -75,7 +77,7 @@ def test_inftythink_summary_garbage(tmp_path: Path) -> None:
                 if i + 1 < len(iterations):
                     assert iterations[i + 1]["progress"] == record["progress"]
         assert failures_of(result, "inftythink")  # no answer after max_iterations: recorded
-    TALLY["garbage: inftythink summary"] = {**TALLY.pop("garbage: summary"), "kept previous summary": kept}
+    TALLY["garbage: inftythink summary"] = {**fuzzer.counts, "kept previous summary": kept}
 
 
 def test_inftythink_segment_garbage(tmp_path: Path) -> None:
@@ -90,7 +92,7 @@ def test_inftythink_segment_garbage(tmp_path: Path) -> None:
         assert len(answered) <= 1 and (not answered or answered[0] is iterations[-1])  # an answer stops the loop
         assert bool(failures_of(result, "inftythink")) == (not answered)
         assert result.answer == (iterations[-1]["answer"] or "")
-    TALLY["garbage: inftythink segment"] = TALLY.pop("garbage: segment")
+    TALLY["garbage: inftythink segment"] = fuzzer.counts
 
 
 # --- s1 budget forcing, over HTTP ----------------------------------------------------------------
@@ -123,28 +125,40 @@ def test_budget_forcing_garbage_over_http(tmp_path: Path) -> None:
             start += 10
             results += evaluate(program, problems, results_path=tmp_path / "r.jsonl", fingerprint="bf",
                                 progress=False).results
-    assert not [r.error for r in results if r.failed]
+    crashed = [r.error for r in results if r.failed]
+    assert not crashed
     for result in results:
         assert_reasons(result)
         assert sum(c["thinking_tokens"] for c in result.calls) <= budget  # control holds on garbage too
         assert len(result.calls) <= waits + 2  # at most 1 + waits thinking segments, then the answer
         assert bool(result.trace["failures"]) == (result.trace["value"] is None)
         assert len(by_row[row_number(result)]) == len(result.calls) >= 1  # one bad reply per server call
+    kinds = {b.kind for b in garbage.served}
+    assert kinds == set(KINDS)
     TALLY["garbage: budget forcing (HTTP)"] = {"bad replies": len(garbage.served), "problems": len(results),
-                                              "crashes": 0, "kinds": len({b.kind for b in garbage.served}),
+                                              "crashes": len(crashed), "kinds": len(kinds),
                                               "failures recorded": sum(len(r.trace["failures"]) for r in results)}
-    assert {b.kind for b in garbage.served} == set(KINDS)
 
 
 # --- everything at once -------------------------------------------------------------------------
 
+# Stages whose reply must carry a number (a plan list, a score, an index, a boxed answer): a bad
+# reply without one can never be used there, so each such reply leaves a failure of that stage.
+NEEDS_A_NUMBER = {"decompose": ("decompose",), "select": ("select",), "difficulty": ("difficulty",),
+                  "solve": ("system1", "system2")}
+
+
 def test_every_stage_garbage_at_once_with_concurrent_workers(tmp_path: Path) -> None:
     garbage = Garbage(seed=23)
     lock = threading.Lock()
+    by_row: dict[tuple[str, int], list[tuple[str, BadReply]]] = defaultdict(list)
+    current = {"program": ""}
 
     def responder(messages: list[dict[str, str]]) -> str:
         with lock:
-            return garbage.next().text
+            bad = garbage.next()
+            by_row[(current["program"], row_of(messages))].append((stage_of(messages), bad))
+            return bad.text
 
     programs = {
         "scale": Scale(ScaleConfig(rewrite=True, num_candidates=2, threshold=0.3),
@@ -153,14 +167,30 @@ def test_every_stage_garbage_at_once_with_concurrent_workers(tmp_path: Path) -> 
                                       scripted_systems(responder, responder, responder)),
         "inftythink": InftyThink(function_lm(responder), InftyThinkConfig(max_iterations=2)),
     }
-    total = 0
+    results: list[Any] = []
+    unused = 0
     for name, program in programs.items():
+        current["program"] = name
         problems = [dspy.Example(**row, benchmark="toy").with_inputs("problem") for row in rows(12)]
         report = evaluate(program, problems, results_path=tmp_path / name / "r.jsonl", fingerprint=name, workers=3,
                           progress=False)
         assert not [r.error for r in report.results if r.failed], name
         assert len(ResultsFile(tmp_path / name / "r.jsonl").read()) == 12
-        total += sum(len(r.trace["failures"]) for r in report.results)
-    TALLY["garbage: all stages at once (3 workers)"] = {"bad replies": len(garbage.served), "problems": 36,
-                                                        "crashes": 0, "failures recorded": total}
+        for result in report.results:  # each problem's bad replies, matched to what its trace recorded
+            assert_reasons(result)
+            served = by_row[(name, row_number(result))]
+            assert len(served) == len(result.calls) >= 1, (name, result.id)  # none lost to a neighbour worker
+            for stage, failure_stages in NEEDS_A_NUMBER.items():
+                number_free = sum(1 for s, bad in served if s == stage and bad.kind in NUMBER_FREE)
+                recorded = sum(len(failures_of(result, f)) for f in failure_stages)
+                assert recorded >= number_free, (name, result.id, stage)
+                unused += number_free
+            if result.answer:  # an answer came from a reply that carried one
+                assert any(bad.kind not in NO_ANSWER for _, bad in served), (name, result.id)
+        results += report.results
     assert len(garbage.served) >= MIN_BAD
+    assert sum(len(v) for v in by_row.values()) == len(garbage.served)
+    TALLY["garbage: all stages at once (3 workers)"] = {
+        "bad replies": len(garbage.served), "problems": len(results), "crashes": sum(r.failed for r in results),
+        "failures recorded": sum(len(r.trace["failures"]) for r in results),
+        "number-free replies matched to a failure": unused}

@@ -12,6 +12,7 @@ stdout/stderr are searched for both values.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import secrets
@@ -44,6 +45,24 @@ class KeyCheckingServer(FakeServer):
         super()._handle(handler, body)
 
 
+def encodings(value: str) -> dict[str, bytes]:
+    """The key as written, and the base64 text any copy of it would contain (standard and URL-safe).
+
+    Base64 of a longer text holding the key starts the key at one of three byte offsets; for each,
+    the characters that depend only on the key's own bytes are a fixed needle.
+    """
+    forms = {"plain": value.encode()}
+    raw = value.encode()
+    for shift in range(3):
+        # prefix ``shift`` filler bytes, encode, drop the characters the filler touches and the tail
+        encoded = base64.b64encode(b"\0" * shift + raw)
+        skip = {0: 0, 1: 2, 2: 3}[shift]
+        body = encoded[skip:len(encoded) - 4]
+        forms[f"base64@{shift}"] = body
+        forms[f"base64url@{shift}"] = body.replace(b"+", b"-").replace(b"/", b"_")
+    return forms
+
+
 def files_under(*roots: Path) -> list[Path]:
     return [p for root in roots if root.exists() for p in root.rglob("*") if p.is_file()]
 
@@ -73,30 +92,39 @@ def test_planted_keys_appear_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert CUSTOM_VAR in text and custom_key not in text and openai_key not in text
 
         common = ["--config", str(config), "--no-progress"]
+        commands: list[list[str]] = []
+
+        def run(argv: list[str]) -> int:
+            commands.append(argv)
+            return main(argv)
+
         # the two injected 500s fail the first problem (retries 1): exit 3, results written
-        assert main(["-v", "eval", *common, "--method", "cot", "--limit", "4", "--max-server-errors", "5"]) == 3
-        assert main(["-v", "compile", *common, "--dev", "gsm8k_train:3", "--val", "1", "--trace",
+        assert run(["-v", "eval", *common, "--method", "cot", "--limit", "4", "--max-server-errors", "5"]) == 3
+        assert run(["-v", "compile", *common, "--dev", "gsm8k_train:3", "--val", "1", "--trace",
                      "--log-mlflow-model"]) == 0  # the opt-in pickled model is searched too
         compiled = runs / "toy" / "compiled-bootstrap"
         assert (compiled / "program.json").is_file()
-        assert main(["-v", "run", "--program", str(compiled), "Row 7. What is 9 + 22?"]) == 0
-        assert main(["-v", "search", *common, "--program", str(compiled)]) == 0
+        assert run(["-v", "run", "--program", str(compiled), "Row 7. What is 9 + 22?"]) == 0
+        assert run(["-v", "search", *common, "--program", str(compiled)]) == 0
         # a user pasting the key itself where the variable's name belongs
-        assert main(["eval", *common, "--api-key-env", openai_key]) == 2
+        assert run(["eval", *common, "--api-key-env", openai_key]) == 2
         sent = set(server.authorizations)
     assert sent == {f"Bearer {custom_key}"}  # the custom key really was used on every request
     mlflow.flush_trace_async_logging()
 
     out, err = capfd.readouterr()
+    for prefix in (b"", b"x", b"xy", b'{"auth": "Bearer '):  # the needles find an encoded copy at any offset
+        encoded = base64.b64encode(prefix + custom_key.encode() + b'"}')
+        assert any(needle in encoded for needle in encodings(custom_key).values())
     leaks = []
-    for name, value in (("OPENAI_API_KEY", openai_key), (CUSTOM_VAR, custom_key)):
+    planted = (("OPENAI_API_KEY", openai_key), (CUSTOM_VAR, custom_key))
+    for name, value in planted:
+        forms = encodings(value)
         for where, text in (("logs", caplog.text), ("stdout", out), ("stderr", err)):
-            if value in text:
-                leaks.append(f"{name} in {where}")
-        needle = value.encode()
+            leaks += [f"{name} ({form}) in {where}" for form, needle in forms.items() if needle.decode() in text]
         for path in files_under(tmp_path, Path(os.environ["DSPY_CACHEDIR"])):
-            if needle in path.read_bytes():
-                leaks.append(f"{name} in {path}")
+            data = path.read_bytes()
+            leaks += [f"{name} ({form}) in {path}" for form, needle in forms.items() if needle in data]
     assert leaks == []
 
     # the search was meaningful: those stores hold the run's data in plain text
@@ -108,5 +136,5 @@ def test_planted_keys_appear_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert artifacts, "MLflow artifacts were not written under the test directory"
     saved = yaml.safe_load((compiled / "config.yaml").read_text())
     assert saved["lm"]["endpoint"]["api_key_env"] == CUSTOM_VAR
-    TALLY["secrets"] = {"commands run": 5, "files searched": len(searched), "keys planted": 2,
-                        "leaks": len(leaks)}
+    TALLY["secrets"] = {"commands run": len(commands), "files searched": len(searched), "keys planted": len(planted),
+                        "forms searched per key": len(encodings(custom_key)), "leaks": len(leaks)}

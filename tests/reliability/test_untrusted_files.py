@@ -102,25 +102,30 @@ def edit_state(directory: Path, change: Any) -> None:
 @pytest.mark.fake_server
 def test_everything_loads_without_unpickling(saved: Path, tmp_path: Path, no_unpickling: list[str],
                                             capsys: pytest.CaptureFixture[str]) -> None:
+    loaders: list[str] = []  # each kind of file read back below
     # a saved program, directly and through the command, answering over HTTP
     loaded = load_program(saved, builder=builder)
     assert loaded.program(problem="Row 3. What is 5 + 10?").answer == "15"
     assert program_fingerprint(saved)
+    loaders += ["load_program", "program_fingerprint"]
     with toy_server() as server:
         code = main(["run", "--program", str(saved), "--api-base", server.api_base, "--model", "openai/fake",
                      "Row 4. What is 6 + 13?"])
     assert code == 0 and "19" in capsys.readouterr().out
+    loaders.append("scale run --program")
 
     # results: written by an evaluation, read back and summarised
     problems = [dspy.Example(**row, benchmark="toy").with_inputs("problem") for row in rows(3)]
     report = evaluate(loaded.program, problems, results_path=tmp_path / "r.jsonl", fingerprint="f", progress=False)
     assert summarize(load_results(tmp_path / "r.jsonl")).accuracy == report.summary.accuracy == 100.0
+    loaders.append("load_results")
 
     # plans shared by a search, and an Optuna study in sqlite
     store = PlanStore(tmp_path / "plans.jsonl")
     scale = Scale(loaded.config.program.scale, scripted_systems(stages, solver), plan_cache=store.view("k"))
     scale(problem="Row 5. What is 7 + 16?")
     assert PlanStore(tmp_path / "plans.jsonl").get("k", "Row 5. What is 7 + 16?") is not None
+    loaders.append("PlanStore")
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = optuna.create_study(study_name="s", storage=url, directions=["maximize", "minimize"])
     study.enqueue_trial({"threshold": 0.2}, user_attrs={"seed": True})
@@ -128,8 +133,10 @@ def test_everything_loads_without_unpickling(saved: Path, tmp_path: Path, no_unp
     trial.suggest_float("threshold", 0.0, 1.0)
     study.tell(trial, [50.0, 10.0])
     assert len(optuna.load_study(study_name="s", storage=url).trials) == 1
+    loaders.append("optuna.load_study")
     assert no_unpickling == []
-    TALLY["untrusted files: loads without unpickling"] = {"loaders checked": 6, "unpickle calls": 0}
+    TALLY["untrusted files: loads without unpickling"] = {"loaders checked": len(loaders),
+                                                          "unpickle calls": len(no_unpickling)}
 
 
 # --- tampered and forged program directories ---------------------------------------------------------
@@ -179,10 +186,14 @@ def test_tampered_or_forged_program_is_refused_by_name(forgery: str, saved: Path
         assert code == 2 and "Traceback" not in err, err
         assert err.startswith("error: ") and (len(err.strip().splitlines()) == 1 or "not valid YAML" in err), err
         assert str(saved) in err and __import__("re").search(message, err), err
-    assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+    ran_code = (tmp_path / "PWNED").exists() or Path("PWNED").exists()
+    assert not ran_code
     assert no_unpickling == []
-    tally = TALLY.setdefault("untrusted files: tampered/forged programs", {"forgeries": 0, "accepted": 0})
-    tally["forgeries"] += 1
+    tally = TALLY.setdefault("untrusted files: tampered/forged programs",
+                             {"forgeries refused by every loader": 0, "ran code": 0, "unpickle calls": 0})
+    tally["forgeries refused by every loader"] += 1  # load_program and the three commands, asserted above
+    tally["ran code"] += ran_code
+    tally["unpickle calls"] += len(no_unpickling)
 
 
 # --- chat template files run in a sandbox ----------------------------------------------------------
@@ -201,8 +212,11 @@ def test_a_chat_template_file_cannot_run_code(source: str, tmp_path: Path, monke
     template = get_template(str(path))
     with pytest.raises(ConfigError, match=r"evil\.jinja"):
         template.render([{"role": "user", "content": "hi"}])
-    assert not (tmp_path / "PWNED").exists()
-    TALLY.setdefault("untrusted files: chat templates", {"payloads": 0, "ran code": 0})["payloads"] += 1
+    ran_code = (tmp_path / "PWNED").exists()
+    assert not ran_code
+    tally = TALLY.setdefault("untrusted files: chat templates", {"payloads refused": 0, "ran code": 0})
+    tally["payloads refused"] += 1  # the ConfigError naming the file, asserted above
+    tally["ran code"] += ran_code
 
 
 # --- corrupted results and plan files ---------------------------------------------------------------
@@ -236,7 +250,10 @@ def test_corrupt_results_lines_are_skipped_and_rerun(tmp_path: Path, caplog: pyt
     assert summary.n == 1 and summary.accuracy == 100.0
     assert caplog.text.count("unreadable results line skipped") >= len(JUNK_LINES)
     assert (report.n_resumed, report.n_new) == (1, 2) and report.summary.accuracy == 100.0
-    TALLY["untrusted files: corrupt results lines"] = {"junk lines": len(JUNK_LINES), "crashes": 0, "half-read": 0}
+    half_read = [r.id for r in stored if r.id != "q000"]
+    TALLY["untrusted files: corrupt results lines"] = {
+        "junk lines": len(JUNK_LINES), "skipped with a warning": caplog.text.count("unreadable results line skipped"),
+        "half-read": len(half_read), "problems rerun": report.n_new}
 
 
 def test_corrupt_plan_lines_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
