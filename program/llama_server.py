@@ -131,7 +131,8 @@ def install() -> None:
             return original_completion(self, *args, **kwargs)
         _LOCAL.meter = meter = Meter(time.perf_counter())
         try:
-            result = original_completion(self, *args, **kwargs)
+            # Any: a dict when not streaming, whose usage and keys we extend beyond llama_cpp's TypedDicts.
+            result: Any = original_completion(self, *args, **kwargs)
         finally:
             _LOCAL.meter = None
         usage = result.get("usage") or {}
@@ -145,8 +146,9 @@ def install() -> None:
                 _RECENT.popitem(last=False)
         return result
 
-    Llama.eval, Llama.create_completion = eval, create_completion
-    Llama._scale_metered = True
+    patched: Any = Llama  # patched at run time: its declared methods and attributes do not describe it
+    patched.eval, patched.create_completion = eval, create_completion
+    patched._scale_metered = True
 
 
 def _timings_for(response_id: str) -> dict[str, Any] | None:
@@ -184,8 +186,8 @@ def main() -> None:
     install()
     create_app = server_main.create_app
 
-    def create_metered_app(**kwargs: Any) -> Any:
-        app = create_app(**kwargs)
+    def create_metered_app(*args: Any, **kwargs: Any) -> Any:
+        app = create_app(*args, **kwargs)
         app.middleware("http")(_attach_timings)
         return app
 
