@@ -22,7 +22,15 @@ from program.garbage import KINDS, NUMBER_FREE, BadReply, Garbage
 from program.scale import Scale
 from program.testing import function_lm, scripted_systems
 from reliability.fuzzing import (
-    MIN_BAD, NO_ANSWER, assert_clean, assert_reasons, failures_of, fuzz, row_number, row_of, stage_of,
+    MIN_BAD,
+    NO_ANSWER,
+    assert_clean,
+    assert_reasons,
+    failures_of,
+    fuzz,
+    row_number,
+    row_of,
+    stage_of,
 )
 from reliability.toy import TALLY, rows
 
