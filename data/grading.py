@@ -36,6 +36,7 @@ from concurrent.futures import CancelledError, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 GRADING_VERSION = 1  # bump when extraction or comparison rules change: results record it
@@ -155,9 +156,24 @@ def _squash(answer: str) -> str:
 
 # --- math-verify, in a process pool ---------------------------------------------------------
 
-def _worker_init() -> None:
+def _worker_init(caller_alive: Connection) -> None:
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeouts disabled" is on purpose
+    threading.Thread(target=_exit_with_caller, args=(caller_alive,), name="grader-orphan-watch", daemon=True).start()
     import math_verify  # noqa: F401  (import now, not inside a caller's timeout)
+
+
+def _exit_with_caller(caller_alive: Connection) -> None:
+    """End this worker once the process that grades is gone (SIGKILLed: no shutdown reached us).
+
+    An orphaned worker would wait forever on its task queue while holding the caller's stdout and
+    stderr open, so a script reading them (``subprocess.run(..., capture_output=True)``) would hang.
+    Only the caller holds the pipe's sending end: the read ends with EOF when the caller dies. (Its
+    parent, the forkserver, outlives the caller for as long as any worker lives, so watching the
+    parent pid would wait forever.)
+    """
+    with contextlib.suppress(EOFError, OSError):
+        caller_alive.recv()  # nothing is ever sent
+    os._exit(0)
 
 
 def _worker_ping() -> None:
@@ -180,6 +196,7 @@ def _worker_verify(gold: str, answer: str) -> tuple[bool, str]:
 _WORKERS = max(1, min(4, os.cpu_count() or 1))
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
+_caller_alive: tuple[Connection, Connection] | None = None  # (read end for workers, end kept here)
 
 
 def _new_pool() -> ProcessPoolExecutor:
@@ -188,7 +205,11 @@ def _new_pool() -> ProcessPoolExecutor:
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload(["math_verify"])  # forked workers start with it imported
-    pool = ProcessPoolExecutor(max_workers=_WORKERS, mp_context=ctx, initializer=_worker_init)
+    global _caller_alive
+    if _caller_alive is None:  # one pipe for this process's lifetime; its sending end is never passed on
+        _caller_alive = ctx.Pipe(duplex=False)
+    pool = ProcessPoolExecutor(max_workers=_WORKERS, mp_context=ctx, initializer=_worker_init,
+                               initargs=(_caller_alive[0],))
     try:
         for future in [pool.submit(_worker_ping) for _ in range(_WORKERS)]:
             future.result(timeout=120)  # start-up must not count against any caller's timeout

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -83,6 +86,19 @@ def test_a_timeout_in_one_thread_does_not_break_the_others() -> None:
 def test_shutdown_then_grade_restarts_the_pool() -> None:
     shutdown_grader()
     assert grade_answer(r"2\sqrt{2}", r"\sqrt{8}").correct
+
+
+def test_a_killed_caller_leaves_no_grading_workers_holding_its_output() -> None:
+    """SIGKILL skips every shutdown: the workers must notice on their own, or a script reading the
+    caller's output (subprocess.run with capture_output) waits for them forever."""
+    code = ("from data.grading import grade; import time; grade('1/2', '\\\\boxed{0.5}'); "
+            "print('ready', flush=True); time.sleep(300)")
+    caller = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    assert caller.stdout is not None and caller.stdout.readline() == "ready\n"
+    caller.send_signal(signal.SIGKILL)
+    caller.communicate(timeout=20)  # EOF on both pipes: every worker holding them has exited
+    assert caller.returncode == -signal.SIGKILL
 
 
 @pytest.mark.parametrize(("text", "expected"), [
