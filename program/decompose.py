@@ -13,7 +13,9 @@ The pipeline, following the SCALE reference code where it is sound:
    within the limit replaces it, otherwise every step of the first plan is **kept** and a warning
    recorded (dropping middle steps would leave later steps referring to quantities no step
    found; the reference code has no limit at all);
-5. no usable candidate at all: a **one-step plan**, the problem itself, recorded as a failure.
+5. no usable candidate at all, or a kept plan over ``PLAN_CEILING`` steps (a list that long is a
+   garbled reply, not a plan: solving it would cost one call per line): a **one-step plan**, the
+   problem itself, recorded as a failure.
 
 The instruction asks for ``range_min_steps`` to ``range_max_steps`` sub-problems when both are set:
 that sentence is appended to the (possibly tuned) Decompose instruction at call time.
@@ -55,6 +57,12 @@ class Decomposition:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Decomposition:
         return cls(**{**data, "failures": [Failure(**f) for f in data.get("failures", [])]})
+
+
+# No decomposer means 33 sub-problems for one math problem; a reply split into that many items is noise
+# (e.g. a 100k-character reply, one "step" per line), and every step is a call with all earlier steps in
+# its prompt. Above max_steps this only applies after the plan was asked for again.
+PLAN_CEILING = 32
 
 
 def rewrite_problem(predictor: dspy.Predict, lm: dspy.LM, problem: str) -> tuple[str | None, str | None, list[Failure]]:
@@ -213,6 +221,11 @@ def decompose_problem(problem: str, *, decompose: dspy.Predict, select: dspy.Pre
     steps, reasked, failed = within_limit(decompose, lm, problem, list(candidates[selected]), config)
     failures += failed
     steps = list(steps)
+    if len(steps) > PLAN_CEILING:
+        failures.append(Failure("decompose", f"plan of {len(steps)} steps is over the ceiling of {PLAN_CEILING}; "
+                                             "solving the problem as one step"))
+        return Decomposition(steps=[problem], candidates=candidates, selected=selected, conditions=conditions,
+                             question=question, failures=failures, reasked=reasked)
     if question:
         steps[-1] = question  # the final step answers exactly what was asked
     return Decomposition(steps=steps, candidates=candidates, selected=selected, conditions=conditions,

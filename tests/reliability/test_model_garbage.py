@@ -20,6 +20,7 @@ import pytest
 
 from data.grading import extract_answer
 from program.config import ScaleConfig
+from program.decompose import PLAN_CEILING
 from program.garbage import NUMBER_FREE
 from program.scale import Scale
 from program.testing import scripted_systems
@@ -56,7 +57,7 @@ def test_decomposition_garbage(tmp_path: Path, retries: int) -> None:
     config = ScaleConfig(threshold=0.5, max_steps=4)
     fuzzer, results = fuzz("decompose", lambda f: Scale(config, scripted_systems(f, f, f), decompose_retries=retries),
                            tmp_path, seed=12 + retries, per_problem=retries + 1)
-    one_step = 0
+    one_step = ceilinged = 0
     for result in results:
         assert_reasons(result)
         served = fuzzer.by_row[row_number(result)]
@@ -68,6 +69,11 @@ def test_decomposition_garbage(tmp_path: Path, retries: int) -> None:
         assert len(plan["steps"]) >= 1
         if len(plan["steps"]) > config.max_steps:  # never cut: kept whole, with a warning
             assert any("kept every step" in f["reason"] for f in failures_of(result, "decompose"))
+            assert len(plan["steps"]) <= PLAN_CEILING
+        over_ceiling = any("over the ceiling" in f["reason"] for f in failures_of(result, "decompose"))
+        if over_ceiling:  # a garbled list that long is not a plan: one step, the problem itself
+            ceilinged += 1
+            assert plan["steps"] == [result.problem] and plan["candidates"]
         for step in plan["steps"]:
             assert step.strip()
             assert_clean(step)
@@ -75,13 +81,14 @@ def test_decomposition_garbage(tmp_path: Path, retries: int) -> None:
             one_step += 1
             assert plan["steps"] == [result.problem]
             assert any("no usable decomposition" in f["reason"] for f in failures_of(result, "decompose"))
-        else:
+        elif not over_ceiling:
             assert served[-1].kind not in NUMBER_FREE  # no digit and no list: never a plan
         if any(len(c) > config.max_steps for c in plan["candidates"]):
             assert plan["reasked"] is not None
             assert any("asked again" in f["reason"] for f in failures_of(result, "decompose"))
         assert [s["index"] for s in result.trace["steps"]] == list(range(len(plan["steps"])))
-    TALLY[f"garbage: decompose (retries {retries})"] = {**fuzzer.counts, "one-step fallbacks": one_step}
+    TALLY[f"garbage: decompose (retries {retries})"] = {**fuzzer.counts, "one-step fallbacks": one_step,
+                                                       "plans over the ceiling": ceilinged}
 
 
 def test_selection_garbage(tmp_path: Path) -> None:

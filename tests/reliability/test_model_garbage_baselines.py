@@ -138,7 +138,9 @@ def test_budget_forcing_garbage_over_http(tmp_path: Path) -> None:
     for result in results:
         assert_reasons(result)
         assert sum(c["thinking_tokens"] for c in result.calls) <= budget  # control holds on garbage too
-        assert len(result.calls) <= waits + 2  # at most 1 + waits thinking segments, then the answer
+        # at most 1 + waits thinking segments, the answer, and (an empty answer after a natural end of
+        # thinking) one continuation after "Final Answer:"
+        assert len(result.calls) <= waits + 3
         assert bool(result.trace["failures"]) == (result.trace["value"] is None)
         assert len(by_row[row_number(result)]) == len(result.calls) >= 1  # one bad reply per server call
     kinds = {b.kind for b in garbage.served}

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from program.config import ConfigError, ScaleConfig
+from program.decompose import PLAN_CEILING
 from program.ledger import Ledger, recording
 from program.lm import Systems
 from program.scale import MemoryPlanCache, Plan, Scale
@@ -289,6 +290,17 @@ def test_an_over_long_plan_is_asked_again_then_kept_whole() -> None:
     reason = next(f["reason"] for f in prediction.trace["failures"] if f["stage"] == "decompose")
     assert "over max_steps=3" in reason and "kept every step of the first plan" in reason
     assert [s["index"] for s in prediction.trace["steps"]] == list(range(8))
+
+
+def test_a_plan_over_the_ceiling_is_noise_and_solved_as_one_step() -> None:
+    garbled = [f"Line {i} of a garbled reply." for i in range(1, PLAN_CEILING + 2)]
+    lms = systems(stages_responder(steps=garbled), s1=lambda m: "\\boxed{26}", s2=lambda m: "\\boxed{26}")
+    for max_steps in (3, None):  # asked again first when there is a limit; the ceiling holds without one too
+        prediction, ledger = run(Scale(ScaleConfig(max_steps=max_steps), lms))
+        assert prediction.trace["plan"]["steps"] == [PROBLEM] and prediction.answer == "26"
+        assert ledger.by_stage()["decompose"]["calls"] == (2 if max_steps else 1)
+        reason = [f["reason"] for f in prediction.trace["failures"] if f["stage"] == "decompose"][-1]
+        assert f"plan of {PLAN_CEILING + 1} steps is over the ceiling of {PLAN_CEILING}" in reason
 
 
 def test_a_shorter_second_plan_replaces_the_over_long_one() -> None:
