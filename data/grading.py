@@ -28,6 +28,7 @@ import contextlib
 import importlib.metadata
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import re
 import threading
@@ -208,6 +209,9 @@ def _new_pool() -> ProcessPoolExecutor:
     global _caller_alive
     if _caller_alive is None:  # one pipe for this process's lifetime; its sending end is never passed on
         _caller_alive = ctx.Pipe(duplex=False)
+        # A multiprocessing child (a search worker, say) never runs atexit: it runs finalizers, then
+        # joins its child processes, which would wait for these workers forever. Stop them first.
+        multiprocessing.util.Finalize(None, shutdown_grader, exitpriority=100)
     pool = ProcessPoolExecutor(max_workers=_WORKERS, mp_context=ctx, initializer=_worker_init,
                                initargs=(_caller_alive[0],))
     try:

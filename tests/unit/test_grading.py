@@ -101,6 +101,24 @@ def test_a_killed_caller_leaves_no_grading_workers_holding_its_output() -> None:
     assert caller.returncode == -signal.SIGKILL
 
 
+def _grade_in_a_child() -> None:
+    assert grade_answer("1/2", "0.5").correct  # reaches the worker processes (not an integer pair)
+
+
+def test_a_multiprocessing_child_that_graded_exits() -> None:
+    """A multiprocessing child runs no atexit hooks and joins its children at exit: the grading
+    workers must be stopped before that join, or the child (a search worker) never ends."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=_grade_in_a_child)
+    child.start()
+    child.join(timeout=60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     (r"\boxed{\frac{a}{\sqrt{b}}}", r"\frac{a}{\sqrt{b}}"),
     ("<THINK>x</THINK>Answer: 4", "4"),
