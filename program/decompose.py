@@ -77,6 +77,10 @@ def rewrite_problem(predictor: dspy.Predict, lm: dspy.LM, problem: str) -> tuple
 def instructed(predictor: dspy.Predict, sentence: str) -> dspy.Predict:
     """``predictor`` with ``sentence`` appended to its instruction (tuned instruction and demos kept).
 
+    The copy's calls are traced as ``predictor``'s (``program.execute.call``): optimizers find a
+    predictor's traces by identity (bootstrap) or by signature (GEPA), and the one they tune is the
+    original, whose instruction the sentence is appended to at call time.
+
     Example:
         >>> from program.signatures import Decompose
         >>> asked = instructed(dspy.Predict(Decompose), "Use 2 to 3 sub-problems.")
@@ -87,6 +91,7 @@ def instructed(predictor: dspy.Predict, sentence: str) -> dspy.Predict:
         return predictor
     asked = predictor.deepcopy()
     asked.signature = predictor.signature.with_instructions(predictor.signature.instructions.rstrip() + "\n" + sentence)
+    asked._trace_as = predictor  # read by program.execute.call
     return asked
 
 

@@ -108,6 +108,19 @@ def call(predictor: dspy.Predict, lm: dspy.LM, stage_name: str, *, config: dict[
         except AdapterParseError as exc:
             reason = getattr(exc, "reason", None) or str(exc).strip().splitlines()[0]
             return Attempt(None, reason)
+        finally:
+            _trace_as_original(predictor)
+
+
+def _trace_as_original(predictor: dspy.Predict) -> None:
+    """Book a call-time copy's trace entries (``decompose.instructed``) to the predictor it copies."""
+    original = getattr(predictor, "_trace_as", None)
+    trace = dspy.settings.trace
+    if original is None or not trace:
+        return
+    for i, (traced, *rest) in enumerate(trace):
+        if traced is predictor:
+            trace[i] = (original, *rest)
 
 
 @dataclass(frozen=True)

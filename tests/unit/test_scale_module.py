@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable
 
+import dspy
 import pytest
 
 from program.config import ConfigError, ScaleConfig
@@ -301,6 +302,18 @@ def test_a_plan_over_the_ceiling_is_noise_and_solved_as_one_step() -> None:
         assert ledger.by_stage()["decompose"]["calls"] == (2 if max_steps else 1)
         reason = [f["reason"] for f in prediction.trace["failures"] if f["stage"] == "decompose"][-1]
         assert f"plan of {PLAN_CEILING + 1} steps is over the ceiling of {PLAN_CEILING}" in reason
+
+
+def test_traces_name_the_programs_own_predictors() -> None:
+    """Optimizers find a predictor's examples in the trace (bootstrap by identity, GEPA by signature): the
+    call-time copy that adds the step-range sentence must be traced as the decompose predictor itself."""
+    program = Scale(ScaleConfig(max_steps=3, rewrite=True), systems(stages_responder(steps=LONG)))
+    with dspy.context(trace=[]):
+        program(problem=PROBLEM)
+        traced = [predictor for predictor, *_ in dspy.settings.trace]
+    own = {id(p) for _, p in program.named_predictors()}
+    assert traced and all(id(p) in own for p in traced)
+    assert sum(p is program.decompose for p in traced) == 2  # the plan and the second ask
 
 
 def test_a_shorter_second_plan_replaces_the_over_long_one() -> None:
