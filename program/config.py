@@ -279,7 +279,8 @@ class ScaleConfig:
             is still too long (or unreadable) every step of the first plan is kept, with a warning.
             Steps are never dropped. None: no limit (reference code).
         range_min_steps, range_max_steps: the range the decomposition instruction asks for ("Use 2
-            to 5 sub-problems; a simple problem needs fewer."); None for both: no range (reference).
+            to 5 sub-problems; a simple problem needs fewer."), capped at ``max_steps``; None for both: no
+            range (reference).
     """
 
     threshold: float = 0.5

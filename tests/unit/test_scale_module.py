@@ -338,6 +338,16 @@ def test_no_limit_and_no_range_is_the_reference_instruction() -> None:
     assert "Use 1 to 4 sub-problems; a simple problem needs fewer." in ask[0]["content"]
 
 
+def test_the_range_asked_for_never_reaches_past_max_steps() -> None:
+    for config, sentence in [(ScaleConfig(max_steps=3), "Use 2 to 3 sub-problems"),
+                             (ScaleConfig(max_steps=2), "Use at most 2 sub-problems"),
+                             (ScaleConfig(max_steps=8), "Use 2 to 5 sub-problems")]:
+        lms = systems()
+        run(Scale(config, lms))
+        ask = next(r for r in lms.stages.engine.requests if is_stage(r, Decompose))
+        assert sentence + "; a simple problem needs fewer." in ask[0]["content"], config
+
+
 def test_the_decompose_instruction_holds_the_reference_rules() -> None:
     text = Decompose.instructions
     for rule in ("simpler than the original problem", "Name no theorem", "builds on the results of earlier ones",
