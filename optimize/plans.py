@@ -72,7 +72,7 @@ def open_plan_store(storage_url: str, run_dir: str | Path) -> Any:
         >>> open_plan_store("sqlite:///runs/x/optuna.db", "runs/x")
         PlanStore('runs/x/plans.jsonl')
     """
-    from optimize.study import is_server_url
+    from optimize.storage import is_server_url
 
     if is_server_url(storage_url):
         from optimize.plans_db import DatabasePlanStore

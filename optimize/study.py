@@ -25,9 +25,8 @@ reaches every machine, and dies with its holder's connection); elsewhere a file 
 storage (sqlite, journal), else in the run directory, which serialises processes that share a
 file system.
 
-Storage URLs: None = ``sqlite:///<run_dir>/optuna.db``; ``journal:PATH`` = a journal file
-(``JournalStorage(JournalFileBackend(PATH))``); anything else is an SQLAlchemy URL for Optuna's
-``RDBStorage`` (``sqlite:///FILE``, ``postgresql://user@host/db``).
+Storage URLs (``optimize.storage``): None = ``sqlite:///<run_dir>/optuna.db``; ``journal:PATH`` = a
+journal file; anything else is an SQLAlchemy URL for Optuna's ``RDBStorage``.
 
 Example:
     >>> handle = open_study("demo", None, "runs/demo")
@@ -52,9 +51,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import optuna
-from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
+from optimize.storage import is_postgres, is_server_url, open_storage, safe_url, service_errors, storage_url
 from program.errors import ServiceError
 
 __all__ = ["StudyHandle", "open_study", "storage_url", "study_lock", "next_trial", "interrupt_trial",
@@ -67,7 +66,6 @@ WORKER_ATTR = "worker"
 # accuracy up, mean tokens per problem down
 DIRECTIONS: tuple[Literal["maximize", "minimize"], ...] = ("maximize", "minimize")
 HEARTBEAT_SECONDS = 60.0  # default heartbeat interval on a server database; grace period: 3 intervals
-_SERVER_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 
 
 @dataclass
@@ -91,43 +89,9 @@ class StudyHandle:
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         """The study's lock: a PostgreSQL advisory lock on a server database, else a file lock."""
-        if _is_postgres(self.url):
+        if is_postgres(self.url):
             return _advisory_lock(self.storage.engine, self.name)
         return study_lock(self.lock_path)
-
-
-def is_server_url(url: str) -> bool:
-    """True for a database server URL (shared by machines), False for sqlite files and journals.
-
-    Example:
-        >>> is_server_url("postgresql://me@db/optuna"), is_server_url("sqlite:///runs/optuna.db")
-        (True, False)
-    """
-    return url.split(":", 1)[0].split("+", 1)[0].lower() in _SERVER_SCHEMES
-
-
-def safe_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages and logs).
-
-    Example:
-        >>> safe_url("postgresql://me:hunter2@db:5432/optuna")
-        'postgresql://me:***@db:5432/optuna'
-    """
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:  # unparsable: show the scheme only, the rest may hold a password
-        return url.split(":", 1)[0] + "://***"
-
-
-def _is_postgres(url: str) -> bool:
-    return url.split(":", 1)[0].split("+", 1)[0].lower() in ("postgresql", "postgres")
 
 
 @contextlib.contextmanager
@@ -143,11 +107,6 @@ def _advisory_lock(engine: Any, study_name: str) -> Iterator[None]:
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
             connection.commit()
-
-
-def storage_url(storage: str | None, run_dir: str | Path) -> str:
-    """The storage URL actually used: the given one, or the default sqlite file in ``run_dir``."""
-    return storage or f"sqlite:///{Path(run_dir).resolve() / 'optuna.db'}"
 
 
 def _lock_path(url: str, run_dir: Path, study_name: str) -> Path:
@@ -170,61 +129,6 @@ def study_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _open_storage(url: str, heartbeat: float | None = None) -> Any:
-    if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        path = Path(url.removeprefix("journal:"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    if heartbeat is None:
-        return optuna.storages.RDBStorage(url)
-    # Optuna's heartbeat takes whole seconds; tests use 1 s.
-    interval = max(1, round(heartbeat))
-    return optuna.storages.RDBStorage(url, heartbeat_interval=interval, grace_period=3 * interval,
-                                      failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
-
-
-@contextlib.contextmanager
-def _service_errors(url: str) -> Iterator[None]:
-    """Turn a driver's or the database's error into a ``ServiceError`` naming the URL (password hidden)."""
-    try:
-        yield
-    except ServiceError:
-        raise
-    except ImportError as exc:
-        raise ServiceError(f"The study storage {safe_url(url)} needs a database driver that is not installed "
-                           f"({exc.name or exc}); for PostgreSQL: pip install 'scale-tts[postgres]'.") from None
-    except Exception as exc:
-        import sqlalchemy.exc
-
-        if not isinstance(exc, (sqlalchemy.exc.SQLAlchemyError, OSError, ValueError,
-                                optuna.exceptions.StorageInternalError)):
-            raise
-        # OperationalError (server down, wrong password), ArgumentError (a URL that is none) ...
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        reason = reason.replace(url, safe_url(url))
-        password = _password(url)
-        if password:
-            reason = reason.replace(password, "***")
-        raise ServiceError(f"Cannot open the study storage {safe_url(url)}: {type(exc).__name__}: "
-                           f"{reason[:300]}. "
-                           "Check that the database server is running and the URL is right "
-                           "(--storage postgresql://USER:PASSWORD@HOST:PORT/DB, sqlite:///FILE or "
-                           "journal:FILE).") from None
-
-
-def _password(url: str) -> str | None:
-    from urllib.parse import urlsplit
-
-    try:
-        return urlsplit(url).password
-    except ValueError:
-        return None
-
-
 def make_sampler(name: str, seed: int | None, *, trials: int) -> optuna.samplers.BaseSampler:
     """NSGA-II (default), TPE or random, seeded.
 
@@ -243,7 +147,7 @@ def make_sampler(name: str, seed: int | None, *, trials: int) -> optuna.samplers
 @contextlib.contextmanager
 def _creation_lock(url: str, lock_path: Path, study_name: str) -> Iterator[None]:
     """Held while the storage's tables and the study are created (two creators at once crash)."""
-    if not _is_postgres(url):
+    if not is_postgres(url):
         with study_lock(lock_path):
             yield
         return
@@ -273,8 +177,8 @@ def open_study(study_name: str, storage: str | None, run_dir: str | Path, *, sam
     if heartbeat is None and is_server_url(url):
         heartbeat = HEARTBEAT_SECONDS
     lock_path = _lock_path(url, run_dir, study_name)
-    with _service_errors(url), _creation_lock(url, lock_path, study_name):
-        store = _open_storage(url, heartbeat)
+    with service_errors(url), _creation_lock(url, lock_path, study_name):
+        store = open_storage(url, heartbeat)
         try:
             existing = optuna.load_study(study_name=study_name, storage=store)
         except KeyError:
