@@ -36,9 +36,8 @@ from program.config import (
     ScaleConfig,
     VoteConfig,
     check_known_keys,
-    from_dict,
-    to_dict,
 )
+from program.config_data import from_dict, to_dict
 
 __all__ = [
     "DataConfig", "SearchConfig", "CompileConfig", "TrackingConfig", "ExperimentConfig",

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optimize.experiment import ExperimentConfig, save_experiment
-from program.config import ProgramConfig, from_dict
+from program.config import ProgramConfig
+from program.config_data import from_dict
 
 if TYPE_CHECKING:
     import optuna

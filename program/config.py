@@ -1,8 +1,8 @@
 """Frozen, validated configuration: how to reach the models, and how each method spends tokens.
 
 Every config is a frozen dataclass validated on construction, so a bad value fails where it is
-written, with the field name, the value and what was expected. ``from_dict`` builds any of them
-from plain data (a YAML/JSON file) and rejects unknown keys by name.
+written, with the field name, the value and what was expected. ``program.config_data.from_dict``
+builds any of them from plain data (a YAML/JSON file) and rejects unknown keys by name.
 
 Example:
     >>> lm = LMConfig.preset("local")
@@ -14,12 +14,9 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import types
-import typing
-from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, get_args
 
 __all__ = [
     "ConfigError",
@@ -32,8 +29,6 @@ __all__ = [
     "InftyThinkConfig",
     "ProgramConfig",
     "METHODS",
-    "from_dict",
-    "to_dict",
     "check_known_keys",
     "THINKING_SWITCHES",
     "LOCAL_MODEL_ALIAS",
@@ -366,58 +361,3 @@ class ProgramConfig:
 
     def __post_init__(self) -> None:
         _check(self.method in METHODS, f"`method={self.method!r}` must be one of {', '.join(METHODS)}.")
-
-
-# --- plain data <-> configs ------------------------------------------------------------------
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
-
-T = TypeVar("T", bound="DataclassInstance")
-
-
-def from_dict(cls: type[T], data: Any, *, where: str = "config") -> T:
-    """Build a config dataclass from plain data, naming any unknown key or bad value.
-
-    Example:
-        >>> from_dict(ScaleConfig, {"threshold": 0.3}).threshold
-        0.3
-    """
-    if isinstance(data, cls):
-        return data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}.")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls) if f.init}
-    check_known_keys(data, known, where, after=f" for {cls.__name__}")
-    kwargs = {key: _convert(hints[key], value, f"{where}.{key}") for key, value in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def _convert(hint: Any, value: Any, where: str) -> Any:
-    origin = get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        for option in options:
-            if isinstance(option, type) and dataclasses.is_dataclass(option):
-                return from_dict(option, value, where=where)
-        return _convert(options[0], value, where) if len(options) == 1 else value
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, where=where)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool) and not isinstance(value, hint):
-        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}.")
-    return value
-
-
-def to_dict(config: Any) -> dict[str, Any]:
-    """Plain data for a config (YAML/JSON-ready). Holds no secrets: only the key's variable name."""
-    return dataclasses.asdict(config)

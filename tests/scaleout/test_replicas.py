@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from optimize.cli import main
-from program.config import ConfigError, Endpoint, LMConfig, from_dict
+from program.config import ConfigError, Endpoint, LMConfig
+from program.config_data import from_dict
 from program.fakeserver import FakeServer
 from reliability.toy import data_dir, kill_after, toy_reply
 

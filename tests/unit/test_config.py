@@ -16,8 +16,8 @@ from program.config import (
     ProgramConfig,
     ScaleConfig,
     VoteConfig,
-    from_dict,
 )
+from program.config_data import from_dict
 
 
 @pytest.mark.parametrize(("build", "message"), [
