@@ -34,7 +34,7 @@ def is_server_url(url: str) -> bool:
         >>> is_server_url("postgresql://me@db/optuna"), is_server_url("sqlite:///runs/optuna.db")
         (True, False)
     """
-    return url.split(":", 1)[0].split("+", 1)[0].lower() in _SERVER_SCHEMES
+    return _dialect(url) in _SERVER_SCHEMES
 
 
 def safe_url(url: str) -> str:
@@ -58,7 +58,12 @@ def safe_url(url: str) -> str:
 
 
 def is_postgres(url: str) -> bool:
-    return url.split(":", 1)[0].split("+", 1)[0].lower() in ("postgresql", "postgres")
+    return _dialect(url) in ("postgresql", "postgres")
+
+
+def _dialect(url: str) -> str:
+    """The database of an SQLAlchemy URL, without its driver: "postgresql+psycopg://..." -> "postgresql"."""
+    return url.split(":", 1)[0].split("+", 1)[0].lower()
 
 
 def storage_url(storage: str | None, run_dir: str | Path) -> str:

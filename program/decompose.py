@@ -59,7 +59,7 @@ class Decomposition:
         return cls(**{**data, "failures": [Failure(**f) for f in data.get("failures", [])]})
 
 
-# No decomposer means 33 sub-problems for one math problem; a reply split into that many items is noise
+# No decomposer means to split one math problem into 33 sub-problems; a reply that parses into that many items is noise
 # (e.g. a 100k-character reply, one "step" per line), and every step is a call with all earlier steps in
 # its prompt. Above max_steps this only applies after the plan was asked for again.
 PLAN_CEILING = 32
