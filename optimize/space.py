@@ -22,7 +22,12 @@ what is expected. Parameters and what they set in a ``ProgramConfig``:
                                   on thinking there: the paper's "System 2 cap" sweep
 ``num_waits``                     ``lm.forcing.num_waits`` (s1 "Wait" extensions)
 ``num_candidates``                ``scale.num_candidates`` (k decompositions; k > 1 adds a judge)
+``difficulty_source``             ``scale.difficulty_source`` (a name: fixed or ``{choices: [...]}``)
+``attempt_confidence``            ``scale.attempt_confidence`` (the ``attempt`` source's option)
 ================================  ============================================================
+
+A study that searches ``difficulty_source`` with ``threshold`` picks the source and its tau
+together; the scores of one source are not on another's scale, so TPE/NSGA-II condition tau on it.
 
 Example:
     >>> space = SearchSpace.parse({"threshold": [0.0, 1.0], "num_waits": 0})
@@ -41,6 +46,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from program.config import ConfigError, ProgramConfig, check_known_keys
+from program.sources import SOURCES
 
 if TYPE_CHECKING:
     import optuna
@@ -75,14 +81,20 @@ class Parameter:
     """One searchable knob: its type, its smallest (and largest) legal value, and where it lives."""
 
     name: str
-    kind: type  # int or float
+    kind: type  # int, float, or str (a name among ``options``)
     minimum: float
     maximum: float | None
     get: Callable[[ProgramConfig], Any]
     set: Callable[[ProgramConfig, Any], ProgramConfig]
+    options: tuple[str, ...] = ()
 
-    def check(self, value: Any, what: str = "value") -> int | float:
+    def check(self, value: Any, what: str = "value") -> Any:
         """``value`` as this parameter's type, or a ConfigError naming the parameter."""
+        if self.kind is str:
+            if value not in self.options:
+                raise ConfigError(f"search.space.{self.name}: {what} {value!r} must be one of "
+                                  f"{', '.join(self.options)}.")
+            return str(value)
         expected = "an integer" if self.kind is int else "a number"
         bounds = f">= {self.minimum:g}" if self.maximum is None else f"in [{self.minimum:g}, {self.maximum:g}]"
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -105,12 +117,17 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
               lambda c, v: replace(c, lm=replace(c.lm, forcing=replace(c.lm.forcing, num_waits=int(v))))),
     Parameter("num_candidates", int, 1, None, lambda c: c.scale.num_candidates,
               lambda c, v: _with_scale(c, num_candidates=int(v))),
+    Parameter("difficulty_source", str, 0, None, lambda c: c.scale.difficulty_source,
+              lambda c, v: _with_scale(c, difficulty_source=str(v)), options=SOURCES),
+    Parameter("attempt_confidence", str, 0, None, lambda c: c.scale.attempt_confidence,
+              lambda c, v: _with_scale(c, attempt_confidence=str(v)),
+              options=("length", "deepconf", "mean_logprob", "agreement")),
 )}
 
 
 @dataclass(frozen=True)
 class Fixed:
-    value: int | float
+    value: int | float | str
 
     def clip(self, value: Any) -> Any:
         return self.value if value == self.value else None
@@ -133,9 +150,11 @@ class Range:
 
 @dataclass(frozen=True)
 class Choices:
-    values: tuple[int | float, ...]
+    values: tuple[Any, ...]
 
     def clip(self, value: Any) -> Any:
+        if isinstance(self.values[0], str):  # names have no nearest: the value itself, else the first
+            return value if value in self.values else self.values[0]
         return min(self.values, key=lambda choice: (abs(choice - value), choice))
 
 
@@ -144,6 +163,9 @@ Spec = Fixed | Range | Choices
 
 def _parse_one(param: Parameter, raw: Any) -> Spec:
     name = f"search.space.{param.name}"
+    if param.kind is str and isinstance(raw, (list, tuple)):
+        raise ConfigError(f"{name}: {list(raw)!r} is not a range of names; write one name or "
+                          f"{{choices: [...]}} from: {', '.join(param.options)}.")
     if isinstance(raw, (list, tuple)):
         if len(raw) != 2:
             raise ConfigError(f"{name}: {list(raw)!r} must be [low, high] (two values), a single value, "

@@ -276,6 +276,17 @@ class ScaleConfig:
         range_min_steps, range_max_steps: the range the decomposition instruction asks for ("Use 2
             to 5 sub-problems; a simple problem needs fewer."), capped at ``max_steps``; None for both: no
             range (reference).
+        difficulty_source: where a step's score comes from (``program.sources``): ``rating`` (the
+            prompted score, reference), ``rating_logprobs`` (the expected digit of a one-token rating;
+            needs logprobs), ``attempt`` (System 1 tries first; its attempt shows the difficulty, and a
+            step above tau is re-solved by System 2), ``learned`` (a model fitted by ``scale calibrate``).
+        attempt_confidence: what an attempt that gave a boxed answer within its cap scores: ``length``
+            (tokens / cap), ``deepconf`` (lowest sliding-window confidence), ``mean_logprob``, or
+            ``agreement`` (1 - largest agreeing share of ``attempt_samples`` samples).
+        attempt_samples: System 1 samples per attempt for ``agreement`` (the first is the greedy one).
+        attempt_temperature: the temperature of the extra ``agreement`` samples.
+        confidence_window: DeepConf's sliding window, in tokens (small: steps are short).
+        learned_path: the JSON file of a ``learned`` source (written by ``scale calibrate --fit learned``).
     """
 
     threshold: float = 0.5
@@ -291,6 +302,12 @@ class ScaleConfig:
     max_steps: int | None = 6
     range_min_steps: int | None = 2
     range_max_steps: int | None = 5
+    difficulty_source: Literal["rating", "rating_logprobs", "attempt", "learned"] = "rating"
+    attempt_confidence: Literal["length", "deepconf", "mean_logprob", "agreement"] = "length"
+    attempt_samples: int = 3
+    attempt_temperature: float = 0.7
+    confidence_window: int = 16
+    learned_path: str | None = None
 
     def __post_init__(self) -> None:
         _check(isinstance(self.threshold, (int, float)) and -1.0 <= self.threshold <= 1.0,
@@ -313,6 +330,19 @@ class ScaleConfig:
         lo, hi = self.range_min_steps, self.range_max_steps
         _check((lo is None) == (hi is None) and (lo is None or hi is None or lo <= hi),
                f"`range_min_steps={lo!r}`, `range_max_steps={hi!r}`: set both (min <= max) or neither.")
+        sources = ("rating", "rating_logprobs", "attempt", "learned")
+        _check(self.difficulty_source in sources,
+               f"`difficulty_source={self.difficulty_source!r}` must be one of {', '.join(sources)}.")
+        options = ("length", "deepconf", "mean_logprob", "agreement")
+        _check(self.attempt_confidence in options,
+               f"`attempt_confidence={self.attempt_confidence!r}` must be one of {', '.join(options)}.")
+        _check_positive("attempt_samples", self.attempt_samples)
+        _check(isinstance(self.attempt_temperature, (int, float)) and 0.0 < self.attempt_temperature <= 2.0,
+               f"`attempt_temperature={self.attempt_temperature!r}` must be in (0, 2]: the extra samples must differ.")
+        _check_positive("confidence_window", self.confidence_window)
+        _check(self.difficulty_source != "learned" or bool(self.learned_path),
+               "`difficulty_source='learned'` needs `learned_path`: the JSON file written by "
+               "`scale calibrate --fit learned`.")
 
 
 @dataclass(frozen=True)
@@ -342,7 +372,7 @@ class InftyThinkConfig:
         _check_positive("summary_max_tokens", self.summary_max_tokens)
 
 
-METHODS: tuple[str, ...] = ("scale", "cot", "vote", "inftythink", "bf", "system1", "system2")
+METHODS: tuple[str, ...] = ("scale", "cot", "vote", "inftythink", "bf", "system1", "system2", "cascade")
 
 
 @dataclass(frozen=True)

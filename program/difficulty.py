@@ -42,7 +42,8 @@ class Difficulty:
 
     ``score``: what routing uses. ``raw``: what the model said (None if not asked or unreadable).
     ``forced``: the last-step rule set it. ``fallback``: why the fallback score was used.
-    ``attempts``: calls made.
+    ``attempts``: calls made. ``source``: the difficulty source (``program.sources``).
+    ``signals``: the raw measurements the score came from (an attempt's length, a digit entropy).
     """
 
     score: float
@@ -50,6 +51,8 @@ class Difficulty:
     forced: bool = False
     fallback: str | None = None
     attempts: int = 0
+    source: str = "rating"
+    signals: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

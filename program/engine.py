@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dspy.lm15 import Message, Response, TextPart, ThinkingPart, Usage
+from dspy.lm15 import Message, Response, TextPart, ThinkingPart, TokenLogprob, TopLogprob, Usage
 
 from program import transport
 from program.config import Endpoint, ModeConfig
@@ -42,7 +42,12 @@ def to_response(model: str, completion: transport.Completion) -> Response:
     finish = completion.finish_reason if completion.finish_reason in ("stop", "length") else "stop"
     usage = Usage(input_tokens=completion.prompt_tokens, output_tokens=completion.completion_tokens,
                   reasoning_tokens=completion.thinking_tokens if completion.thinking else None)
-    return Response(id=None, model=model, message=Message.assistant(parts), finish_reason=finish, usage=usage)
+    logprobs = None
+    if completion.logprobs is not None:  # DSPy hands these to the prediction as ``.logprobs``
+        logprobs = tuple(TokenLogprob(t["token"], t["logprob"], top=tuple(TopLogprob(tok, lp) for tok, lp in t["top"]))
+                         for t in completion.logprobs)
+    return Response(id=None, model=model, message=Message.assistant(parts), finish_reason=finish, usage=usage,
+                    logprobs=logprobs)
 
 
 @dataclass
@@ -72,6 +77,7 @@ class ChatEngine:
             top_k=config.top_k if config.top_k is not None else self.mode.top_k,
             seed=config.seed, stop=list(config.stop) or None, extra_body=extra or None,
             reasoning_effort=self.mode.reasoning_effort if self.mode.thinking == "effort" else None,
+            logprobs=config.logprobs,
         )
         return to_response(request.model, completion)
 

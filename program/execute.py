@@ -130,6 +130,7 @@ class Solution:
     text: str
     answer: str | None
     reason: str | None = None
+    logprobs: list[dict[str, Any]] | None = None  # per token, when the call asked for them
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,17 @@ def solve(predictor: dspy.Predict, lm: dspy.LM, stage_name: str, *, config: dict
     if text is None:  # an unclosed <think>: the model never got to a visible answer
         return Solution("", None, "the reply ended inside an unclosed thinking section")
     answer = extract_answer(text)
-    return Solution(text.strip(), answer, None if answer is not None else r"no final answer (\boxed{}) in the reply")
+    reason = None if answer is not None else r"no final answer (\boxed{}) in the reply"
+    return Solution(text.strip(), answer, reason, _token_logprobs(attempt.prediction))
+
+
+def _token_logprobs(prediction: dspy.Prediction) -> list[dict[str, Any]] | None:
+    """DSPy's ``prediction.logprobs`` back in the transport's shape (None when none were sent)."""
+    content = (prediction.get("logprobs") or {}).get("content") if hasattr(prediction, "get") else None
+    if not content:
+        return None
+    return [{"token": t["token"], "logprob": t["logprob"],
+             "top": [[alt["token"], alt["logprob"]] for alt in t.get("top_logprobs") or []]} for t in content]
 
 
 def render_context(done: Sequence[StepResult], mode: ContextMode = "full") -> str:

@@ -285,8 +285,12 @@ def _host_port(api_base: str | None) -> tuple[str, int]:
 
 
 @contextlib.contextmanager
-def ensure_server(lm_config: LMConfig, *, ready_timeout: float = 120.0) -> Iterator[LocalServer | None]:
+def ensure_server(lm_config: LMConfig, *, ready_timeout: float = 120.0,
+                  logprobs: bool = False) -> Iterator[LocalServer | None]:
     """Keep the embedded server up while the block runs; yields the server it started, else None.
+
+    ``logprobs``: a server started here computes token logprobs (``--logits_all true``), which
+    the logprob difficulty sources need (``program.sources.needs_logprobs``).
 
     Does nothing unless ``lm_config.embedded``. A server already answering on the configured port
     is reused and left running. A server started here is stopped on exit (also on Ctrl-C), after
@@ -308,7 +312,7 @@ def ensure_server(lm_config: LMConfig, *, ready_timeout: float = 120.0) -> Itera
         if not is_serving(host, port):
             with _locked(directory / f"server-{port}.start.lock"):  # one starter; the other waits, reuses
                 if not is_serving(host, port):
-                    server = LocalServer(model_path(directory), host=host, port=port, alias=alias)
+                    server = LocalServer(model_path(directory), host=host, port=port, alias=alias, logprobs=logprobs)
                     t0 = time.monotonic()
                     try:
                         server.start()

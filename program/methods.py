@@ -16,6 +16,7 @@ from typing import Any
 import dspy
 
 from program.baselines import BudgetForcing, CoT, InftyThink, MajorityVote
+from program.cascade import Cascade
 from program.config import METHODS, ConfigError, ProgramConfig
 from program.lm import Systems, build_systems
 from program.scale import Scale
@@ -25,7 +26,7 @@ __all__ = ["build_program", "METHOD_OPTIONS"]
 # Keyword options each method accepts (anything else is a mistake worth naming).
 _SCALE_OPTIONS = ("plan_cache", "decompose_retries", "difficulty_max_tokens")
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
-    "scale": _SCALE_OPTIONS, "system1": _SCALE_OPTIONS, "system2": _SCALE_OPTIONS,
+    "scale": _SCALE_OPTIONS, "system1": _SCALE_OPTIONS, "system2": _SCALE_OPTIONS, "cascade": _SCALE_OPTIONS,
     "cot": (), "vote": (), "inftythink": (), "bf": ("lm", "thinking_budget", "num_waits"),
 }
 
@@ -37,6 +38,8 @@ def build_program(config: ProgramConfig, systems: Systems | None = None, **optio
       ``difficulty_max_tokens``.
     - ``system1`` / ``system2``: uniform SCALE (tau = 1 / tau = -1, no last-step rule); the
       decomposition is kept, difficulty scoring is skipped (it could not change a route).
+    - ``cascade``: the whole problem as one step, scored by ``config.scale.difficulty_source`` and
+      escalated to System 2 above ``config.scale.threshold`` (the problem-level router).
     - ``cot``, ``vote`` (``config.vote``), ``inftythink`` (``config.inftythink``): on System 1.
     - ``bf``: the whole problem through budget forcing on System 2's endpoint; options ``lm``,
       ``thinking_budget``, ``num_waits``.
@@ -56,6 +59,8 @@ def build_program(config: ProgramConfig, systems: Systems | None = None, **optio
     systems = systems or build_systems(config.lm)
     if method == "scale":
         return Scale(config.scale, systems, **options)
+    if method == "cascade":
+        return Cascade(config.scale, systems, **options)
     if method in ("system1", "system2"):
         uniform = replace(config.scale, threshold=1.0 if method == "system1" else -1.0, last_step_score=None)
         return Scale(uniform, systems, assess_difficulty=False, **options)

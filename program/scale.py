@@ -31,11 +31,12 @@ import dspy
 from program import ledger
 from program.config import ConfigError, ProgramConfig, ScaleConfig
 from program.decompose import Decomposition, decompose_problem
-from program.difficulty import Difficulty, assess_plan, assess_step
-from program.execute import Failure, Shared, StepResult, captured, render_context, solve, usage_summary
+from program.difficulty import Difficulty
+from program.execute import Failure, Shared, StepResult, captured, render_context, render_steps, solve, usage_summary
 from program.lm import Systems, build_systems
 from program.routing import route, score_decides
 from program.signatures import AssessDifficulty, Decompose, Rewrite, SelectDecomposition, SolveStep
+from program.sources import Assessment, DifficultySource, StepView, build_source
 
 __all__ = ["Plan", "PlanCache", "MemoryPlanCache", "Scale"]
 
@@ -113,6 +114,10 @@ class MemoryPlanCache:
 class Scale(dspy.Module):
     """The SCALE program. Knobs come from a frozen ``ScaleConfig``; a search rebuilds it per trial.
 
+    Step scores come from ``config.difficulty_source`` (``program.sources``); a source that solves
+    the step to judge it (``attempt``) scores steps while solving, whatever ``difficulty_mode`` says,
+    and its System 1 attempt is the step's solution unless the step is escalated to System 2.
+
     Args:
         config: a ``ScaleConfig`` (then ``systems`` is required) or a ``ProgramConfig`` (its
             ``scale`` knobs; its LM config builds the systems when none are given).
@@ -142,8 +147,10 @@ class Scale(dspy.Module):
         self.decompose_retries = decompose_retries
         self.difficulty_max_tokens = difficulty_max_tokens
         self.assess_difficulty = assess_difficulty
+        self.method = "scale"
         self._systems = Shared(systems)
         self._plan_cache = Shared(plan_cache)
+        self._source: Shared[DifficultySource] = Shared(build_source(config))
         self.decompose = dspy.Predict(Decompose)
         self.select = dspy.Predict(SelectDecomposition)
         self.rewrite = dspy.Predict(Rewrite)
@@ -154,6 +161,16 @@ class Scale(dspy.Module):
     @property
     def systems(self) -> Systems:
         return self._systems.value
+
+    @property
+    def source(self) -> DifficultySource:
+        """Where step scores come from (``program.sources``)."""
+        return self._source.value
+
+    def scores_up_front(self) -> bool:
+        """Whether the plan carries every step's score (else steps are scored while solving, or not at all)."""
+        return (self.assess_difficulty and self.config.difficulty_mode == "upfront"
+                and not self.source.needs_solved_context)
 
     def forward(self, problem: str) -> dspy.Prediction:
         """Plan, then solve. Returns ``Prediction(answer, solution, trace)``."""
@@ -167,7 +184,9 @@ class Scale(dspy.Module):
                 "difficulty_mode": c.difficulty_mode, "difficulty_retries": c.difficulty_retries,
                 "fallback_difficulty": c.fallback_difficulty, "last_step_score": c.last_step_score,
                 "assess_difficulty": self.assess_difficulty, "decompose_retries": self.decompose_retries,
-                "difficulty_max_tokens": self.difficulty_max_tokens}
+                "difficulty_max_tokens": self.difficulty_max_tokens,
+                **({"difficulty_source": c.difficulty_source, "learned_path": c.learned_path}
+                   if self.scores_up_front() and c.difficulty_source != "rating" else {})}
 
     def plan(self, problem: str) -> Plan:
         """Rewrite + decompose + select + up-front difficulty, or the cached plan (its calls re-booked as cached)."""
@@ -187,10 +206,14 @@ class Scale(dspy.Module):
                                               retries=self.decompose_retries)
             failures = list(decomposition.failures)
             difficulties = None
-            if self.assess_difficulty and self.config.difficulty_mode == "upfront":
-                difficulties, failed = assess_plan(self.difficulty, self.systems.stages, self.config, problem=problem,
-                                                   steps=decomposition.steps, max_tokens=self.difficulty_max_tokens)
-                failures += failed
+            if self.scores_up_front():
+                difficulties = []
+                for i, step in enumerate(decomposition.steps):
+                    verdict = self.source.assess(self, StepView(
+                        problem, render_steps(decomposition.steps[:i]), step, is_last=i == len(decomposition.steps) - 1,
+                        index=i))
+                    difficulties.append(verdict.difficulty)
+                    failures += verdict.failures
         plan = Plan(problem, decomposition, difficulties, failures, list(calls.calls), settings)
         if cache is not None:
             cache.put(problem, plan)
@@ -205,23 +228,31 @@ class Scale(dspy.Module):
         layout, seen = self.step_view(problem, plan)
         for i, step in enumerate(steps):
             with captured() as calls:
-                difficulty = self._difficulty(plan, problem, done, i, failures)
+                verdict = self._assess(plan, problem, seen, done, i)
+                difficulty = verdict.difficulty if verdict else None
+                failures += verdict.failures if verdict else []
                 decision = route(difficulty.score if difficulty else None, self.config.threshold)
-                predictor = self.system1 if decision.mode == "system1" else self.system2
-                lm = self.systems.system1 if decision.mode == "system1" else self.systems.system2
-                result = solve(predictor, lm, decision.mode, problem=seen,
-                               earlier_steps=render_context(done, self.config.context), current_step=step)
+                attempt = verdict.attempt if verdict else None
+                if attempt is not None and decision.mode == "system1":
+                    result = attempt  # System 1 already solved it while being judged
+                else:
+                    predictor = self.system1 if decision.mode == "system1" else self.system2
+                    lm = self.systems.system1 if decision.mode == "system1" else self.systems.system2
+                    result = solve(predictor, lm, decision.mode, problem=seen,
+                                   earlier_steps=render_context(done, self.config.context), current_step=step)
             if result.reason:
                 failures.append(Failure(decision.mode, result.reason, i))
             done.append(StepResult(step, result.text, result.answer))
             traces.append({"index": i, "step": step, "difficulty": difficulty.to_dict() if difficulty else None,
-                           **decision.to_dict(), "visible": result.text, "value": result.answer,
+                           **decision.to_dict(), "escalated": attempt is not None and decision.mode == "system2",
+                           "visible": result.text, "value": result.answer,
                            "usage": usage_summary(calls)})
         last = done[-1]
         plan_record = {**plan.decomposition.to_dict(), "cached": plan.cached}
         del plan_record["failures"]  # listed once, with the solving failures, under "failures"
-        trace = {"method": "scale", "threshold": self.config.threshold,
-                 "difficulty_mode": self.config.difficulty_mode, "context": self.config.context,
+        trace = {"method": self.method, "threshold": self.config.threshold,
+                 "difficulty_mode": self.config.difficulty_mode, "difficulty_source": self.config.difficulty_source,
+                 "context": self.config.context,
                  "step_layout": layout,
                  "plan": plan_record, "steps": traces,
                  "failures": [f.to_dict() for f in failures]}
@@ -238,16 +269,14 @@ class Scale(dspy.Module):
             return "conditions", conditions
         return "problem", problem
 
-    def _difficulty(self, plan: Plan, problem: str, done: list[StepResult], index: int,
-                    failures: list[Failure]) -> Difficulty | None:
-        """The step's score: from the plan (up front), now (solved context), or none (uniform)."""
+    def _assess(self, plan: Plan, problem: str, seen: str, done: list[StepResult], index: int) -> Assessment | None:
+        """The step's verdict: from the plan (up front), now (solved context), or none (uniform)."""
         if plan.difficulties is not None:
-            return plan.difficulties[index]
+            return Assessment(plan.difficulties[index])
         if not self.assess_difficulty:
             return None
-        difficulty, failed = assess_step(
-            self.difficulty, self.systems.stages, self.config, problem=problem,
-            earlier_steps=render_context(done, self.config.context), current_step=plan.steps[index],
-            is_last=index == len(plan.steps) - 1, index=index, max_tokens=self.difficulty_max_tokens)
-        failures.extend(failed)
-        return difficulty
+        # A source that solves the step sees it exactly as System 1 would; a rating sees the problem.
+        shown = seen if self.source.needs_solved_context else problem
+        return self.source.assess(self, StepView(
+            shown, render_context(done, self.config.context), plan.steps[index],
+            is_last=index == len(plan.steps) - 1, index=index, original=problem))

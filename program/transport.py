@@ -56,6 +56,9 @@ class Completion:
     prompt_reused: int | None = None
     prompt_seconds: float | None = None
     generation_seconds: float | None = None
+    # Per generated token {"token", "logprob", "top": [[token, logprob], ...]} when asked for
+    # (``chat(logprobs=k)``); None when not asked or the server sent none.
+    logprobs: list[dict[str, Any]] | None = None
 
 
 def set_cache_enabled(enabled: bool) -> None:
@@ -67,8 +70,12 @@ def set_cache_enabled(enabled: bool) -> None:
 def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int, temperature: float = 0.0,
          top_p: float | None = None, top_k: int | None = None, seed: int | None = None,
          stop: list[str] | None = None, extra_body: dict[str, Any] | None = None,
-         reasoning_effort: str | None = None, thinking_tokens_are_completion: bool = False) -> Completion:
+         reasoning_effort: str | None = None, thinking_tokens_are_completion: bool = False,
+         logprobs: int | None = None) -> Completion:
     """A chat completion. Thinking comes from the server's reasoning field or a ``<think>`` section.
+
+    ``logprobs=k`` asks for each generated token's logprob and its ``k`` most likely alternatives
+    (OpenAI ``logprobs``/``top_logprobs``; llama.cpp needs ``--logits_all true`` for them).
 
     ``thinking_tokens_are_completion``: count every completion token as thinking (a forced
     thinking segment sent through assistant prefill).
@@ -83,6 +90,8 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
     if top_k is not None:
         body["top_k"] = top_k
     _optional(params, top_p=top_p, seed=seed, stop=stop or None, reasoning_effort=reasoning_effort)
+    if logprobs is not None:
+        params.update(logprobs=True, top_logprobs=logprobs)
     if body:
         params["extra_body"] = body
     request = {"kind": "chat", "model": endpoint.model, "api_base": endpoint.api_base, "messages": messages, **params}
@@ -112,7 +121,8 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
         return Completion(text=visible, thinking=thinking, finish_reason=choice.finish_reason or "stop",
                           prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                           completion_tokens=completion, thinking_tokens=n_thinking, thinking_estimated=estimated,
-                          clamp=clamp, **server_work(response))
+                          clamp=clamp, logprobs=token_logprobs(choice) if logprobs is not None else None,
+                          **server_work(response))
 
     return _cached_call(endpoint, request, call)
 
@@ -193,6 +203,23 @@ def server_work(response: Any) -> dict[str, Any]:
     return {"prompt_reused": None if reused is None else int(reused),
             "prompt_seconds": None if prompt_ms is None else round(prompt_ms / 1000.0, 4),
             "generation_seconds": None if predicted_ms is None else round(predicted_ms / 1000.0, 4)}
+
+
+def token_logprobs(choice: Any) -> list[dict[str, Any]] | None:
+    """A chat choice's per-token logprobs as plain data, or None when the server sent none.
+
+    Example:
+        >>> token_logprobs({"logprobs": {"content": [{"token": "7", "logprob": -0.2,
+        ...     "top_logprobs": [{"token": "7", "logprob": -0.2}, {"token": "3", "logprob": -1.9}]}]}})
+        [{'token': '7', 'logprob': -0.2, 'top': [['7', -0.2], ['3', -1.9]]}]
+    """
+    content = _field(_field(choice, "logprobs"), "content")
+    if not content:
+        return None
+    return [{"token": str(_field(item, "token")), "logprob": float(_field(item, "logprob")),
+             "top": [[str(_field(top, "token")), float(_field(top, "logprob"))]
+                     for top in (_field(item, "top_logprobs") or [])]}
+            for item in content]
 
 
 # --- internals -------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from optimize.commands.run import experiment_for_args
     from optimize.compile import compile_experiment
     from program.local import ensure_server
+    from program.sources import needs_logprobs
 
     config = experiment_for_args(args)
     data = replace(config.data, dev=args.dev or config.data.dev,
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     compile_config = replace(config.compile, optimizer=args.optimizer or config.compile.optimizer)
     tracking = replace(config.tracking, workers=args.workers or config.tracking.workers)
     config = replace(config, data=data, compile=compile_config, tracking=tracking)
-    with ensure_server(config.program.lm):
+    with ensure_server(config.program.lm, logprobs=needs_logprobs(config.program)):
         result = compile_experiment(config, output_dir=args.output, track=not args.no_mlflow, trace=args.trace,
                                     progress=not args.no_progress, log_model=args.log_mlflow_model)
     print_result(result)

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from optimize.experiment import save_experiment
     from optimize.summary import print_summary
     from program.local import ensure_server
+    from program.sources import needs_logprobs
 
     if args.budgets and args.method not in (None, "bf"):
         raise _usage_error(f"--budgets runs the bf method (s1 budget forcing); drop `--method {args.method}`.")
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                "max_server_errors": args.max_server_errors}
     examples = load_benchmark(data.benchmark, data_dir=data.data_dir, limit=data.limit, seed=data.seed)
 
-    with ensure_server(config.program.lm):
+    with ensure_server(config.program.lm, logprobs=needs_logprobs(config.program)):
         if args.budgets:
             return _sweep(config, examples, args.budgets, run_dir, options)
         out_dir = run_dir / f"{config.program.method}-{data.benchmark}"

@@ -61,10 +61,11 @@ def load_program_for_args(args: argparse.Namespace, config: ExperimentConfig) ->
 def run(args: argparse.Namespace) -> int:
     from program.ledger import Ledger, recording
     from program.local import ensure_server
+    from program.sources import needs_logprobs
 
     config = experiment_for_args(args)
     ledger = Ledger()
-    with ensure_server(config.program.lm):
+    with ensure_server(config.program.lm, logprobs=needs_logprobs(config.program)):
         program = load_program_for_args(args, config)
         with recording(ledger):
             prediction = program(problem=args.problem)

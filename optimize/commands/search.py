@@ -61,6 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from optimize.search import print_search, run_search
     from program.local import ensure_server
+    from program.sources import needs_logprobs
 
     if args.program and not args.config:  # the saved program's own config is the base
         from optimize.commands.compile import experiment_for_saved
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = resolve_experiment(args)
     ran: list[Any] = []
-    with ensure_server(config.program.lm):
+    with ensure_server(config.program.lm, logprobs=needs_logprobs(config.program)):
         result = run_search(config, trials=args.trials, study_name=args.study, storage=args.storage,
                             program_dir=args.program, workers=args.workers, tracking=not args.no_mlflow,
                             progress=not args.no_progress, on_trial=ran.append, join=args.worker,

@@ -23,6 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=LOCAL_PORT, help=f"port to listen on (default {LOCAL_PORT})")
     parser.add_argument("--n-ctx", type=int, default=4096, help="context window in tokens (default 4096)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: min(2, cores))")
+    parser.add_argument("--logprobs", action="store_true",
+                        help="compute token logprobs (llama.cpp --logits_all true), for the difficulty sources "
+                             "rating_logprobs and attempt with deepconf/mean_logprob; about 10%% slower generation")
     parser.add_argument("--ready-timeout", type=float, default=120.0, help="seconds to wait for start-up")
     parser.set_defaults(func=run)
 
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     if is_serving("127.0.0.1", args.port):
         raise ProgramError(f"Something already serves on port {args.port} (another `scale serve`?). "
                            "Commands reuse it as it is; or pick another port with --port.")
-    server = LocalServer(model_path(), port=args.port, n_ctx=args.n_ctx, n_threads=args.threads)
+    server = LocalServer(model_path(), port=args.port, n_ctx=args.n_ctx, n_threads=args.threads,
+                         logprobs=args.logprobs)
     started = time.monotonic()
     try:
         server.start()

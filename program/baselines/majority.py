@@ -22,12 +22,18 @@ from program.config import VoteConfig
 from program.execute import Failure, Shared, captured, rollout, solve, usage_summary
 from program.signatures import SolveProblem
 
-__all__ = ["MajorityVote", "majority"]
+__all__ = ["MajorityVote", "majority", "answer_key"]
 
 STAGE = "vote"
 
 
-def _key(answer: str) -> str:
+def answer_key(answer: str) -> str:
+    """The form answers are compared in: no spaces or `$`, no thousands commas, no trailing period.
+
+    Example:
+        >>> answer_key("$1,000.")
+        '1000'
+    """
     key = re.sub(r"\s+|\$", "", answer)
     key = re.sub(r"(?<=\d),(?=\d{3}\b)", "", key)
     return key.rstrip(".")
@@ -45,7 +51,7 @@ def majority(answers: Sequence[str | None]) -> str | None:
     for answer in answers:
         if answer is None:
             continue
-        key = _key(answer)
+        key = answer_key(answer)
         counts[key] = counts.get(key, 0) + 1
         first.setdefault(key, answer)
     if not counts:

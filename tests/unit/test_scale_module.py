@@ -106,7 +106,8 @@ def test_last_step_score_is_forced_without_a_call_and_recorded() -> None:
     lms = systems()
     prediction, ledger = run(Scale(ScaleConfig(threshold=0.9), lms))
     last = prediction.trace["steps"][-1]
-    assert last["difficulty"] == {"score": 0.9, "raw": None, "forced": True, "fallback": None, "attempts": 0}
+    assert last["difficulty"] == {"score": 0.9, "raw": None, "forced": True, "fallback": None, "attempts": 0,
+                                  "source": "rating", "signals": None}
     assert last["mode"] == "system1"  # 0.9 is not > 0.9
     assert ledger.by_stage()["difficulty"]["calls"] == 2  # the last step was not asked
     prediction, _ = run(Scale(ScaleConfig(threshold=0.5), systems()))

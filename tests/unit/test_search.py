@@ -304,6 +304,9 @@ def test_journal_storage(tmp_path: Path) -> None:
     ({"system1_max_tokens": {"low": 0, "high": 8, "log": True}}, r"low 0 must be >= 1"),
     ({"threshold": "high"}, r"search.space.threshold: value 'high' must be a number"),
     ({"num_waits": True}, r"search.space.num_waits: value True must be an integer"),
+    ({"difficulty_source": "vibes"}, r"search.space.difficulty_source: value 'vibes' must be one of rating, "),
+    ({"difficulty_source": ["rating", "attempt"]}, r"is not a range of names; write one name or \{choices"),
+    ({"attempt_confidence": {"choices": ["length", "dice"]}}, r"choice 'dice' must be one of length, deepconf"),
 ])
 def test_space_errors_name_the_parameter(space: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -322,6 +325,17 @@ def test_space_forms_and_how_they_apply() -> None:
 
     qwen3 = space.apply(ProgramConfig(lm=LMConfig.preset("qwen3")), values)
     assert qwen3.lm.system2.max_tokens == 256  # Qwen3 thinking has one cap: max_tokens
+
+
+def test_the_difficulty_source_is_searched_beside_tau() -> None:
+    space = SearchSpace.parse({"threshold": [0.0, 1.0], "difficulty_source": {"choices": ["rating", "attempt"]},
+                               "attempt_confidence": "agreement"})
+    assert space.searched == ("threshold", "difficulty_source")
+    values = space.suggest(FixedTrial({"threshold": 0.3, "difficulty_source": "attempt"}))
+    config = space.apply(ProgramConfig(), values)
+    assert (config.scale.difficulty_source, config.scale.attempt_confidence, config.scale.threshold) == (
+        "attempt", "agreement", 0.3)
+    assert space.seed(ProgramConfig(), threshold=0.2) == {"threshold": 0.2, "difficulty_source": "rating"}
 
 
 def test_seeds_are_clipped_to_the_space_and_skipped_when_a_fixed_value_disagrees() -> None:

@@ -1,0 +1,54 @@
+"""The cascade: the whole problem as ONE step, scored by the difficulty source, escalated above tau.
+
+The problem-level router that SCALE's step-level routing is measured against: System 1 solves
+the problem (with ``difficulty_source: attempt`` that attempt is the score's evidence), and a
+problem whose score is above tau is solved again by System 2. There is no decomposition call and
+no last-step rule (the one step is the last, and the rule would send every problem to System 2).
+Everything else is SCALE's: the same predictors, sources, routing, ledger stages and trace.
+
+Example:
+    >>> from program.config import ScaleConfig
+    >>> from program.testing import scripted_systems
+    >>> cascade = Cascade(ScaleConfig(threshold=0.5), scripted_systems(lambda m: "0.8", lambda m: "\\\\boxed{4}"))
+    >>> prediction = cascade(problem="2 + 2?")
+    >>> prediction.answer, prediction.trace["steps"][0]["mode"], prediction.trace["method"]
+    ('4', 'system2', 'cascade')
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from program.config import ProgramConfig, ScaleConfig
+from program.decompose import Decomposition
+from program.execute import captured, render_steps
+from program.lm import Systems
+from program.scale import Plan, Scale
+from program.sources import StepView
+
+__all__ = ["Cascade", "WHOLE_PROBLEM"]
+
+WHOLE_PROBLEM = "Solve the whole problem and give its final answer."
+
+
+class Cascade(Scale):
+    """SCALE with a one-step plan: route the whole problem, no decomposition."""
+
+    def __init__(self, config: ScaleConfig | ProgramConfig, systems: Systems | None = None, **options: Any) -> None:
+        scale = config.scale if isinstance(config, ProgramConfig) else config
+        one_step = replace(scale, last_step_score=None, rewrite=False, num_candidates=1)
+        super().__init__(replace(config, scale=one_step) if isinstance(config, ProgramConfig) else one_step,
+                         systems, **options)
+        self.method = "cascade"
+
+    def plan(self, problem: str) -> Plan:
+        """The one-step plan (scored up front when the source can; no call otherwise)."""
+        decomposition = Decomposition(steps=[WHOLE_PROBLEM])
+        if not self.scores_up_front():
+            return Plan(problem, decomposition, None, settings=self.plan_settings())
+        with captured() as calls:
+            view = StepView(problem, render_steps([]), WHOLE_PROBLEM, is_last=True, index=0)
+            verdict = self.source.assess(self, view)
+        return Plan(problem, decomposition, [verdict.difficulty], list(verdict.failures), list(calls.calls),
+                    self.plan_settings())

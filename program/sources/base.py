@@ -1,0 +1,88 @@
+"""The difficulty-source interface: what a step is, what a source returns, what it may use.
+
+A source turns one step into a ``Difficulty`` (a score in [0, 1] with its raw signals). Sources
+that solve the step to judge it (``attempt``) also return that System 1 attempt, which SCALE keeps
+when the step is not escalated; its tokens are booked to the step either way, since they were paid.
+A new source is a new small file with a subclass of ``DifficultySource``, registered in
+``program.sources.SOURCES``; ``Scale`` does not change.
+
+Example:
+    >>> StepView(problem="P", earlier_steps="(none)", current_step="S", is_last=True, index=0).is_last
+    True
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+import dspy
+
+from program.config import ConfigError, ScaleConfig
+from program.difficulty import Difficulty
+from program.execute import Failure, Solution
+from program.lm import Systems
+
+__all__ = ["StepView", "Assessment", "Host", "DifficultySource", "NoLogprobsError"]
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One step as a source sees it.
+
+    ``problem``: the text steps are shown as the problem (conditions or the whole problem).
+    ``earlier_steps``: rendered earlier steps (descriptions only up front; with answers when solved).
+    ``original``: the original problem text (for length features); "" means same as ``problem``.
+    """
+
+    problem: str
+    earlier_steps: str
+    current_step: str
+    is_last: bool
+    index: int
+    original: str = ""
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A source's verdict on one step: the score, what went wrong, and System 1's attempt if it made one."""
+
+    difficulty: Difficulty
+    failures: list[Failure] = field(default_factory=list)
+    attempt: Solution | None = None
+
+
+class Host(Protocol):
+    """What a source may use of the program that runs it (``program.scale.Scale``)."""
+
+    config: ScaleConfig
+    difficulty: dspy.Predict
+    system1: dspy.Predict
+    difficulty_max_tokens: int | None
+
+    @property
+    def systems(self) -> Systems: ...
+
+
+class NoLogprobsError(ConfigError):
+    """A source that reads logprobs got none from the server (a setting to fix: every problem would fail)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(
+            f"difficulty source {source!r} needs token logprobs, but the server returned none. Start the "
+            "embedded server with logprobs (`scale serve --logprobs`; llama.cpp: `--logits_all true`), use a "
+            "server that returns them (vLLM, SGLang), or choose a source that needs none: `rating`, "
+            "`attempt` with `attempt_confidence` 'length' or 'agreement'.")
+
+
+class DifficultySource(ABC):
+    """Scores one step. ``needs_solved_context``: it can only score a step once the earlier ones are
+    solved (it solves the step itself), so it never runs up front."""
+
+    name: ClassVar[str]
+    needs_solved_context: bool = False
+
+    @abstractmethod
+    def assess(self, host: Host, step: StepView) -> Assessment:
+        """The step's difficulty (and System 1's attempt, if the source made one)."""

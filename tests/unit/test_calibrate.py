@@ -1,0 +1,122 @@
+"""``scale calibrate`` on scripted LMs: labels, resume without repeated calls, the report, the learned fit, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import dspy
+import pytest
+
+from optimize.calibration.labels import ProblemLabel, label_all, label_problem
+from optimize.calibration.report import calibrate_report, format_table
+from optimize.calibration.run import calibrate, labelling_program
+from optimize.cli import main
+from optimize.experiment import ExperimentConfig, TrackingConfig
+from program.config import ProgramConfig, ScaleConfig
+from program.lm import Systems
+from program.signatures import AssessDifficulty, Decompose
+from program.sources import LearnedModel
+from program.testing import function_lm
+from tests.unit.test_scale_module import field, is_stage
+
+Messages = list[dict[str, str]]
+
+
+def stages(messages: Messages) -> str:
+    if is_stage(messages, Decompose):
+        return "1. Find the total.\n2. Give the answer."
+    if is_stage(messages, AssessDifficulty):
+        return "0.5"
+    raise AssertionError("unexpected stage")
+
+
+def problem_number(messages: Messages) -> int:
+    return int(field(messages, "Problem").split()[1])
+
+
+def toy_systems() -> Systems:
+    """Problem k (gold k): System 1 is right on even k with a short reply, wrong on odd k with a long one;
+    System 2 is always right."""
+    def s1(messages: Messages) -> str:
+        k = problem_number(messages)
+        return f"short \\boxed{{{k}}}" if k % 2 == 0 else "long " * 12 + f"\\boxed{{{k + 1}}}"
+
+    return Systems(stages=function_lm(stages, "stages"), system1=function_lm(s1, "system1", max_tokens=20),
+                   system2=function_lm(lambda m: f"slow \\boxed{{{problem_number(m)}}}", "system2"))
+
+
+def examples(n: int) -> list[dspy.Example]:
+    return [dspy.Example(id=f"p{k}", problem=f"Problem {k} needs an answer.", answer=str(k)).with_inputs("problem")
+            for k in range(1, n + 1)]
+
+
+def config(tmp_path: Path, method: str = "cascade") -> ExperimentConfig:
+    return ExperimentConfig(program=ProgramConfig(method=method, scale=ScaleConfig(max_steps=3)),
+                            tracking=TrackingConfig(output_dir=str(tmp_path / "runs")))
+
+
+def test_a_problem_is_labelled_from_both_chains_with_tokens_and_scores(tmp_path: Path) -> None:
+    systems = toy_systems()
+    program = labelling_program(config(tmp_path, "scale"), "scale", systems)
+    label = label_problem(program, examples(1)[0], ["rating", "attempt:length"])
+    assert [s.step for s in label.steps] == ["Find the total.", "Give the answer."]
+    assert (label.s1_answer, label.s2_answer, label.s1_correct, label.s2_correct) == ("2", "1", False, True)
+    assert all(s.differs for s in label.steps)
+    assert label.steps[0].scores == {"attempt:length": 0.65, "rating": 0.5}  # 13 of 20 tokens
+    assert label.s1_tokens == 2 * 13 and label.s2_tokens == 2 * 2
+    # System 2 was asked three times: step 1 (label and chain at once), step 2 in each chain's context.
+    assert len(systems.system2.engine.requests) == 3
+
+
+def test_an_interrupted_labelling_resumes_without_repeating_a_call(tmp_path: Path) -> None:
+    path = tmp_path / "labels.jsonl"
+    label_all(lambda: labelling_program(config(tmp_path), "cascade", toy_systems()), examples(2), path,
+              ["attempt:length"], progress=False)
+    with path.open("a") as cut:  # a kill mid-write leaves half a line
+        cut.write('{"id": "p3", "problem": "Prob')
+    systems = toy_systems()
+    labels = label_all(lambda: labelling_program(config(tmp_path), "cascade", systems), examples(3), path,
+                       ["attempt:length"], progress=False)
+    assert [label.id for label in labels] == ["p1", "p2", "p3"]
+    assert [problem_number(r) for r in systems.system1.engine.requests] == [3]  # only the missing problem
+    assert len(path.read_text().splitlines()) == 3
+
+
+def test_calibrate_writes_the_report_plot_and_a_learned_model_that_scores_like_its_fit(tmp_path: Path) -> None:
+    run = calibrate(config(tmp_path), examples(8), output=tmp_path / "cal", method="cascade",
+                    sources=["rating", "attempt:length", "learned"], fit=True, tracking=False, progress=False,
+                    resamples=200, systems=toy_systems())
+    report = run.report
+    by_name = {s.name: s for s in report.sources}
+    assert by_name["attempt:length"].problem_auroc == 1.0  # long, unanswered attempts are exactly the wrong ones
+    assert by_name["rating"].problem_auroc == 0.5  # a constant rating carries nothing
+    assert by_name["attempt:length"].gain_half == pytest.approx(1.0)
+    assert math.isclose(by_name["rating"].gain_half, 0.5)
+    assert (report.s1_accuracy, report.s2_accuracy, report.one_step_plans) == (0.5, 1.0, True)
+    saved = json.loads(run.json_path.read_text())
+    assert saved["source_names"] == ["rating", "attempt:length", "learned"] and saved["n_problems"] == 8
+    assert run.plot_path.read_bytes()[:4] == b"\x89PNG"
+    model = LearnedModel.load(run.learned_path)
+    assert model.fitted_on["label"] == "system1_wrong" and model.fitted_on["n_problems"] == 8
+    labels = [ProblemLabel.from_dict(json.loads(line)) for line in (tmp_path / "cal" / "labels.jsonl").open()]
+    scores = [model.score(label.steps[0].features) for label in labels]
+    assert min(s for s, label in zip(scores, labels, strict=True) if not label.s1_correct) > max(
+        s for s, label in zip(scores, labels, strict=True) if label.s1_correct)
+    assert "attempt:length" in format_table(report)
+
+
+def test_the_report_needs_every_source_measured() -> None:
+    label = ProblemLabel.from_dict({"id": "a", "problem": "p", "gold": "1", "steps": [
+        {"index": 0, "step": "s", "s1_value": "1", "s2_value": "1", "differs": False, "features": {},
+         "scores": {"attempt:length": 0.2}, "s1_tokens": 1, "s2_tokens": 1}], "s1_answer": "1", "s2_answer": "1",
+        "s1_correct": True, "s2_correct": True, "s1_tokens": 1, "s2_tokens": 1, "measure_tokens": 0,
+        "wall_seconds": 0.1})
+    with pytest.raises(ValueError, match="'rating' was not measured on every problem"):
+        calibrate_report([label], ["rating"], resamples=0)
+
+
+def test_the_command_names_an_unknown_source_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["calibrate", "--dev", "gsm8k_train:5", "--sources", "rating,horoscope", "--no-mlflow"]) == 2
+    assert "unknown source(s) 'horoscope'; known sources are: rating, rating_logprobs" in capsys.readouterr().err
