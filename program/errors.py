@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-__all__ = ["ProgramError", "ServerError", "ModelOutputError", "SavedProgramError", "ServiceError"]
+__all__ = ["ProgramError", "ServerError", "ModelOutputError", "SavedProgramError", "ServiceError",
+           "LogprobsRefusedError"]
 
 
 class ProgramError(RuntimeError):
@@ -31,3 +32,8 @@ class SavedProgramError(ProgramError):
 
 class ServiceError(ProgramError):
     """The study database or the tracking server is unreachable, or its URL is wrong."""
+
+
+class LogprobsRefusedError(ProgramError):
+    """The server answered a request for token logprobs with "not supported" (llama.cpp without
+    ``--logits_all true``): a setting, not a transient failure, so it is not retried."""

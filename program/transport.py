@@ -28,7 +28,7 @@ import tenacity  # noqa: E402
 
 from program import context, ledger, replicas  # noqa: E402
 from program.config import ConfigError, Endpoint  # noqa: E402
-from program.errors import ServerError  # noqa: E402
+from program.errors import LogprobsRefusedError, ServerError  # noqa: E402
 
 __all__ = ["Completion", "chat", "text", "split_thinking", "set_cache_enabled", "server_work", "RETRY_WAIT"]
 
@@ -281,6 +281,8 @@ def _connection(endpoint: Endpoint) -> dict[str, Any]:
 def _is_transient(exc: BaseException) -> bool:
     import litellm
 
+    if _refuses_logprobs(exc):
+        return False
     transient = (litellm.exceptions.APIConnectionError, litellm.exceptions.Timeout,
                  litellm.exceptions.RateLimitError, litellm.exceptions.InternalServerError,
                  litellm.exceptions.ServiceUnavailableError, litellm.exceptions.BadGatewayError)
@@ -288,6 +290,12 @@ def _is_transient(exc: BaseException) -> bool:
         return True
     status = getattr(exc, "status_code", None)
     return isinstance(status, int) and (status == 429 or status >= 500)
+
+
+def _refuses_logprobs(exc: BaseException) -> bool:
+    """llama.cpp's answer to a logprobs request on a server started without ``--logits_all true``."""
+    text = str(exc).lower()
+    return "logprobs" in text and ("not supported" in text or "logits_all" in text)
 
 
 def _failure_name(state: tenacity.RetryCallState) -> str:
@@ -321,6 +329,9 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
     try:
         result = retrying(call)
     except Exception as exc:
+        if _refuses_logprobs(exc):
+            raise LogprobsRefusedError(f"The LLM server {endpoint.api_base or endpoint.model} does not return token "
+                                       f"logprobs ({_short(exc)}).") from exc
         if _is_transient(exc):
             raise ServerError(
                 f"The LLM server {endpoint.api_base or endpoint.model} failed after {endpoint.retries + 1} "

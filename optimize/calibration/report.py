@@ -34,7 +34,7 @@ from optimize.calibration.labels import ProblemLabel
 from optimize.calibration.metrics import GainPoint, auroc, auroc_interval, gain_at, gain_recovery
 from program.sources import FEATURES
 
-__all__ = ["SourceResult", "CalibrationReport", "calibrate_report", "learned_rows", "format_table"]
+__all__ = ["SourceResult", "CalibrationReport", "calibrate_report", "learned_rows", "format_table", "best_threshold"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,9 @@ class SourceResult:
     gain_half: float
     tokens_half: float
     curve: list[GainPoint] = field(default_factory=list)
+    best_threshold: float = math.nan  # the tau with the best dev accuracy (fewest tokens among ties)
+    best_accuracy: float = math.nan
+    best_tokens: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,31 @@ def learned_rows(labels: Sequence[ProblemLabel]) -> tuple[list[dict[str, float]]
     rows = [{f: float(s.features[f]) for f in features} for _, s in steps]
     targets = [(not p.s1_correct) if one_step else s.differs for p, s in steps]
     return rows, targets, [p.id for p, _ in steps], features
+
+
+def best_threshold(scores: Sequence[float], kept_correct: Sequence[bool], routed_correct: Sequence[bool],
+                   kept_tokens: Sequence[float], routed_tokens: Sequence[float]) -> tuple[float, float, float]:
+    """(tau, accuracy, mean tokens): the threshold with the best accuracy when a problem is routed iff its
+    score > tau; among equally accurate ones the cheapest, then the highest tau. Candidates sit between
+    the distinct scores (and at -1, which routes everything).
+
+    Example:
+        >>> best_threshold([0.2, 0.8], [True, False], [True, True], [10, 10], [30, 30])
+        (0.5, 1.0, 20.0)
+    """
+    distinct = sorted(set(scores))
+    candidates = [-1.0] + [(a + b) / 2 for a, b in zip(distinct, distinct[1:], strict=False)] + [1.0]
+    n = len(scores)
+    best: tuple[float, float, float] | None = None
+    for tau in candidates:
+        routed = [s > tau for s in scores]
+        accuracy = sum(r_ok if r else k_ok for r, k_ok, r_ok in zip(routed, kept_correct, routed_correct,
+                                                                     strict=True)) / n
+        tokens = sum(rt if r else kt for r, kt, rt in zip(routed, kept_tokens, routed_tokens, strict=True)) / n
+        if best is None or (accuracy, -tokens, tau) > (best[1], -best[2], best[0]):
+            best = (round(tau, 6), accuracy, tokens)
+    assert best is not None
+    return best
 
 
 def calibrate_report(labels: Sequence[ProblemLabel], sources: Sequence[str], *, resamples: int = 2000,
@@ -113,8 +141,11 @@ def calibrate_report(labels: Sequence[ProblemLabel], sources: Sequence[str], *, 
         step_interval = auroc_interval(scores, step_labels, resamples=resamples, seed=seed, groups=step_groups) if (
             resamples) else (math.nan, math.nan)
         half = min(curve, key=lambda p: abs(p.fraction - 0.5))
+        tau, accuracy, tokens = best_threshold(problem_scores, [p.s1_correct for p in labels],
+                                               [p.s2_correct for p in labels], [p.s1_tokens for p in labels],
+                                               [p.s1_tokens + p.s2_tokens for p in labels])
         results.append(SourceResult(name, auroc(problem_scores, problem_labels), interval, auroc(scores, step_labels),
-                                    step_interval, gain_at(curve, 0.5), half.tokens, curve))
+                                    step_interval, gain_at(curve, 0.5), half.tokens, curve, tau, accuracy, tokens))
     n = len(labels)
     return CalibrationReport(
         n_problems=n, n_steps=len(step_labels), s1_accuracy=sum(p.s1_correct for p in labels) / n,
@@ -132,10 +163,13 @@ def format_table(report: CalibrationReport) -> str:
               f"{report.s1_accuracy:.1%} ({report.s1_tokens:.0f} tokens), all-System-2 {report.s2_accuracy:.1%} "
               f"({report.s2_tokens:.0f} tokens)")
     lines = [header, "", f"{'source':<22}{'problem AUROC (95% CI)':<28}{'step AUROC (95% CI)':<28}"
-                         f"{'G(0.5)':>8}{'tokens@0.5':>12}"]
+                         f"{'G(0.5)':>8}{'tokens@0.5':>12}{'best tau':>10}{'accuracy':>10}{'tokens':>8}"]
     for s in report.sources:
         lines.append(f"{s.name:<22}{f'{s.problem_auroc:.3f}{ci(s.problem_interval)}':<28}"
-                     f"{f'{s.step_auroc:.3f}{ci(s.step_interval)}':<28}{s.gain_half:>8.3f}{s.tokens_half:>12.0f}")
+                     f"{f'{s.step_auroc:.3f}{ci(s.step_interval)}':<28}{s.gain_half:>8.3f}{s.tokens_half:>12.0f}"
+                     f"{s.best_threshold:>10.3f}{s.best_accuracy:>10.1%}{s.best_tokens:>8.0f}")
+    lines.append("best tau: the dev accuracy's best threshold for routing a problem (score > tau); the learned "
+                 "row's is out of fold")
     if report.one_step_plans:
         lines.append("(one-step plans: step level is problem level)")
     if report.learned_features:

@@ -39,7 +39,7 @@ from typing import Any
 from program.config import ConfigError
 from program.difficulty import Difficulty
 from program.execute import Solution, captured, rollout, solve
-from program.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView
+from program.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView, refused_logprobs
 from program.sources.confidence import agreement, confidence_difficulty, lowest_group_confidence, mean_logprob
 
 __all__ = ["AttemptSource"]
@@ -67,8 +67,13 @@ class AttemptSource(DifficultySource):
         settings: dict[str, Any] = {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if option in (
             "deepconf", "mean_logprob") else {}
         with captured() as calls:
-            first = solve(host.system1, lm, STAGE, config=settings, problem=step.problem,
-                          earlier_steps=step.earlier_steps, current_step=step.current_step)
+            try:
+                first = solve(host.system1, lm, STAGE, config=settings, problem=step.problem,
+                              earlier_steps=step.earlier_steps, current_step=step.current_step)
+            except Exception as exc:
+                if refused_logprobs(exc):
+                    raise NoLogprobsError(f"{self.name}:{option}") from exc
+                raise
         length = float(calls.totals()["completion_tokens"])
         signals = {"attempt_length": length, "attempt_ratio": round(length / cap, 6),
                    "attempt_capped": float(length >= cap), "attempt_no_answer": float(first.answer is None)}

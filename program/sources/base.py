@@ -21,10 +21,11 @@ import dspy
 
 from program.config import ConfigError, ScaleConfig
 from program.difficulty import Difficulty
+from program.errors import LogprobsRefusedError
 from program.execute import Failure, Solution
 from program.lm import Systems
 
-__all__ = ["StepView", "Assessment", "Host", "DifficultySource", "NoLogprobsError"]
+__all__ = ["StepView", "Assessment", "Host", "DifficultySource", "NoLogprobsError", "refused_logprobs"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,16 @@ class NoLogprobsError(ConfigError):
             "embedded server with logprobs (`scale serve --logprobs`; llama.cpp: `--logits_all true`), use a "
             "server that returns them (vLLM, SGLang), or choose a source that needs none: `rating`, "
             "`attempt` with `attempt_confidence` 'length' or 'agreement'.")
+
+
+def refused_logprobs(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what DSPy wrapped in it) is a server refusing logprobs."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, LogprobsRefusedError):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 class DifficultySource(ABC):

@@ -28,7 +28,7 @@ import dspy
 
 from program.difficulty import Difficulty
 from program.execute import Failure, call
-from program.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView
+from program.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView, refused_logprobs
 from program.sources.confidence import digit_distribution, digit_mass, entropy, expected_digit
 
 __all__ = ["RatingLogprobsSource", "digit_predictor"]
@@ -66,8 +66,13 @@ class RatingLogprobsSource(DifficultySource):
         if step.is_last and config.last_step_score is not None:  # the reference's last-step rule
             return Assessment(Difficulty(score=config.last_step_score, forced=True, source=self.name))
         settings = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": TOP_LOGPROBS}
-        result = call(digit_predictor(host.difficulty), host.systems.stages, STAGE, config=settings,
-                      problem=step.problem, earlier_steps=step.earlier_steps, current_step=step.current_step)
+        try:
+            result = call(digit_predictor(host.difficulty), host.systems.stages, STAGE, config=settings,
+                          problem=step.problem, earlier_steps=step.earlier_steps, current_step=step.current_step)
+        except Exception as exc:
+            if refused_logprobs(exc):
+                raise NoLogprobsError(self.name) from exc
+            raise
         content = (result.prediction.get("logprobs") or {}).get("content") if result.prediction is not None else None
         if result.prediction is not None and not content:
             raise NoLogprobsError(self.name)

@@ -120,3 +120,15 @@ def test_the_report_needs_every_source_measured() -> None:
 def test_the_command_names_an_unknown_source_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["calibrate", "--dev", "gsm8k_train:5", "--sources", "rating,horoscope", "--no-mlflow"]) == 2
     assert "unknown source(s) 'horoscope'; known sources are: rating, rating_logprobs" in capsys.readouterr().err
+
+
+def test_the_best_threshold_maximises_dev_accuracy_then_saves_tokens() -> None:
+    from optimize.calibration.report import best_threshold
+
+    kept, routed = [True, False, True, False], [True, True, True, True]
+    # Routing the two failures (scores 0.7, 0.9) is enough: tau between 0.5 and 0.7, not lower (more tokens).
+    assert best_threshold([0.1, 0.7, 0.5, 0.9], kept, routed, [1] * 4, [5] * 4) == (0.6, 1.0, 3.0)
+    # A constant score: all or nothing; System 2 is better here, so everything goes (tau -1).
+    assert best_threshold([0.5] * 4, kept, routed, [1] * 4, [5] * 4) == (-1.0, 1.0, 5.0)
+    # Nothing to gain: keep everything on System 1 (the cheapest of the equally accurate).
+    assert best_threshold([0.5, 0.6], [True, True], [True, True], [1, 1], [5, 5]) == (1.0, 1.0, 1.0)
