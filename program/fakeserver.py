@@ -44,6 +44,13 @@ class Fault:
 
 
 
+def _token_logprobs(word: str, top: int) -> dict[str, Any]:
+    alternatives = [word] + [d for d in "7315902468" if d != word][:max(0, top - 1)]
+    return {"token": word, "logprob": -0.1, "bytes": None,
+            "top_logprobs": [{"token": t, "logprob": -0.1 if i == 0 else -2.0 - i, "bytes": None}
+                             for i, t in enumerate(alternatives[:top])]}
+
+
 class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default 5 would make a load test's connections wait for SYN retries
 
@@ -58,6 +65,9 @@ class FakeServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     latency: float = 0.0
     slots: int | None = None
+    # Token logprobs as vLLM sends them when a chat request asks (each word -0.1, then "7", "3", ... as
+    # alternatives), or llama.cpp's refusal without --logits_all ("refuse").
+    logprobs: str = "send"
     served: list[tuple[float, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -150,6 +160,10 @@ class FakeServer:
                                                               "type": "server_error"}})
                 return
             action = self.default
+        if body.get("logprobs") is True and self.logprobs == "refuse":
+            self._send(handler, 500, {"error": {"message": "logprobs is not supported for models created with "
+                                                           "logits_all=False", "type": "internal_server_error"}})
+            return
         self._send(handler, 200, self._completion(handler.path, body, str(action)))
 
     def _completion(self, path: str, body: dict[str, Any], text: str) -> dict[str, Any]:
@@ -167,6 +181,9 @@ class FakeServer:
             kind = "text_completion"
         else:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+            if body.get("logprobs") is True:
+                choice["logprobs"] = {"content": [_token_logprobs(w, int(body.get("top_logprobs") or 0))
+                                                  for w in words]}
             kind = "chat.completion"
         return {"id": "fake-1", "object": kind, "created": int(time.time()), "model": body.get("model", "fake"),
                 "choices": [choice], "usage": usage}

@@ -218,3 +218,30 @@ def test_a_server_that_refuses_logprobs_is_not_retried_and_names_the_source() ->
     config = ScaleConfig(difficulty_source="rating_logprobs")
     with pytest.raises(NoLogprobsError, match="'rating_logprobs' needs token logprobs.*scale serve --logprobs"):
         build_source(config).assess(Scale(config, lms(stages=refuse)), view())
+
+
+# --- over HTTP, through litellm (vLLM's logprobs fields; llama.cpp's refusal) -------------------
+
+@pytest.mark.fake_server
+def test_rating_logprobs_reads_a_real_http_reply_and_a_refusal_is_asked_once() -> None:
+    from dataclasses import replace
+
+    from program.config import LMConfig
+    from program.fakeserver import FakeServer
+    from program.lm import build_systems
+
+    for mode in ("send", "refuse"):
+        with FakeServer(default="7", logprobs=mode) as server:
+            lm = LMConfig.preset("local", api_base=server.api_base)
+            lm = replace(lm, endpoint=replace(lm.endpoint, retries=2))
+            config = ScaleConfig(difficulty_source="rating_logprobs")
+            host = Scale(config, build_systems(lm))
+            if mode == "send":
+                verdict = build_source(config).assess(host, view())
+                expected = digit_distribution([["7", -0.1]] + [[d, -2.0 - i] for i, d in enumerate("315902468", 1)])
+                assert verdict.difficulty.score == pytest.approx(expected_digit(expected) / 9, abs=1e-6)
+                assert server.requests[0]["logprobs"] is True and server.requests[0]["top_logprobs"] == 10
+            else:
+                with pytest.raises(NoLogprobsError, match="rating_logprobs"):
+                    build_source(config).assess(host, view())
+                assert len(server.requests) == 1  # not retried: a setting, not a hiccup
