@@ -21,7 +21,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from optimize.errors import EXIT_INTERRUPTED, EXIT_STATUS_HELP, EXIT_USAGE, ServerDownError  # noqa: E402
 
-COMMANDS = ("serve", "data", "grade", "run", "eval", "compile", "search", "calibrate", "quickstart")
+COMMANDS = ("serve", "data", "grade", "run", "eval", "compile", "search", "calibrate", "compare", "quickstart")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -81,7 +81,7 @@ def build_program(config: ProgramConfig) -> Any:
 def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: str | Path,
              config: ProgramConfig | None = None, fingerprint: str | None = None, workers: int = 1,
              progress: bool = True, max_server_errors: int = 3, retry_failed: bool = True,
-             context: dict[str, Any] | None = None, description: str = "eval") -> EvalReport:
+             context: dict[str, Any] | None = None, description: str = "eval", sample: int = 0) -> EvalReport:
     """Run ``program`` on ``examples``, appending one graded line per problem to ``results_path``.
 
     Args:
@@ -95,6 +95,8 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
         max_server_errors: stop after this many problems in a row failed with ``ServerError``.
         retry_failed: rerun problems whose stored result is a failure.
         context: settings for ``dspy.context`` around each problem (e.g. ``{"lm": lm}``).
+        sample: the repeated sample this run is (``program.transport.sample``): k > 0 shifts every
+            seed and cache key, so it is a new draw; 0 is the default sample.
 
     Raises:
         ServerDownError: after ``max_server_errors`` server failures in a row, or when every problem
@@ -123,7 +125,7 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
     if todo:  # start the grader's worker processes now, beside the first LLM calls, not after them
         threading.Thread(target=_warm_grader, name="scale-eval-grader-warmup", daemon=True).start()
     get_program = _program_source(program)
-    solve = _Solver(get_program, store, fingerprint, context or {})
+    solve = _Solver(get_program, store, fingerprint, context or {}, sample)
     bar = _progress(len(examples), n_resumed, description, enabled=progress)
     try:
         _run_all(solve, todo, finished, workers=workers, max_server_errors=max_server_errors, bar=bar,
@@ -203,14 +205,18 @@ class _Solver:
     """Runs one problem: program call in a fresh ledger, grading, one durable results line."""
 
     def __init__(self, get_program: ProgramFactory, store: ResultsFile, fingerprint: str,
-                 context: dict[str, Any]) -> None:
+                 context: dict[str, Any], sample: int = 0) -> None:
         from data.grading import grader_version
 
         self.get_program, self.store, self.fingerprint, self.context = get_program, store, fingerprint, context
+        self.sample = sample
         self.grader_version = grader_version()
 
     def __call__(self, example: dspy.Example) -> ProblemResult:
-        result = solve_one(self.get_program(), example, context=self.context)
+        from program import transport
+
+        with transport.sample(self.sample):  # set in the worker's own thread: context variables stay per thread
+            result = solve_one(self.get_program(), example, context=self.context)
         result.fingerprint, result.grader_version = self.fingerprint, self.grader_version
         self.store.append(result)
         return result

@@ -19,8 +19,11 @@ import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+import contextlib  # noqa: E402
+import contextvars  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -61,6 +64,42 @@ class Completion:
     logprobs: list[dict[str, Any]] | None = None
 
 
+# Repeated samples (``scale compare --samples K``): sample k > 0 shifts every request's seed and is
+# part of the cache key, so it is a new draw, and a rerun of the same sample is a cache hit.
+# Sample 0 changes nothing: it is what ``scale eval`` runs and caches.
+_SAMPLE: contextvars.ContextVar[int] = contextvars.ContextVar("scale_sample", default=0)
+SAMPLE_SEED_STRIDE = 1_000_003
+
+
+@contextlib.contextmanager
+def sample(index: int) -> Iterator[None]:
+    """Make every request inside a draw of repeated sample ``index`` (0: the default sample).
+
+    Example:
+        >>> with sample(2):
+        ...     sampled_seed(5)
+        2000011
+    """
+    if index < 0:
+        raise ValueError(f"`index={index}` must be non-negative.")
+    token = _SAMPLE.set(index)
+    try:
+        yield
+    finally:
+        _SAMPLE.reset(token)
+
+
+def sampled_seed(seed: int | None) -> int | None:
+    """``seed`` as the current repeated sample sends it (unchanged for sample 0)."""
+    k = _SAMPLE.get()
+    return seed if k == 0 else (seed or 0) + k * SAMPLE_SEED_STRIDE
+
+
+def _with_sample(request: dict[str, Any]) -> dict[str, Any]:
+    k = _SAMPLE.get()
+    return request if k == 0 else {**request, "sample": k}
+
+
 def set_cache_enabled(enabled: bool) -> None:
     """Turn our response cache on or off for this process (``SCALE_NO_CACHE=1`` starts it off)."""
     global _CACHE_ENABLED
@@ -89,7 +128,7 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
     body = dict(extra_body or {})
     if top_k is not None:
         body["top_k"] = top_k
-    _optional(params, top_p=top_p, seed=seed, stop=stop or None, reasoning_effort=reasoning_effort)
+    _optional(params, top_p=top_p, seed=sampled_seed(seed), stop=stop or None, reasoning_effort=reasoning_effort)
     if logprobs is not None:
         params.update(logprobs=True, top_logprobs=logprobs)
     if body:
@@ -142,7 +181,7 @@ def text(endpoint: Endpoint, prompt: str, *, max_tokens: int, temperature: float
                           f"model {endpoint.model!r} is not one. Use transport 'prefill' or thinking 'effort'.")
     max_tokens, clamp = context.fit(endpoint, max_tokens, prompt=prompt)  # never past the window
     params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
-    _optional(params, top_p=top_p, seed=seed, stop=stop or None)
+    _optional(params, top_p=top_p, seed=sampled_seed(seed), stop=stop or None)
     body = dict(extra_body or {})
     if top_k is not None:
         body["top_k"] = top_k
@@ -305,7 +344,7 @@ def _failure_name(state: tenacity.RetryCallState) -> str:
 
 
 def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Completion:
-    cache_key = {"_fn_identifier": "scale_tts.transport", **request}
+    cache_key = {"_fn_identifier": "scale_tts.transport", **_with_sample(request)}
     if _CACHE_ENABLED:
         import dspy
 

@@ -1,0 +1,144 @@
+"""``run_compare``: every entry on the same problems, K samples each, through ``scale eval``'s executor.
+
+Results live in ``<output>/<entry>/sample-<k>/results.jsonl`` (one line per finished problem), so
+an interrupted comparison, run again, finishes without re-asking finished problems; sample k > 0
+draws with shifted seeds and its own cache keys (``program.transport.sample``), and a rerun of the
+same sample is a cache hit. A greedy entry (``is_greedy``) runs one sample: the others would be
+identical. Accuracy is reported in percent: one sample with a Wilson 95 % interval, K samples as
+the mean over samples with a t interval.
+
+Example:
+    >>> report = run_compare(load_compare("experiments/local/compare-gsm8k.yaml"), examples,  # doctest: +SKIP
+    ...                      output="runs/compare")
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+from optimize.compare.entries import CompareConfig, Entry, family, is_greedy
+from optimize.compare.stats import frontier, mean_interval, wilson_interval
+from optimize.evaluate import build_program, evaluate
+from optimize.experiment import save_experiment
+from program.config import ProgramConfig
+
+__all__ = ["EntryResult", "CompareReport", "run_compare", "format_table"]
+
+
+@dataclass
+class EntryResult:
+    """One entry's numbers (accuracy in percent; tokens are means per problem)."""
+
+    name: str
+    method: str
+    family: str
+    samples: int
+    greedy: bool
+    accuracies: list[float]
+    accuracy: float
+    low: float
+    high: float
+    completion_tokens: float
+    thinking_tokens: float
+    prompt_tokens: float
+    system2_share: float | None
+    wall_seconds: float
+    n: int
+    n_failed: int
+    on_frontier: bool = False
+    results: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CompareReport:
+    """Every entry, the frontier marks, and where the outputs went."""
+
+    entries: list[EntryResult]
+    n_problems: int
+    samples: int
+    wall_seconds: float
+    json_path: Path | None = None
+    plot_path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["json_path"], data["plot_path"] = str(self.json_path), str(self.plot_path)
+        return data
+
+
+def run_compare(config: CompareConfig, examples: Sequence[dspy.Example], *, output: Path | str,
+                samples: int | None = None, workers: int = 1, progress: bool = True,
+                program_factory: Callable[[ProgramConfig], Any] | None = None) -> CompareReport:
+    """Run every entry (``samples`` overrides the file's), write ``compare.json`` and ``compare.png``."""
+    started = time.monotonic()
+    output = Path(output)
+    save_experiment(config.experiment, output / "config.yaml")
+    k = samples or config.samples
+    make = program_factory or build_program
+    results = [_run_entry(entry, examples, output, k, workers, progress, make) for entry in config.entries]
+    marks = frontier([(r.completion_tokens, r.accuracy) for r in results])
+    for result, mark in zip(results, marks, strict=True):
+        result.on_frontier = mark
+    report = CompareReport(results, len(examples), k, round(time.monotonic() - started, 1))
+    report.json_path = output / "compare.json"
+    report.json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    from optimize.compare.plot import plot_compare
+
+    report.plot_path = plot_compare(report, output / "compare.png")
+    report.json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return report
+
+
+def _run_entry(entry: Entry, examples: Sequence[dspy.Example], output: Path, samples: int, workers: int,
+               progress: bool, make: Callable[[ProgramConfig], Any]) -> EntryResult:
+    greedy = is_greedy(entry.program)
+    runs = 1 if greedy else samples
+    summaries, paths = [], []
+    for k in range(runs):
+        path = output / entry.name / f"sample-{k}" / "results.jsonl"
+        report = evaluate(lambda: make(entry.program), examples, results_path=path, config=entry.program,
+                          workers=workers, progress=progress, sample=k,
+                          description=f"{entry.name} (sample {k + 1}/{runs})")
+        summaries.append(report.summary)
+        paths.append(str(path))
+    accuracies = [s.accuracy for s in summaries]
+    if runs == 1:
+        low, high = (100 * v for v in wilson_interval(summaries[0].n_correct, summaries[0].n))
+        mean = accuracies[0]
+    else:
+        mean, low, high = mean_interval(accuracies)
+    kinds = [s.mean_tokens_by_kind for s in summaries]
+    shares = [s.system2_share for s in summaries if s.system2_share is not None]
+    return EntryResult(
+        name=entry.name, method=entry.program.method, family=family(entry.program), samples=runs, greedy=greedy,
+        accuracies=accuracies, accuracy=mean, low=max(0.0, low), high=min(100.0, high),
+        completion_tokens=_mean([k["completion_tokens"] for k in kinds]),
+        thinking_tokens=_mean([k["thinking_tokens"] for k in kinds]),
+        prompt_tokens=_mean([k["prompt_tokens"] for k in kinds]),
+        system2_share=_mean(shares) if shares else None, wall_seconds=round(sum(s.wall_seconds for s in summaries), 1),
+        n=summaries[0].n, n_failed=sum(s.n_failed for s in summaries), results=paths)
+
+
+def format_table(report: CompareReport) -> str:
+    """One line per entry; ``*`` marks the frontier."""
+    lines = [f"{report.n_problems} problems, up to {report.samples} sample(s) per entry (greedy entries: one)", "",
+             f"{'entry':<26}{'method':<18}{'accuracy % (95% CI)':<24}{'completion':>11}{'thinking':>10}"
+             f"{'prompt':>9}{'S2 %':>7}{'wall s':>9}  frontier"]
+    for r in report.entries:
+        share = "" if r.system2_share is None else f"{r.system2_share:.0f}"
+        failed = f" ({r.n_failed} failed)" if r.n_failed else ""
+        lines.append(f"{r.name:<26}{r.family:<18}{f'{r.accuracy:.1f} [{r.low:.1f}, {r.high:.1f}]':<24}"
+                     f"{r.completion_tokens:>11.0f}{r.thinking_tokens:>10.0f}{r.prompt_tokens:>9.0f}{share:>7}"
+                     f"{r.wall_seconds:>9.0f}  {'*' if r.on_frontier else ''}{failed}")
+    return "\n".join(lines)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
