@@ -24,6 +24,8 @@ what is expected. Parameters and what they set in a ``ProgramConfig``:
 ``num_candidates``                ``scale.num_candidates`` (k decompositions; k > 1 adds a judge)
 ``difficulty_source``             ``scale.difficulty_source`` (a name: fixed or ``{choices: [...]}``)
 ``attempt_confidence``            ``scale.attempt_confidence`` (the ``attempt`` source's option)
+``system2_kind``                  ``scale.system2_kind``: ``think`` or ``vote`` (fixed or choices)
+``vote_samples``                  ``vote.samples``: k, the most samples of a vote (System 2 or baseline)
 ================================  ============================================================
 
 A study that searches ``difficulty_source`` with ``threshold`` picks the source and its tau
@@ -122,6 +124,10 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("attempt_confidence", str, 0, None, lambda c: c.scale.attempt_confidence,
               lambda c, v: _with_scale(c, attempt_confidence=str(v)),
               options=("length", "deepconf", "mean_logprob", "agreement")),
+    Parameter("system2_kind", str, 0, None, lambda c: c.scale.system2_kind,
+              lambda c, v: _with_scale(c, system2_kind=str(v)), options=("think", "vote")),
+    Parameter("vote_samples", int, 1, None, lambda c: c.vote.samples,
+              lambda c, v: replace(c, vote=replace(c.vote, samples=int(v)))),
 )}
 
 

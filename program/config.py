@@ -14,9 +14,11 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
+
+from program.config_methods import InftyThinkConfig, VoteConfig
+from program.validation import ConfigError, _check, _check_positive, _check_probability, check_known_keys
 
 __all__ = [
     "ConfigError",
@@ -39,43 +41,6 @@ ThinkingSwitch = Literal["none", "qwen3", "effort", "forced"]
 THINKING_SWITCHES: tuple[str, ...] = get_args(ThinkingSwitch)
 LOCAL_MODEL_ALIAS = "qwen2.5-coder-1.5b-instruct"
 LOCAL_PORT = 8765
-
-
-class ConfigError(ValueError):
-    """A configuration value or key is wrong. The message names it and says what is expected."""
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def check_known_keys(data: Any, known: Any, where: str, *, kind: str = "key", after: str = "") -> None:
-    """Raise ConfigError naming every key of ``data`` not in ``known``, and listing the known ones.
-
-    Example:
-        >>> check_known_keys({"tau": 1}, {"threshold"}, "scale")
-        Traceback (most recent call last):
-        program.config.ConfigError: scale: unknown key(s) 'tau'; known keys are: threshold.
-    """
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        listed = sorted(known) if isinstance(known, (set, frozenset)) else list(known)  # keep a given order
-        raise ConfigError(f"{where}: unknown {kind}(s) {', '.join(map(repr, unknown))}{after}; "
-                          f"known {kind}s are: {', '.join(listed)}.")
-
-
-def _check_probability(name: str, value: float | None) -> None:
-    if value is not None:
-        _check(isinstance(value, (int, float)) and 0.0 <= value <= 1.0, f"`{name}={value!r}` must be in [0, 1].")
-
-
-def _check_positive(name: str, value: int | float | None, *, allow_zero: bool = False) -> None:
-    if value is None:
-        return
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= 0 if allow_zero else value > 0)
-    _check(ok, f"`{name}={value!r}` must be {'non-negative' if allow_zero else 'positive'}.")
 
 
 @dataclass(frozen=True)
@@ -287,6 +252,9 @@ class ScaleConfig:
         attempt_temperature: the temperature of the extra ``agreement`` samples.
         confidence_window: DeepConf's sliding window, in tokens (small: steps are short).
         learned_path: the JSON file of a ``learned`` source (written by ``scale calibrate --fit learned``).
+        system2_kind: what System 2 is: ``think`` (the System 2 LM, thinking as its mode says) or
+            ``vote`` (up to ``vote.samples`` samples with adaptive stopping, ``program.voting``; for
+            models without a thinking mode).
     """
 
     threshold: float = 0.5
@@ -308,6 +276,7 @@ class ScaleConfig:
     attempt_temperature: float = 0.7
     confidence_window: int = 16
     learned_path: str | None = None
+    system2_kind: Literal["think", "vote"] = "think"
 
     def __post_init__(self) -> None:
         _check(isinstance(self.threshold, (int, float)) and -1.0 <= self.threshold <= 1.0,
@@ -340,36 +309,11 @@ class ScaleConfig:
         _check(isinstance(self.attempt_temperature, (int, float)) and 0.0 < self.attempt_temperature <= 2.0,
                f"`attempt_temperature={self.attempt_temperature!r}` must be in (0, 2]: the extra samples must differ.")
         _check_positive("confidence_window", self.confidence_window)
+        _check(self.system2_kind in ("think", "vote"),
+               f"`system2_kind={self.system2_kind!r}` must be 'think' or 'vote'.")
         _check(self.difficulty_source != "learned" or bool(self.learned_path),
                "`difficulty_source='learned'` needs `learned_path`: the JSON file written by "
                "`scale calibrate --fit learned`.")
-
-
-@dataclass(frozen=True)
-class VoteConfig:
-    """Majority voting: ``samples`` independent solutions (distinct rollout ids), most common answer wins."""
-
-    samples: int = 8
-    temperature: float = 0.7
-
-    def __post_init__(self) -> None:
-        _check_positive("samples", self.samples)
-        _check(0.0 < self.temperature <= 2.0,
-               f"`temperature={self.temperature!r}` must be in (0, 2]: identical greedy samples cannot vote.")
-
-
-@dataclass(frozen=True)
-class InftyThinkConfig:
-    """Prompted InftyThink (arXiv 2503.06692): segments of at most ``segment_tokens`` with summaries."""
-
-    segment_tokens: int = 4096
-    max_iterations: int = 50
-    summary_max_tokens: int = 512
-
-    def __post_init__(self) -> None:
-        _check_positive("segment_tokens", self.segment_tokens)
-        _check_positive("max_iterations", self.max_iterations)
-        _check_positive("summary_max_tokens", self.summary_max_tokens)
 
 
 METHODS: tuple[str, ...] = ("scale", "cot", "vote", "inftythink", "bf", "system1", "system2", "cascade")

@@ -34,7 +34,8 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
 def build_program(config: ProgramConfig, systems: Systems | None = None, **options: Any) -> dspy.Module:
     """The program of ``config.method``, on ``systems`` (default: built from ``config.lm``).
 
-    - ``scale``: SCALE with ``config.scale``; options ``plan_cache``, ``decompose_retries``,
+    - ``scale``: SCALE with ``config.scale`` (System 2 a vote per ``config.vote`` when
+      ``scale.system2_kind`` is ``vote``); options ``plan_cache``, ``decompose_retries``,
       ``difficulty_max_tokens``.
     - ``system1`` / ``system2``: uniform SCALE (tau = 1 / tau = -1, no last-step rule); the
       decomposition is kept, difficulty scoring is skipped (it could not change a route).
@@ -58,12 +59,12 @@ def build_program(config: ProgramConfig, systems: Systems | None = None, **optio
         return BudgetForcing(config.lm, **options)
     systems = systems or build_systems(config.lm)
     if method == "scale":
-        return Scale(config.scale, systems, **options)
+        return Scale(config.scale, systems, vote=config.vote, **options)
     if method == "cascade":
-        return Cascade(config.scale, systems, **options)
+        return Cascade(config.scale, systems, vote=config.vote, **options)
     if method in ("system1", "system2"):
         uniform = replace(config.scale, threshold=1.0 if method == "system1" else -1.0, last_step_score=None)
-        return Scale(uniform, systems, assess_difficulty=False, **options)
+        return Scale(uniform, systems, assess_difficulty=False, vote=config.vote, **options)
     if method == "cot":
         return CoT(systems.system1)
     if method == "vote":

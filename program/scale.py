@@ -29,14 +29,26 @@ from typing import Any, Protocol
 import dspy
 
 from program import ledger
-from program.config import ConfigError, ProgramConfig, ScaleConfig
+from program.config import ConfigError, ProgramConfig, ScaleConfig, VoteConfig
 from program.decompose import Decomposition, decompose_problem
 from program.difficulty import Difficulty
-from program.execute import Failure, Shared, StepResult, captured, render_context, render_steps, solve, usage_summary
+from program.execute import (
+    Failure,
+    Shared,
+    Solution,
+    StepResult,
+    captured,
+    render_context,
+    render_steps,
+    rollout,
+    solve,
+    usage_summary,
+)
 from program.lm import Systems, build_systems
 from program.routing import route, score_decides
 from program.signatures import AssessDifficulty, Decompose, Rewrite, SelectDecomposition, SolveStep
 from program.sources import Assessment, DifficultySource, StepView, build_source
+from program.voting import VoteOutcome, vote
 
 __all__ = ["Plan", "PlanCache", "MemoryPlanCache", "Scale"]
 
@@ -126,11 +138,13 @@ class Scale(dspy.Module):
         decompose_retries: extra attempts per unreadable decomposition candidate.
         difficulty_max_tokens: cap on a difficulty reply (reference: 64); None = the stages' cap.
         assess_difficulty: False skips scoring (uniform methods; needs tau >= 1 or tau < 0).
+        vote: the samples of System 2 when ``config.system2_kind`` is ``vote`` (default ``VoteConfig()``).
     """
 
     def __init__(self, config: ScaleConfig | ProgramConfig, systems: Systems | None = None, *,
                  plan_cache: PlanCache | None = None, decompose_retries: int = 1,
-                 difficulty_max_tokens: int | None = 64, assess_difficulty: bool = True) -> None:
+                 difficulty_max_tokens: int | None = 64, assess_difficulty: bool = True,
+                 vote: VoteConfig | None = None) -> None:
         super().__init__()
         if isinstance(config, ProgramConfig):
             systems = systems or build_systems(config.lm)
@@ -147,6 +161,7 @@ class Scale(dspy.Module):
         self.decompose_retries = decompose_retries
         self.difficulty_max_tokens = difficulty_max_tokens
         self.assess_difficulty = assess_difficulty
+        self.vote_config = vote or VoteConfig()
         self.method = "scale"
         self._systems = Shared(systems)
         self._plan_cache = Shared(plan_cache)
@@ -227,6 +242,7 @@ class Scale(dspy.Module):
         steps = plan.steps
         layout, seen = self.step_view(problem, plan)
         for i, step in enumerate(steps):
+            votes = None
             with captured() as calls:
                 verdict = self._assess(plan, problem, seen, done, i)
                 difficulty = verdict.difficulty if verdict else None
@@ -235,6 +251,9 @@ class Scale(dspy.Module):
                 attempt = verdict.attempt if verdict else None
                 if attempt is not None and decision.mode == "system1":
                     result = attempt  # System 1 already solved it while being judged
+                elif decision.mode == "system2" and self.config.system2_kind == "vote":
+                    outcome = self._vote(seen, render_context(done, self.config.context), step)
+                    result, votes = outcome.solution, outcome.to_dict()
                 else:
                     predictor = self.system1 if decision.mode == "system1" else self.system2
                     lm = self.systems.system1 if decision.mode == "system1" else self.systems.system2
@@ -245,7 +264,7 @@ class Scale(dspy.Module):
             done.append(StepResult(step, result.text, result.answer))
             traces.append({"index": i, "step": step, "difficulty": difficulty.to_dict() if difficulty else None,
                            **decision.to_dict(), "escalated": attempt is not None and decision.mode == "system2",
-                           "visible": result.text, "value": result.answer,
+                           "visible": result.text, "value": result.answer, **({"vote": votes} if votes else {}),
                            "usage": usage_summary(calls)})
         last = done[-1]
         plan_record = {**plan.decomposition.to_dict(), "cached": plan.cached}
@@ -268,6 +287,20 @@ class Scale(dspy.Module):
         if self.config.step_layout == "conditions" and conditions:
             return "conditions", conditions
         return "problem", problem
+
+    def _vote(self, seen: str, earlier: str, step: str) -> VoteOutcome:
+        """System 2 as a vote: samples of the step on ``vote.lm``, booked to stage ``system2``."""
+        config = self.vote_config
+        lm = self.systems.system1 if config.lm == "system1" else self.systems.system2
+
+        def draw(i: int) -> Solution:
+            settings: dict[str, Any] = {**rollout(i), "temperature": config.temperature}
+            if config.weight == "confidence":
+                settings.update(logprobs=True, top_logprobs=5)
+            return solve(self.system2, lm, "system2", config=settings, problem=seen, earlier_steps=earlier,
+                         current_step=step)
+
+        return vote(draw, config, window=self.config.confidence_window)
 
     def _assess(self, plan: Plan, problem: str, seen: str, done: list[StepResult], index: int) -> Assessment | None:
         """The step's verdict: from the plan (up front), now (solved context), or none (uniform)."""

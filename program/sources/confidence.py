@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from program.baselines.majority import answer_key
+from program.voting import answer_key
 
 __all__ = ["digit_distribution", "digit_mass", "expected_digit", "entropy", "token_confidence",
            "lowest_group_confidence", "confidence_difficulty", "mean_logprob", "agreement", "CONFIDENCE_SCALE"]
