@@ -44,6 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", metavar="DIR", help="run directory (default: runs/<experiment name>)")
     parser.add_argument("--budgets", type=_budgets, metavar="B1,B2,...",
                         help="s1 budget sweep: run the bf method once per thinking budget, e.g. 128,256,512")
+    parser.add_argument("--samples", type=positive_int, metavar="K",
+                        help="repeated samples: sample k > 0 draws with its own seeds into sample-<k>/ (sample 0 is "
+                             "the usual run); prints the mean accuracy with a t interval. Greedy configs run once")
     parser.add_argument("--export-sft", metavar="FILE", help="also write the correct SCALE traces as chat SFT data")
     parser.add_argument("--max-server-errors", type=positive_int, default=3, metavar="N",
                         help="stop after N problems in a row fail with server errors (default 3)")
@@ -89,15 +92,41 @@ def run(args: argparse.Namespace) -> int:
                                      results_path=out_dir / "results.jsonl", config=config.program,
                                      fingerprint=fingerprint,
                                      description=f"{config.program.method} on {data.benchmark}", **options)
+        extra = _more_samples(args, config, examples, out_dir, fingerprint, options) if args.samples else []
     print_summary(report.summary, title=f"{config.program.method} on {data.benchmark}")
     print(f"Results: {report.results_path} ({report.n_new} new, {report.n_resumed} resumed)")
     print(f"Summary: {report.summary_path}")
+    if extra:
+        from optimize.compare.stats import mean_interval
+
+        accuracies = [report.summary.accuracy] + [r.summary.accuracy for r in extra]
+        mean, low, high = mean_interval(accuracies)
+        print(f"Samples: {', '.join(f'{a:.1f}%' for a in accuracies)}; mean {mean:.1f}% "
+              f"(95% t interval {low:.1f} to {high:.1f})")
     if args.export_sft:
         from optimize.sft import export_sft
 
         export = export_sft(report.results_path, args.export_sft)
         print(f"SFT data: {export.path} ({export.written} examples, {export.skipped} results left out)")
-    return failed_status(report.summary.n_failed, report.summary.n, report.results_path, report.summary.failures)
+    failed = report.summary.n_failed + sum(r.summary.n_failed for r in extra)
+    return failed_status(failed, report.summary.n * (1 + len(extra)), report.results_path, report.summary.failures)
+
+
+def _more_samples(args: argparse.Namespace, config: ExperimentConfig, examples: list[dspy.Example], out_dir: Path,
+                  fingerprint: str | None, options: dict[str, Any]) -> list[Any]:
+    """Samples 1..K-1 of ``--samples K`` (sample 0 is the usual run), each in ``sample-<k>/``."""
+    from optimize import evaluate as evaluation
+    from optimize.compare.entries import is_greedy
+
+    if is_greedy(config.program):
+        print(f"--samples {args.samples}: every call of this config is greedy, so the other samples would be "
+              "identical; ran one.")
+        return []
+    return [evaluation.evaluate(functools.partial(load_program_for_args, args, config), examples,
+                                results_path=out_dir / f"sample-{k}" / "results.jsonl", config=config.program,
+                                fingerprint=fingerprint, sample=k,
+                                description=f"{config.program.method} sample {k + 1}/{args.samples}", **options)
+            for k in range(1, args.samples)]
 
 
 def _sweep(config: ExperimentConfig, examples: list[dspy.Example], budgets: list[int], run_dir: Path,

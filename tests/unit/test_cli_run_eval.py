@@ -140,3 +140,19 @@ def test_scale_run_of_a_plan_free_method_shows_the_solution(fake_setup: list[dic
     out = capsys.readouterr().out
     assert "Solution" in out and "cot" in out
     assert re.search(r"Answer: 26\b", out), out  # the scripted solver's 13 * 2 = 26
+
+
+def test_scale_eval_samples_run_sampled_configs_k_times_and_greedy_ones_once(
+        tmp_path: Path, fake_setup: list[dict], capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["eval", "--method", "vote", "--benchmark", "toy", "--limit", "2", "--samples", "3",
+            "--output", str(tmp_path), "--no-progress", *OFFLINE]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for k in (1, 2):
+        assert len((tmp_path / "vote-toy" / f"sample-{k}" / "results.jsonl").read_text().splitlines()) == 2
+    assert "Samples: 100.0%, 100.0%, 100.0%; mean 100.0%" in out
+    argv = ["eval", "--method", "cot", "--benchmark", "toy", "--limit", "2", "--samples", "3",
+            "--output", str(tmp_path), "--no-progress", *OFFLINE]
+    assert main(argv) == 0
+    assert "greedy, so the other samples would be identical; ran one" in capsys.readouterr().out
+    assert not (tmp_path / "cot-toy" / "sample-1").exists()
