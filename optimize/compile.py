@@ -8,8 +8,10 @@
 2. run the optimizer (``optimize.optimizers``) over the program's predictors;
 3. save the program directory (``optimize.saved``) at once, so an interrupted scoring step never
    loses the tuning;
-4. score the tuned program on the dev and held-out problems (``optimize.evaluate``: resumable,
-   one results file each under ``<dir>/eval/``), and add the scores to metadata.json;
+4. score the tuned program and the untuned one on the dev and held-out problems
+   (``optimize.evaluate``: resumable, one results file each under ``<dir>/eval/``), with the
+   paired difference (after - before, a paired bootstrap 95 % interval and McNemar's p), and add
+   them to metadata.json (``<split>``, ``<split>_before``, ``<split>_change``);
 5. log to MLflow: params (the flattened config), scores, and the pickle-free program directory
    as artifacts; with ``log_model=True`` (``--log-mlflow-model``) also the program as an MLflow
    dspy model (``mlflow.dspy.load_model(result.model_uri)`` restores it).
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optimize.compare.stats import paired_difference
 from optimize.experiment import DataConfig, ExperimentConfig, experiment_to_dict
 from optimize.optimizers import METRIC_DESCRIPTION, budget_warnings, optimize_program
 from optimize.saved import Builder, default_builder, program_fingerprint, save_program, update_metadata
@@ -143,6 +146,7 @@ def _tune_save_score(program: dspy.Module, systems: Systems, config: ExperimentC
                      mlflow: dict[str, Any]) -> tuple[dspy.Module, dict[str, dict[str, float] | None], float]:
     """Optimize, save the directory at once (scoring may be interrupted), then score dev and held-out."""
     c = config.compile
+    before = program.deepcopy()  # the untuned program, scored on the same problems for the paired difference
     started = time.monotonic()
     tuned = optimize_program(program, dev, config=c, prompt_lm=systems.stages, workers=config.tracking.workers)
     seconds = round(time.monotonic() - started, 1)
@@ -156,8 +160,19 @@ def _tune_save_score(program: dspy.Module, systems: Systems, config: ExperimentC
                             "budgets": budgets},
                  scores={"dev": None, "heldout": None}, mlflow=mlflow)
     fingerprint = program_fingerprint(directory)
-    scores = {name: _score(tuned, problems, directory / "eval" / name, fingerprint, config, progress)
-              if problems else None for name, problems in (("dev", dev), ("heldout", heldout))}
+    scores: dict[str, dict[str, float] | None] = {}
+    for name, problems in (("dev", dev), ("heldout", heldout)):
+        if not problems:
+            scores[name] = None
+            continue
+        after, after_correct = _score(tuned, problems, directory / "eval" / name, fingerprint, config, progress)
+        untuned, before_correct = _score(before, problems, directory / "eval" / f"{name}-before",
+                                         f"untuned:{fingerprint}", config, progress)
+        change = paired_difference([before_correct[str(p.id)] for p in problems],
+                                   [after_correct[str(p.id)] for p in problems], seed=c.seed)
+        scores[name] = after
+        scores[f"{name}_before"] = untuned
+        scores[f"{name}_change"] = change.to_dict()
     update_metadata(directory, scores=scores)
     return tuned, scores, seconds
 
@@ -240,17 +255,19 @@ def _autolog(enabled: bool) -> Iterator[None]:
 
 
 def _score(program: dspy.Module, problems: Sequence[dspy.Example], out_dir: Path, fingerprint: str,
-           config: ExperimentConfig, progress: bool) -> dict[str, float]:
-    """Accuracy, mean metric score and tokens of ``program`` on ``problems`` (resumable results file)."""
+           config: ExperimentConfig, progress: bool) -> tuple[dict[str, float], dict[str, bool]]:
+    """Accuracy, mean metric score and tokens of ``program`` on ``problems`` (resumable results file),
+    and each problem's correctness by id (for the paired difference)."""
     from optimize.evaluate import evaluate
 
     report = evaluate(program, problems, results_path=out_dir / "results.jsonl", fingerprint=fingerprint,
                       workers=config.tracking.workers, progress=progress, description=f"score {out_dir.name}")
     penalty = config.compile.token_penalty
     values = [float(r.correct) - penalty * r.totals.get("total_tokens", 0) / 1000 for r in report.results]
-    return {"n": report.summary.n, "accuracy": report.summary.accuracy,
-            "score": round(sum(values) / len(values), 6) if values else 0.0,
-            "mean_tokens": report.summary.mean_tokens, "failed": report.summary.n_failed}
+    return ({"n": report.summary.n, "accuracy": report.summary.accuracy,
+             "score": round(sum(values) / len(values), 6) if values else 0.0,
+             "mean_tokens": report.summary.mean_tokens, "failed": report.summary.n_failed},
+            {r.id: bool(r.correct) for r in report.results})
 
 
 def _slice(data: DataConfig, problems: Sequence[dspy.Example], offset: int) -> dict[str, Any]:

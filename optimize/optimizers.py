@@ -20,8 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ import dspy
 from optimize.experiment import CompileConfig
 from program.ledger import Ledger, recording
 
-__all__ = ["METRIC_DESCRIPTION", "Metered", "CompileMetric", "prediction_tokens", "describe_outcome",
+__all__ = ["METRIC_DESCRIPTION", "Metered", "hidden", "CompileMetric", "prediction_tokens", "describe_outcome",
            "budget_warnings", "build_optimizer", "optimize_program"]
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,47 @@ METRIC_DESCRIPTION = ("correct (data.grading: the answer field vs the gold answe
                       "while bootstrapping demos: correct only")
 _DEMO_OPTIMIZERS = ("bootstrap", "random-search")
 _MAX_TEXT = 600  # characters of one model output quoted in GEPA feedback
+
+
+class _Idle:
+    """Holds a predictor out of ``named_parameters`` (not a Parameter, not a Module)."""
+
+    def __init__(self, predictor: dspy.Predict) -> None:
+        self.predictor = predictor
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Idle:
+        return self
+
+
+@contextlib.contextmanager
+def hidden(program: dspy.Module, names: Sequence[str]) -> Iterator[Callable[[dspy.Module], None]]:
+    """Hide ``program``'s predictors ``names`` from optimizers while the block runs, then put them back.
+
+    Yields ``restore(copy)``, which gives a tuned copy of ``program`` fresh copies of them (the
+    optimizer copied the program with the predictors hidden).
+
+    Example:
+        >>> program = dspy.Module(); program.a, program.b = dspy.Predict("q -> x"), dspy.Predict("q -> y")
+        >>> with hidden(program, ["b"]):
+        ...     [name for name, _ in program.named_predictors()]
+        ['a']
+        >>> [name for name, _ in program.named_predictors()]
+        ['a', 'b']
+    """
+    originals = {name: getattr(program, name) for name in names}
+    for name, predictor in originals.items():
+        setattr(program, name, _Idle(predictor))
+
+    def restore(copy: dspy.Module) -> None:
+        for name, predictor in originals.items():
+            if copy is not program:
+                setattr(copy, name, predictor.deepcopy())
+
+    try:
+        yield restore
+    finally:
+        for name, predictor in originals.items():
+            setattr(program, name, predictor)
 
 
 class Metered(dspy.Module):
@@ -236,6 +278,17 @@ def optimize_program(program: dspy.Module, trainset: Sequence[dspy.Example], *, 
     optimizer = build_optimizer(config, metric, prompt_lm=prompt_lm, dev_size=len(trainset), workers=workers)
     if optimizer is None:
         return program
+    idle = list(getattr(program, "idle_predictors", list)())
+    if idle:
+        log.info("compile: not offering %s to the optimizer (this configuration never calls them)", ", ".join(idle))
+    with hidden(program, idle) as restore:
+        tuned = _compile(optimizer, program, trainset, config, prompt_lm)
+        restore(tuned)
+    return tuned
+
+
+def _compile(optimizer: Any, program: dspy.Module, trainset: Sequence[dspy.Example], config: CompileConfig,
+             prompt_lm: Any) -> dspy.Module:
     student, train = Metered(program), list(trainset)
     with dspy.context(lm=prompt_lm):  # for optimizer internals that use the default LM
         if config.optimizer == "mipro":

@@ -42,6 +42,10 @@ class Cascade(Scale):
                          systems, **options)
         self.method = "cascade"
 
+    def idle_predictors(self) -> list[str]:
+        """SCALE's idle predictors, and the planning ones: a cascade never decomposes."""
+        return sorted(set(super().idle_predictors()) | {"decompose", "select", "rewrite"})
+
     def plan(self, problem: str) -> Plan:
         """The one-step plan (scored up front when the source can; no call otherwise)."""
         decomposition = Decomposition(steps=[WHOLE_PROBLEM])

@@ -182,6 +182,29 @@ class Scale(dspy.Module):
         """Where step scores come from (``program.sources``)."""
         return self._source.value
 
+    def idle_predictors(self) -> list[str]:
+        """Predictors this configuration never calls, so an optimizer should not spend on them.
+
+        Example:
+            >>> from program.testing import scripted_systems
+            >>> Scale(ScaleConfig(), scripted_systems(str, str)).idle_predictors()
+            ['select', 'rewrite']
+        """
+        c = self.config
+        idle = []
+        if c.num_candidates <= 1:
+            idle.append("select")
+        if not c.rewrite:
+            idle.append("rewrite")
+        if not self.assess_difficulty or not self.source.asks_rating:
+            idle.append("difficulty")
+        solves_first = self.assess_difficulty and self.source.needs_solved_context  # System 1 attempts every step
+        if c.threshold < 0 and not solves_first:
+            idle.append("system1")
+        if c.threshold >= 1:
+            idle.append("system2")
+        return idle
+
     def scores_up_front(self) -> bool:
         """Whether the plan carries every step's score (else steps are scored while solving, or not at all)."""
         return (self.assess_difficulty and self.config.difficulty_mode == "upfront"

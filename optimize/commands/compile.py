@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
 def scores_status(result: CompileResult) -> int:
     """0, or 3 (with a warning line) when dev or held-out problems failed while scoring."""
-    scored = [s for s in result.scores.values() if s]
+    runs = ("dev", "heldout", "dev_before", "heldout_before")  # the _change entries are differences, not runs
+    scored = [s for name, s in result.scores.items() if s and name in runs]
     return failed_status(sum(int(s["failed"]) for s in scored), sum(int(s["n"]) for s in scored),
                          result.directory / "eval")
 
@@ -104,6 +105,12 @@ def print_result(result: CompileResult) -> None:
             failed = f", {int(scores['failed'])} failed" if scores["failed"] else ""
             print(f"{label + ':':9} accuracy {scores['accuracy']:.1f}% on {int(scores['n'])} problems, "
                   f"score {scores['score']:.3f}, {scores['mean_tokens']:.0f} tokens/problem{failed}")
+            before, change = result.scores.get(f"{name}_before"), result.scores.get(f"{name}_change")
+            if before and change:
+                print(f"{'':9} untuned {before['accuracy']:.1f}% ({before['mean_tokens']:.0f} tokens/problem): "
+                      f"{change['difference']:+.1f} points, paired 95% interval [{change['low']:+.1f}, "
+                      f"{change['high']:+.1f}], {int(change['gained'])} gained / {int(change['lost'])} lost, "
+                      f"McNemar p {change['p_value']:.3f}")
     for warning in result.warnings:
         print(f"warning: {warning}")
 

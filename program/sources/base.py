@@ -93,6 +93,7 @@ class DifficultySource(ABC):
 
     name: ClassVar[str]
     needs_solved_context: bool = False
+    asks_rating: bool = False  # it calls the program's ``difficulty`` predictor (so compiling it matters)
 
     @abstractmethod
     def assess(self, host: Host, step: StepView) -> Assessment:

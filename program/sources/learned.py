@@ -31,6 +31,7 @@ class LearnedSource(DifficultySource):
         self.model = model
         self.groups = groups_for(model.features)
         self.needs_solved_context = "attempt" in self.groups
+        self.asks_rating = "rating" in self.groups or "rating_logprobs" in self.groups
 
     def assess(self, host: Host, step: StepView) -> Assessment:
         measured = measure(host, step, self.groups)

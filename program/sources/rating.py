@@ -24,6 +24,7 @@ class RatingSource(DifficultySource):
     """Ask the stages LM to rate the step (reference behaviour)."""
 
     name = "rating"
+    asks_rating = True
 
     def assess(self, host: Host, step: StepView) -> Assessment:
         difficulty, failures = assess_step(

@@ -60,6 +60,7 @@ class RatingLogprobsSource(DifficultySource):
     """One 1-token rating call with ``top_logprobs``; the expected digit / 9 is the score."""
 
     name = "rating_logprobs"
+    asks_rating = True
 
     def assess(self, host: Host, step: StepView) -> Assessment:
         config = host.config

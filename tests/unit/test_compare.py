@@ -130,3 +130,18 @@ def test_a_pareto_config_file_is_an_entry_and_overrides_apply_on_top(tmp_path: P
 def test_bad_compare_files_name_what_is_wrong(tmp_path: Path, entries: list, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_compare(write_compare(tmp_path, entries))
+
+
+def test_the_paired_difference_on_hand_made_before_and_after() -> None:
+    from optimize.compare.stats import paired_difference
+
+    before = [True] * 10 + [False] * 10
+    after = [True] * 10 + [True] * 6 + [False] * 4  # 6 gained, none lost
+    change = paired_difference(before, after)
+    assert (change.before, change.after, change.difference, change.gained, change.lost) == (50.0, 80.0, 30.0, 6, 0)
+    assert 10.0 <= change.low < 30.0 < change.high <= 50.0
+    assert round(change.p_value, 4) == 0.0312  # McNemar exact: 6 of 6 discordant pairs, two-sided 2 / 2^6
+    same = paired_difference(before, before)
+    assert (same.difference, same.low, same.high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="same problems"):
+        paired_difference([True], [True, False])

@@ -174,3 +174,48 @@ def test_tokens_fall_back_to_the_traces_step_usage() -> None:
     trace = {"steps": [{"usage": {"prompt_tokens": 10, "completion_tokens": 5}}, {"usage": {"prompt_tokens": 1}}]}
     assert prediction_tokens(dspy.Prediction(answer="7", trace=trace)) == 16
     assert prediction_tokens(dspy.Prediction(answer="7")) == 0 and prediction_tokens(None) == 0
+
+
+def test_a_predictor_that_never_runs_is_not_offered_to_the_optimizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optimize import optimizers
+    from program.cascade import Cascade
+    from program.config import ScaleConfig
+    from program.scale import Scale
+    from program.testing import scripted_systems
+
+    seen: list[list[str]] = []
+
+    class Recording:
+        def compile(self, student: dspy.Module, trainset: list) -> dspy.Module:
+            seen.append(sorted(name.removeprefix("program.") for name, _ in student.named_predictors()))
+            tuned = student.deepcopy()
+            for _, predictor in tuned.named_predictors():
+                predictor.demos = [dspy.Example(problem="tuned")]
+            return tuned
+
+    monkeypatch.setattr(optimizers, "build_optimizer", lambda *a, **k: Recording())
+    trainset = [dspy.Example(problem="p", answer="1").with_inputs("problem")]
+    systems = scripted_systems(str, str)
+    scale = Scale(ScaleConfig(threshold=0.5), systems)
+    tuned = optimizers.optimize_program(scale, trainset, config=CompileConfig(optimizer="bootstrap"), prompt_lm=None)
+    assert seen[-1] == ["decompose", "difficulty", "system1", "system2"]  # k = 1, rewrite off
+    assert sorted(name for name, _ in tuned.named_predictors()) == [
+        "decompose", "difficulty", "rewrite", "select", "system1", "system2"]  # all back, for saving
+    assert tuned.select.demos == [] and tuned.system1.demos  # the idle ones untouched, the others tuned
+    assert tuned.select is not scale.select and scale.system1.demos == []
+    optimizers.optimize_program(Cascade(ScaleConfig(difficulty_source="attempt"), systems), trainset,
+                                config=CompileConfig(optimizer="bootstrap"), prompt_lm=None)
+    assert seen[-1] == ["system1", "system2"]  # no plan, and the attempt needs no rating
+
+
+def test_every_compile_scores_the_untuned_program_on_the_same_problems(tmp_path: Path) -> None:
+    systems = scripted(careless=True)
+    result = compile_experiment(experiment(tmp_path, optimizer="bootstrap"), output_dir=tmp_path / "c",
+                                systems=systems, builder=builder(systems), track=False, progress=False)
+    for split in ("dev", "heldout"):
+        change = result.scores[f"{split}_change"]
+        assert change["n"] == result.scores[split]["n"] == result.scores[f"{split}_before"]["n"]
+        assert change["difference"] == result.scores[split]["accuracy"] - result.scores[f"{split}_before"]["accuracy"]
+        assert change["low"] <= change["difference"] <= change["high"]
+    metadata = json.loads((tmp_path / "c" / "metadata.json").read_text())
+    assert set(metadata["scores"]) >= {"dev", "heldout", "dev_before", "heldout_before", "heldout_change"}
