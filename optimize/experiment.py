@@ -107,7 +107,12 @@ class SearchConfig:
 
 @dataclass(frozen=True)
 class CompileConfig:
-    """A DSPy optimizer run. Budgets are explicit: demos, candidates/trials, metric calls."""
+    """A DSPy optimizer run. Budgets are explicit: demos, candidates/trials, metric calls.
+
+    ``auto`` (``light``, ``medium``, ``heavy``) lets MIPROv2 and GEPA size their own budgets as
+    their authors intend, in place of ``num_candidates``/``num_trials`` (MIPROv2) and
+    ``max_metric_calls`` (GEPA).
+    """
 
     optimizer: str = "bootstrap"
     max_bootstrapped_demos: int = 2
@@ -117,10 +122,16 @@ class CompileConfig:
     max_metric_calls: int = 60
     token_penalty: float = 0.0
     seed: int = 0
+    auto: str | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"`optimizer={self.optimizer!r}` must be one of {', '.join(OPTIMIZERS)}.")
+        if self.auto not in (None, "light", "medium", "heavy"):
+            raise ConfigError(f"`auto={self.auto!r}` must be light, medium, heavy, or left out.")
+        if self.auto is not None and self.optimizer not in ("mipro", "gepa"):
+            raise ConfigError(f"`auto={self.auto!r}` sizes MIPROv2 and GEPA budgets only; the optimizer is "
+                              f"{self.optimizer!r}.")
         if self.token_penalty < 0:
             raise ConfigError(f"`token_penalty={self.token_penalty!r}` must be non-negative.")
 

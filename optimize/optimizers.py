@@ -248,13 +248,13 @@ def build_optimizer(config: CompileConfig, metric: CompileMetric, *, prompt_lm: 
         return BootstrapFewShotWithRandomSearch(metric=metric, num_candidate_programs=c.num_candidates,
                                                 num_threads=workers, **demos)
     if c.optimizer == "mipro":
-        return MIPROv2(metric=metric, prompt_model=prompt_lm, task_model=prompt_lm, auto=None,
-                       num_candidates=c.num_candidates, num_threads=workers, seed=c.seed, verbose=False,
-                       track_stats=False, **demos)
+        sizes = {"auto": c.auto} if c.auto else {"auto": None, "num_candidates": c.num_candidates}
+        return MIPROv2(metric=metric, prompt_model=prompt_lm, task_model=prompt_lm, num_threads=workers, seed=c.seed,
+                       verbose=False, track_stats=False, **sizes, **demos)
     if c.optimizer == "gepa":
-        return GEPA(metric=metric.feedback, max_metric_calls=c.max_metric_calls, reflection_lm=prompt_lm,
-                    reflection_minibatch_size=max(1, min(3, dev_size)), num_threads=workers, seed=c.seed,
-                    track_stats=False)
+        budget = {"auto": c.auto} if c.auto else {"max_metric_calls": c.max_metric_calls}
+        return GEPA(metric=metric.feedback, reflection_lm=prompt_lm, reflection_minibatch_size=max(1, min(3, dev_size)),
+                    num_threads=workers, seed=c.seed, track_stats=False, **budget)
     if c.optimizer == "simba":
         return SIMBA(metric=metric, bsize=max(1, min(32, dev_size)), num_candidates=c.num_candidates,
                      max_steps=c.num_trials, max_demos=c.max_bootstrapped_demos, prompt_model=prompt_lm,
@@ -293,8 +293,9 @@ def _compile(optimizer: Any, program: dspy.Module, trainset: Sequence[dspy.Examp
     with dspy.context(lm=prompt_lm):  # for optimizer internals that use the default LM
         if config.optimizer == "mipro":
             # MIPROv2 holds out 80% of the trainset as its valset; minibatches need more than 35 of them.
-            tuned = optimizer.compile(student, trainset=train, num_trials=config.num_trials, seed=config.seed,
-                                      minibatch=int(len(train) * 0.8) > 35)
+            trials = {} if config.auto else {"num_trials": config.num_trials}
+            tuned = optimizer.compile(student, trainset=train, seed=config.seed, minibatch=int(len(train) * 0.8) > 35,
+                                      **trials)
         elif config.optimizer == "simba":
             tuned = optimizer.compile(student, trainset=train, seed=config.seed)
         else:

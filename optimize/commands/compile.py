@@ -43,6 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXIT_STATUS_HELP)
     parser.add_argument("--optimizer", choices=OPTIMIZERS,
                         help="bootstrap, random-search, mipro, gepa, simba, or none (default: the config's)")
+    parser.add_argument("--auto", choices=("light", "medium", "heavy"),
+                        help="let MIPROv2 / GEPA size their budgets (their authors' presets) instead of the config's")
     parser.add_argument("--dev", metavar="POOL:N", help="dev problems from a train pool, e.g. gsm8k_train:20")
     parser.add_argument("--val", type=int, metavar="N",
                         help="held-out problems after the dev ones, for an honest score")
@@ -70,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     config = experiment_for_args(args)
     data = replace(config.data, dev=args.dev or config.data.dev,
                    val=args.val if args.val is not None else config.data.val)
-    compile_config = replace(config.compile, optimizer=args.optimizer or config.compile.optimizer)
+    compile_config = replace(config.compile, optimizer=args.optimizer or config.compile.optimizer,
+                             auto=args.auto or config.compile.auto)
     tracking = replace(config.tracking, workers=args.workers or config.tracking.workers)
     config = replace(config, data=data, compile=compile_config, tracking=tracking)
     with ensure_server(config.program.lm, logprobs=needs_logprobs(config.program)):

@@ -219,3 +219,15 @@ def test_every_compile_scores_the_untuned_program_on_the_same_problems(tmp_path:
         assert change["low"] <= change["difference"] <= change["high"]
     metadata = json.loads((tmp_path / "c" / "metadata.json").read_text())
     assert set(metadata["scores"]) >= {"dev", "heldout", "dev_before", "heldout_before", "heldout_change"}
+
+
+def test_auto_budgets_go_to_mipro_and_gepa_only() -> None:
+    from optimize.optimizers import build_optimizer
+    from program.testing import function_lm
+
+    lm = function_lm(str)
+    mipro = build_optimizer(CompileConfig(optimizer="mipro", auto="light"), CompileMetric(), prompt_lm=lm, dev_size=10)
+    gepa = build_optimizer(CompileConfig(optimizer="gepa", auto="medium"), CompileMetric(), prompt_lm=lm, dev_size=10)
+    assert mipro.auto == "light" and gepa.auto == "medium"
+    with pytest.raises(Exception, match="sizes MIPROv2 and GEPA budgets only"):
+        CompileConfig(optimizer="bootstrap", auto="light")
