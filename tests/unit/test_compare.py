@@ -145,3 +145,23 @@ def test_the_paired_difference_on_hand_made_before_and_after() -> None:
     assert (same.difference, same.low, same.high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
     with pytest.raises(ValueError, match="same problems"):
         paired_difference([True], [True, False])
+
+
+def test_a_comparison_is_one_mlflow_parent_run_with_a_child_per_entry(tmp_path: Path) -> None:
+    from optimize.compare.tracking import log_compare
+    from optimize.tracking import Tracker
+
+    path = write_compare(tmp_path, [{"name": "cot", "method": "cot"}, {"name": "cot-512", "method": "cot",
+                                                                      "lm": {"system1": {"max_tokens": 512}}}])
+    config = load_compare(path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = replace(config, experiment=replace(config.experiment, tracking=replace(config.experiment.tracking,
+                                                                                     mlflow_uri=uri)))
+    report = run_compare(config, examples(2), output=tmp_path / "out", progress=False, program_factory=Counting())
+    parent = log_compare(config, report, benchmark="toy")
+    tracker = Tracker.create(uri, config.experiment.tracking.mlflow_experiment)
+    children = tracker.children(parent)
+    assert sorted(run.data.tags["mlflow.runName"] for run in children) == ["cot", "cot-512"]
+    assert {run.data.metrics["accuracy"] for run in children} == {50.0}
+    artifacts = [a.path for a in tracker.client.list_artifacts(parent)]
+    assert "compare.json" in artifacts and "compare.png" in artifacts
