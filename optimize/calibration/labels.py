@@ -54,6 +54,9 @@ class StepLabel:
     scores: dict[str, float]
     s1_tokens: int
     s2_tokens: int
+    shown: str = ""    # the problem text the step was shown (conditions or the problem)
+    earlier: str = ""  # the earlier steps as rendered in System 1's context: with ``step`` and ``s2_value``,
+    #                    a stage-level example for compiling System 1 (empty in labels written before them)
 
 
 @dataclass
@@ -135,7 +138,7 @@ def label_problem(program: Scale, example: dspy.Example, sources: Sequence[str])
             index=i, step=step, s1_value=attempt.answer, s2_value=s2.answer,
             differs=attempt.answer is None or s2.answer is None or answer_key(attempt.answer) != answer_key(s2.answer),
             features={**measured.values, **(verdict.difficulty.signals or {})}, scores=scores,
-            s1_tokens=_completion(s1_calls), s2_tokens=_completion(s2_calls)))
+            s1_tokens=_completion(s1_calls), s2_tokens=_completion(s2_calls), shown=seen, earlier=view.earlier_steps))
         s1_done.append(StepResult(step, attempt.text, attempt.answer))
         # The all-System-2 chain: step 1 has the same (empty) context as the label call, so it is that call.
         if i == 0:
