@@ -23,6 +23,7 @@ import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+import logging  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Literal  # noqa: E402
 
@@ -32,6 +33,18 @@ from program.config import LMConfig  # noqa: E402
 from program.engine import ChatEngine  # noqa: E402
 
 __all__ = ["Role", "Systems", "build_lm", "build_systems", "lm_from_engine"]
+
+
+class _CapsAreExpected(logging.Filter):
+    """Drop DSPy's "LM response was truncated" warning: every budget here is a deliberate cap (a
+    1-token digit rating, System 1's attempt, a forced-thinking segment), and where it matters the
+    trace says so (``attempt_capped``, the ledger's clamp, budget forcing's cap records)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LM response was truncated" not in record.getMessage()
+
+
+logging.getLogger("dspy.clients.lm").addFilter(_CapsAreExpected())
 
 Role = Literal["stages", "system1", "system2"]
 
