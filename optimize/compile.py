@@ -43,6 +43,7 @@ from optimize.compare.stats import paired_difference
 from optimize.experiment import DataConfig, ExperimentConfig, experiment_to_dict
 from optimize.optimizers import METRIC_DESCRIPTION, budget_warnings, optimize_program
 from optimize.saved import Builder, default_builder, program_fingerprint, save_program, update_metadata
+from optimize.stage import StageProgram, stage_examples
 from optimize.tracking import Tracker, default_tracking_uri
 
 if TYPE_CHECKING:
@@ -148,7 +149,15 @@ def _tune_save_score(program: dspy.Module, systems: Systems, config: ExperimentC
     c = config.compile
     before = program.deepcopy()  # the untuned program, scored on the same problems for the paired difference
     started = time.monotonic()
-    tuned = optimize_program(program, dev, config=c, prompt_lm=systems.stages, workers=config.tracking.workers)
+    if c.stage == "system1":  # System 1's step solver alone, on calibration steps (optimize.stage)
+        assert c.labels is not None  # CompileConfig checks it
+        student = StageProgram(program.system1.deepcopy(), systems.system1)
+        stage = optimize_program(student, stage_examples(c.labels, "system1"), config=c, prompt_lm=systems.stages,
+                                 workers=config.tracking.workers)
+        tuned = program.deepcopy()
+        tuned.system1 = stage.system1
+    else:
+        tuned = optimize_program(program, dev, config=c, prompt_lm=systems.stages, workers=config.tracking.workers)
     seconds = round(time.monotonic() - started, 1)
     budgets = {k: getattr(c, k) for k in ("max_bootstrapped_demos", "max_labeled_demos", "num_candidates",
                                           "num_trials", "max_metric_calls")}
@@ -157,7 +166,7 @@ def _tune_save_score(program: dspy.Module, systems: Systems, config: ExperimentC
                  metric={"description": METRIC_DESCRIPTION, "token_penalty": c.token_penalty,
                          "grader": _grader_version()},
                  optimizer={"name": c.optimizer, "seconds": seconds, "seed": c.seed,
-                            "budgets": budgets},
+                            "budgets": budgets, "stage": c.stage, "labels": c.labels},
                  scores={"dev": None, "heldout": None}, mlflow=mlflow)
     fingerprint = program_fingerprint(directory)
     scores: dict[str, dict[str, float] | None] = {}

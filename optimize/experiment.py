@@ -111,7 +111,9 @@ class CompileConfig:
 
     ``auto`` (``light``, ``medium``, ``heavy``) lets MIPROv2 and GEPA size their own budgets as
     their authors intend, in place of ``num_candidates``/``num_trials`` (MIPROv2) and
-    ``max_metric_calls`` (GEPA).
+    ``max_metric_calls`` (GEPA). ``stage``: ``program`` tunes every predictor the configuration
+    calls on whole dev problems; ``system1`` tunes System 1's step solver alone on the steps of a
+    ``scale calibrate`` labels file (``labels``), one call per candidate (``optimize.stage``).
     """
 
     optimizer: str = "bootstrap"
@@ -123,12 +125,18 @@ class CompileConfig:
     token_penalty: float = 0.0
     seed: int = 0
     auto: str | None = None
+    stage: str = "program"
+    labels: str | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"`optimizer={self.optimizer!r}` must be one of {', '.join(OPTIMIZERS)}.")
         if self.auto not in (None, "light", "medium", "heavy"):
             raise ConfigError(f"`auto={self.auto!r}` must be light, medium, heavy, or left out.")
+        if self.stage not in ("program", "system1"):
+            raise ConfigError(f"`stage={self.stage!r}` must be program or system1.")
+        if self.stage != "program" and not self.labels:
+            raise ConfigError(f"`stage={self.stage!r}` needs `labels`: the labels.jsonl written by `scale calibrate`.")
         if self.auto is not None and self.optimizer not in ("mipro", "gepa"):
             raise ConfigError(f"`auto={self.auto!r}` sizes MIPROv2 and GEPA budgets only; the optimizer is "
                               f"{self.optimizer!r}.")

@@ -45,6 +45,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="bootstrap, random-search, mipro, gepa, simba, or none (default: the config's)")
     parser.add_argument("--auto", choices=("light", "medium", "heavy"),
                         help="let MIPROv2 / GEPA size their budgets (their authors' presets) instead of the config's")
+    parser.add_argument("--stage", choices=("program", "system1"),
+                        help="program: every predictor, on whole dev problems (default); system1: System 1's step "
+                             "solver alone on the steps of --labels (one call per candidate)")
+    parser.add_argument("--labels", metavar="FILE", help="labels.jsonl of `scale calibrate`, for --stage system1")
     parser.add_argument("--dev", metavar="POOL:N", help="dev problems from a train pool, e.g. gsm8k_train:20")
     parser.add_argument("--val", type=int, metavar="N",
                         help="held-out problems after the dev ones, for an honest score")
@@ -73,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     data = replace(config.data, dev=args.dev or config.data.dev,
                    val=args.val if args.val is not None else config.data.val)
     compile_config = replace(config.compile, optimizer=args.optimizer or config.compile.optimizer,
-                             auto=args.auto or config.compile.auto)
+                             auto=args.auto or config.compile.auto, stage=args.stage or config.compile.stage,
+                             labels=args.labels or config.compile.labels)
     tracking = replace(config.tracking, workers=args.workers or config.tracking.workers)
     config = replace(config, data=data, compile=compile_config, tracking=tracking)
     with ensure_server(config.program.lm, logprobs=needs_logprobs(config.program)):

@@ -231,3 +231,41 @@ def test_auto_budgets_go_to_mipro_and_gepa_only() -> None:
     assert mipro.auto == "light" and gepa.auto == "medium"
     with pytest.raises(Exception, match="sizes MIPROv2 and GEPA budgets only"):
         CompileConfig(optimizer="bootstrap", auto="light")
+
+
+def test_a_system1_stage_compile_costs_one_call_per_candidate_and_tunes_only_system1(tmp_path: Path) -> None:
+    from optimize.calibration.labels import ProblemLabel, StepLabel
+    from program.cascade import WHOLE_PROBLEM
+
+    labels = tmp_path / "labels.jsonl"
+    with labels.open("w") as out:
+        for i in range(20, 26):  # pool problems outside the dev and held-out slices
+            problem = f"Tom has {i + 2} apples and buys {i + 3} more. How many apples?"
+            step = StepLabel(0, WHOLE_PROBLEM, None, None, True, {}, {}, 1, 1, shown=problem,
+                             earlier="(none: this is the first step)")
+            out.write(json.dumps(ProblemLabel(f"a{i}", problem, str(2 * i + 5), [step], None, None, False, True,
+                                              1, 1, 0, 1.0).to_dict()) + "\n")
+    systems = scripted()
+    config = experiment(tmp_path, optimizer="bootstrap", stage="system1", labels=str(labels))
+    result = compile_experiment(config, output_dir=tmp_path / "c", systems=systems, builder=builder(systems),
+                                track=False, progress=False)
+    tuned = result.program
+    assert tuned.system1.demos and tuned.system1.demos[0].current_step == WHOLE_PROBLEM
+    assert not tuned.decompose.demos and not tuned.difficulty.demos and not tuned.system2.demos
+    metadata = json.loads((tmp_path / "c" / "metadata.json").read_text())
+    assert metadata["optimizer"]["stage"] == "system1" and metadata["optimizer"]["labels"] == str(labels)
+    assert result.scores["heldout_change"]["n"] == 2
+    label_problems = [f"Tom has {i + 2} apples" for i in range(20, 26)]
+    planned = [r for r in systems.stages.engine.requests if any(p in r[-1]["content"] for p in label_problems)]
+    solved = [r for r in systems.system1.engine.requests if any(p in r[-1]["content"] for p in label_problems)]
+    assert planned == [] and 1 <= len(solved) <= 6  # each candidate: one System 1 call, no plan, no rating
+
+
+def test_stage_examples_need_a_labels_file_with_step_contexts(tmp_path: Path) -> None:
+    from optimize.stage import stage_examples
+    from program.config import ConfigError
+
+    with pytest.raises(ConfigError, match="scale calibrate"):
+        stage_examples(tmp_path / "none.jsonl", "system1")
+    with pytest.raises(ConfigError, match="needs `labels`"):
+        CompileConfig(stage="system1")
