@@ -22,7 +22,7 @@ from typing import Any
 import dspy
 
 from program.config import ConfigError
-from program.execute import Shared, solve
+from program.execute import NO_EARLIER_STEPS, Shared, solve
 
 __all__ = ["STAGES", "stage_examples", "StageProgram"]
 
@@ -46,11 +46,14 @@ def stage_examples(labels: Path | str, stage: str) -> list[dspy.Example]:
         one_step = len(problem["steps"]) == 1
         for step in problem["steps"]:
             target = problem["gold"] if one_step else step.get("s2_value")
-            if target is None or not step.get("shown"):
+            shown, earlier = step.get("shown"), step.get("earlier")
+            if one_step and not shown:  # a one-step plan was shown the problem, with nothing before it
+                shown, earlier = problem["problem"], NO_EARLIER_STEPS
+            if target is None or not shown:
                 continue  # no reference value, or a label written before steps kept their context
             examples.append(dspy.Example(
-                id=f"{problem['id']}#{step['index']}", problem=step["shown"], earlier_steps=step["earlier"],
-                current_step=step["step"], answer=str(target)).with_inputs("problem", "earlier_steps", "current_step"))
+                id=f"{problem['id']}#{step['index']}", problem=shown, earlier_steps=earlier, current_step=step["step"],
+                answer=str(target)).with_inputs("problem", "earlier_steps", "current_step"))
     if not examples:
         raise ConfigError(f"{path}: no step has a reference value and its context; label again with "
                           "`scale calibrate` (labels from this version keep each step's context).")

@@ -241,8 +241,7 @@ def test_a_system1_stage_compile_costs_one_call_per_candidate_and_tunes_only_sys
     with labels.open("w") as out:
         for i in range(20, 26):  # pool problems outside the dev and held-out slices
             problem = f"Tom has {i + 2} apples and buys {i + 3} more. How many apples?"
-            step = StepLabel(0, WHOLE_PROBLEM, None, None, True, {}, {}, 1, 1, shown=problem,
-                             earlier="(none: this is the first step)")
+            step = StepLabel(0, WHOLE_PROBLEM, None, None, True, {}, {}, 1, 1)  # one step: its context is implied
             out.write(json.dumps(ProblemLabel(f"a{i}", problem, str(2 * i + 5), [step], None, None, False, True,
                                               1, 1, 0, 1.0).to_dict()) + "\n")
     systems = scripted()
