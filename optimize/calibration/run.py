@@ -45,6 +45,7 @@ class CalibrationRun:
     learned_path: Path | None
     wall_seconds: float
     run_id: str | None
+    labelling_seconds: float = 0.0  # the problems' own labelling time, summed (resumed ones included)
 
 
 def labelling_program(config: ExperimentConfig, method: str, systems: Systems | None = None) -> Scale:
@@ -81,13 +82,15 @@ def calibrate(config: ExperimentConfig, examples: Sequence[dspy.Example], *, out
         learned_path = model.save(output / "learned.json")
     wall = round(time.monotonic() - started, 1)
     json_path = output / "calibration.json"
+    labelling = round(sum(label.wall_seconds for label in labels), 1)  # also when this run only resumed
     json_path.write_text(json.dumps({"dev": dev_name, "method": method, "source_names": list(sources),
-                                     "wall_seconds": wall, **report.to_dict()}, indent=2, default=_plain) + "\n")
+                                     "wall_seconds": wall, "labelling_seconds": labelling, **report.to_dict()},
+                                    indent=2, default=_plain) + "\n")
     plot_path = plot_gain_curves({s.name: s.curve for s in report.sources}, output / "gain.png",
                                  title=f"{method} on {dev_name or 'dev'}: {report.n_problems} problems")
     run_id = _log(config, report, [json_path, plot_path, *([learned_path] if learned_path else [])], dev_name,
                   method, sources, wall) if tracking else None
-    return CalibrationRun(report, output, json_path, plot_path, learned_path, wall, run_id)
+    return CalibrationRun(report, output, json_path, plot_path, learned_path, wall, run_id, labelling)
 
 
 def _log(config: ExperimentConfig, report: CalibrationReport, artifacts: list[Path], dev_name: str, method: str,

@@ -79,5 +79,5 @@ def run(args: argparse.Namespace) -> int:
     if result.learned_path:
         print(f"Learned source: {result.learned_path} (use it with scale: {{difficulty_source: learned, "
               f"learned_path: {result.learned_path}}})")
-    print(f"Wall time: {result.wall_seconds:.0f} s")
+    print(f"Wall time: {result.wall_seconds:.0f} s (labelling, summed over problems: {result.labelling_seconds:.0f} s)")
     return EXIT_OK
