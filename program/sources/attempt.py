@@ -14,9 +14,10 @@ SCALE re-solves a step whose score is above tau with System 2; otherwise the att
 step's solution. Its tokens are booked to the step (stage ``system1``) either way.
 
 The logprob options ask for 5 top logprobs per generated token. On the embedded llama.cpp server
-that is slow: the top-k is computed in Python over the 151K-token vocabulary, about 0.3 s per
-token (a 320-token attempt took 112 s instead of 16 s), and the server must run with
-``--logits_all true``. Use them on vLLM or SGLang; ``length`` and ``agreement`` need no logprobs.
+that is slow: the top-k is computed in Python over the 151K-token vocabulary, about 0.2 s more per
+token (a 32-token answer took 7.5 s, experiments/results/difficulty-sources/logprobs-cost.md), and
+the server must run with ``--logits_all true``. Use them on vLLM or SGLang; ``length`` and
+``agreement`` need no logprobs.
 
 Example:
     >>> from program.testing import function_lm

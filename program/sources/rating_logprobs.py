@@ -7,9 +7,9 @@ constant (every step "0.5"); the distribution under it still moves.
 
 Cost: one generated token. On the embedded llama.cpp server logprobs need ``--logits_all true``
 (``scale serve --logprobs``), which keeps every prompt position's logits: measured on 2 cores,
-a 1-token reply with 10 top logprobs took 0.93 s against 0.58 s without, and a 120-token answer
-3.91 s against 3.54 s (experiments/results/difficulty-sources/logprobs-cost.md). vLLM and SGLang
-return logprobs at no noticeable cost.
+a 1-token rating with 10 top logprobs took 0.83 s (median), the same rating without logprobs
+0.55-0.63 s (experiments/results/difficulty-sources/logprobs-cost.md). vLLM and SGLang return
+logprobs at no noticeable cost.
 
 Example:
     >>> from program.testing import scripted_systems
