@@ -40,7 +40,6 @@ from program.execute import (
     captured,
     render_context,
     render_steps,
-    rollout,
     solve,
     usage_summary,
 )
@@ -48,7 +47,7 @@ from program.lm import Systems, build_systems
 from program.routing import route, score_decides
 from program.signatures import AssessDifficulty, Decompose, Rewrite, SelectDecomposition, SolveStep
 from program.sources import Assessment, DifficultySource, StepView, build_source
-from program.voting import VoteOutcome, vote
+from program.voting import VoteOutcome, sample_settings, vote
 
 __all__ = ["Plan", "PlanCache", "MemoryPlanCache", "Scale"]
 
@@ -317,11 +316,8 @@ class Scale(dspy.Module):
         lm = self.systems.system1 if config.lm == "system1" else self.systems.system2
 
         def draw(i: int) -> Solution:
-            settings: dict[str, Any] = {**rollout(i), "temperature": config.temperature}
-            if config.weight == "confidence":
-                settings.update(logprobs=True, top_logprobs=5)
-            return solve(self.system2, lm, "system2", config=settings, problem=seen, earlier_steps=earlier,
-                         current_step=step)
+            return solve(self.system2, lm, "system2", config=sample_settings(config, i), problem=seen,
+                         earlier_steps=earlier, current_step=step)
 
         return vote(draw, config, window=self.config.confidence_window)
 

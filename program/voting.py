@@ -31,7 +31,7 @@ from typing import Any
 from program.config_methods import VoteConfig
 from program.execute import Solution
 
-__all__ = ["VoteOutcome", "vote", "settled", "tally", "answer_key"]
+__all__ = ["VoteOutcome", "vote", "settled", "tally", "answer_key", "sample_settings"]
 
 CONFIDENCE_WINDOW = 16  # tokens; a step's trace is short
 
@@ -108,6 +108,22 @@ def settled(counts: Sequence[float], remaining: int, config: VoteConfig) -> bool
     from scipy.stats import beta  # type: ignore[import-untyped]
 
     return remaining == 0 or float(beta.sf(0.5, leader + 1, runner_up + 1)) >= config.confidence
+
+
+def sample_settings(config: VoteConfig, index: int) -> dict[str, Any]:
+    """Call settings of vote sample ``index``: its own seed and rollout id, the vote's temperature, and
+    logprobs when votes are weighted by confidence.
+
+    Example:
+        >>> sample_settings(VoteConfig(), 2)
+        {'seed': 2, 'rollout_id': 2, 'temperature': 0.7}
+    """
+    from program.execute import rollout
+
+    settings: dict[str, Any] = {**rollout(index), "temperature": config.temperature}
+    if config.weight == "confidence":
+        settings.update(logprobs=True, top_logprobs=5)
+    return settings
 
 
 def vote(draw: Callable[[int], Solution], config: VoteConfig, *, window: int = CONFIDENCE_WINDOW) -> VoteOutcome:

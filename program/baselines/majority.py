@@ -15,14 +15,13 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import dspy
 
 from program.config import VoteConfig
-from program.execute import Failure, Shared, Solution, captured, rollout, solve, usage_summary
+from program.execute import Failure, Shared, Solution, captured, solve, usage_summary
 from program.signatures import SolveProblem
-from program.voting import answer_key, tally, vote
+from program.voting import answer_key, sample_settings, tally, vote
 
 __all__ = ["MajorityVote", "majority", "answer_key"]
 
@@ -53,10 +52,7 @@ class MajorityVote(dspy.Module):
         failures: list[dict[str, object]] = []
 
         def draw(i: int) -> Solution:
-            settings: dict[str, Any] = {**rollout(i), "temperature": self.vote.temperature}
-            if self.vote.weight == "confidence":
-                settings.update(logprobs=True, top_logprobs=5)
-            result = solve(self.solver, self._lm.value, STAGE, config=settings, problem=problem)
+            result = solve(self.solver, self._lm.value, STAGE, config=sample_settings(self.vote, i), problem=problem)
             if result.reason:
                 failures.append(Failure(STAGE, f"sample {i}: {result.reason}").to_dict())
             return result

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from program.voting import answer_key
+from program.voting import tally
 
 __all__ = ["digit_distribution", "digit_mass", "expected_digit", "entropy", "token_confidence",
            "lowest_group_confidence", "confidence_difficulty", "mean_logprob", "agreement", "CONFIDENCE_SCALE"]
@@ -154,11 +154,7 @@ def agreement(answers: Sequence[str | None]) -> tuple[float, str | None]:
     """
     if not answers:
         raise ValueError("agreement needs at least one sample")
-    groups: dict[str, list[str]] = {}
-    for answer in answers:
-        if answer is not None:
-            groups.setdefault(answer_key(answer), []).append(answer)
-    if not groups:
+    winner, counts = tally(answers)
+    if winner is None:
         return 1.0, None
-    largest = max(groups.values(), key=len)  # max keeps the first of equal lengths: first seen wins
-    return round(1.0 - len(largest) / len(answers), 3), largest[0]
+    return round(1.0 - counts[0] / len(answers), 3), winner
