@@ -22,10 +22,8 @@ from typing import Any
 
 from program.config import ProgramConfig, ScaleConfig
 from program.decompose import Decomposition
-from program.execute import captured, render_steps
 from program.lm import Systems
-from program.scale import Plan, Scale
-from program.sources import StepView
+from program.scale import Scale
 
 __all__ = ["Cascade", "WHOLE_PROBLEM"]
 
@@ -46,13 +44,6 @@ class Cascade(Scale):
         """SCALE's idle predictors, and the planning ones: a cascade never decomposes."""
         return sorted(set(super().idle_predictors()) | {"decompose", "select", "rewrite"})
 
-    def plan(self, problem: str) -> Plan:
-        """The one-step plan (scored up front when the source can; no call otherwise)."""
-        decomposition = Decomposition(steps=[WHOLE_PROBLEM])
-        if not self.scores_up_front():
-            return Plan(problem, decomposition, None, settings=self.plan_settings())
-        with captured() as calls:
-            view = StepView(problem, render_steps([]), WHOLE_PROBLEM, is_last=True, index=0)
-            verdict = self.source.assess(self, view)
-        return Plan(problem, decomposition, [verdict.difficulty], list(verdict.failures), list(calls.calls),
-                    self.plan_settings())
+    def decomposition_of(self, problem: str) -> Decomposition:
+        """One step, the whole problem; no call."""
+        return Decomposition(steps=[WHOLE_PROBLEM])

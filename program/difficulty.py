@@ -22,16 +22,15 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import dspy
 
 from program.config import ScaleConfig
-from program.execute import Failure, call, render_steps, rollout
+from program.execute import Failure, call, rollout
 
-__all__ = ["Difficulty", "assess_step", "assess_plan"]
+__all__ = ["Difficulty", "assess_step"]
 
 STAGE = "difficulty"
 
@@ -102,28 +101,6 @@ def assess_step(predictor: dspy.Predict, lm: dspy.LM, config: ScaleConfig, *, pr
     reason = f"no readable score after {attempts} attempt(s); used fallback {config.fallback_difficulty}"
     failures.append(Failure(STAGE, reason, index))
     return Difficulty(score=config.fallback_difficulty, fallback=reason, attempts=attempts), failures
-
-
-def assess_plan(predictor: dspy.Predict, lm: dspy.LM, config: ScaleConfig, *, problem: str, steps: Sequence[str],
-                max_tokens: int | None = None) -> tuple[list[Difficulty], list[Failure]]:
-    """Score every step up front, each seeing the problem and the earlier step descriptions only.
-
-    Example:
-        >>> from program.testing import function_lm
-        >>> scores, _ = assess_plan(dspy.Predict("problem, earlier_steps, current_step -> score: float"),
-        ...     function_lm(lambda m: "0.2"), ScaleConfig(), problem="p", steps=["a", "b"])
-        >>> [d.score for d in scores]
-        [0.2, 0.9]
-    """
-    difficulties: list[Difficulty] = []
-    failures: list[Failure] = []
-    for i, step in enumerate(steps):
-        difficulty, step_failures = assess_step(
-            predictor, lm, config, problem=problem, earlier_steps=render_steps(steps[:i]), current_step=step,
-            is_last=i == len(steps) - 1, index=i, max_tokens=max_tokens)
-        difficulties.append(difficulty)
-        failures.extend(step_failures)
-    return difficulties, failures
 
 
 def _as_float(value: Any) -> float | None:

@@ -238,9 +238,7 @@ class Scale(dspy.Module):
                         active.add(replace(made, cached=True))
                 return replace(hit, cached=True)
         with captured() as calls:
-            decomposition = decompose_problem(problem, decompose=self.decompose, select=self.select,
-                                              rewrite=self.rewrite, lm=self.systems.stages, config=self.config,
-                                              retries=self.decompose_retries)
+            decomposition = self.decomposition_of(problem)
             failures = list(decomposition.failures)
             difficulties = None
             if self.scores_up_front():
@@ -255,6 +253,11 @@ class Scale(dspy.Module):
         if cache is not None:
             cache.put(problem, plan)
         return plan
+
+    def decomposition_of(self, problem: str) -> Decomposition:
+        """The steps: rewrite, decompose and select (the cascade's is the whole problem, with no call)."""
+        return decompose_problem(problem, decompose=self.decompose, select=self.select, rewrite=self.rewrite,
+                                 lm=self.systems.stages, config=self.config, retries=self.decompose_retries)
 
     def solve(self, problem: str, plan: Plan) -> dspy.Prediction:
         """Route and solve the plan's steps in order; the problem's answer is the last step's."""
