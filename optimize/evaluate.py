@@ -38,6 +38,7 @@ import dspy
 from optimize.errors import ServerDownError
 from optimize.results import ProblemResult, ResultsFile, config_fingerprint, latest_by_id
 from optimize.summary import Summary, summarize, write_summary
+from program import transport
 from program.config import ConfigError
 from program.errors import ServerError
 from program.ledger import Ledger, recording
@@ -213,8 +214,6 @@ class _Solver:
         self.grader_version = grader_version()
 
     def __call__(self, example: dspy.Example) -> ProblemResult:
-        from program import transport
-
         with transport.sample(self.sample):  # set in the worker's own thread: context variables stay per thread
             result = solve_one(self.get_program(), example, context=self.context)
         result.fingerprint, result.grader_version = self.fingerprint, self.grader_version

@@ -28,12 +28,12 @@ from typing import Any
 
 import dspy
 
-from program.baselines.majority import answer_key
 from program.config import ConfigError
 from program.execute import StepResult, captured, render_context, solve
 from program.scale import Scale
 from program.sources import AttemptSource, StepView
 from program.sources.features import measure
+from program.voting import answer_key
 
 __all__ = ["SOURCE_NAMES", "StepLabel", "ProblemLabel", "groups_needed", "label_problem", "label_all"]
 
