@@ -10,9 +10,12 @@ section::
         - {name: bf-512, method: bf, lm: {system2: {thinking_budget: 512}}}
         - {name: scale-attempt, method: scale, scale: {difficulty_source: attempt, threshold: 0.6}}
         - {name: search-best, config: ../runs/search/front/trial-7.yaml}   # a Pareto config from `scale search`
+        - {name: compiled, program: ../runs/compile/compiled-bootstrap}      # a program from `scale compile`
 
 An entry's ``method``/``lm``/``scale``/``vote``/``inftythink`` are merged over the base program;
-``config: FILE`` (relative to the compare file) starts from that file's program instead.
+``config: FILE`` (relative to the compare file) starts from that file's program instead, and
+``program: DIR`` from a saved program directory's config, with its tuned state (instructions and
+demos) loaded onto the program before it runs.
 
 Example:
     >>> entries = parse_entries([{"name": "cot", "method": "cot"}], ExperimentConfig(), where="x")
@@ -44,6 +47,7 @@ class Entry:
     name: str
     program: ProgramConfig
     origin: str = "inline"  # or the config file it came from
+    saved: Path | None = None  # a program directory whose tuned state the entry runs with
 
 
 @dataclass(frozen=True)
@@ -65,19 +69,26 @@ def parse_entries(raw: Sequence[Any], base: ExperimentConfig, *, where: str,
         at = f"{where}: compare.entries[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
             raise ConfigError(f"{at}: each entry needs a `name` (text), e.g. {{name: cot-256, method: cot}}.")
-        check_known_keys(item, {"name", "config", *_OVERRIDES}, at)
+        check_known_keys(item, {"name", "config", "program", *_OVERRIDES}, at)
+        if "config" in item and "program" in item:
+            raise ConfigError(f"{at}: give `config: FILE` or `program: DIR`, not both (a program directory "
+                              "carries its own config).")
         name = item["name"].strip()
         if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ConfigError(f"{at}: name {name!r} must be letters, digits, '-', '_' or '.' (it names a folder).")
-        start, origin = base, "inline"
+        start, origin, saved = base, "inline", None
         if "config" in item:
-            path = Path(item["config"])
-            path = path if path.is_absolute() or directory is None else directory / path
+            path = _relative(item["config"], directory)
             start, origin = load_experiment(path), str(path)
+        if "program" in item:
+            from optimize.saved import read_saved_config  # verifies the directory (metadata, checksums)
+
+            saved = _relative(item["program"], directory)
+            start, origin = read_saved_config(saved), str(saved)
         data = experiment_to_dict(start)
         merged = _merge(data, {k: item[k] for k in _OVERRIDES if k in item})
         program = experiment_from_dict(merged, where=at).program
-        entries.append(Entry(name, program, origin))
+        entries.append(Entry(name, program, origin, saved))
     names = [e.name for e in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -121,6 +132,7 @@ def is_greedy(program: ProgramConfig) -> bool:
     if program.method == "vote" and program.vote.samples > 1:
         return False
     if program.method in ("scale", "cascade") and (scale.num_candidates > 1 or (
+            scale.system2_kind == "vote" and program.vote.samples > 1) or (
             scale.difficulty_source == "attempt" and scale.attempt_confidence == "agreement"
             and scale.attempt_samples > 1)):
         return False
@@ -137,6 +149,11 @@ def family(program: ProgramConfig) -> str:
     if program.method in ("scale", "cascade") and program.scale.difficulty_source != "rating":
         return f"{program.method} ({program.scale.difficulty_source})"
     return program.method
+
+
+def _relative(value: Any, directory: Path | None) -> Path:
+    path = Path(str(value))
+    return path if path.is_absolute() or directory is None else directory / path
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

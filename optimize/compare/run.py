@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +100,11 @@ def _run_entry(entry: Entry, examples: Sequence[dspy.Example], output: Path, sam
                progress: bool, make: Callable[[ProgramConfig], Any]) -> EntryResult:
     greedy = is_greedy(entry.program)
     runs = 1 if greedy else samples
+    factory, fingerprint = _program_source(entry, make)
     summaries, paths = [], []
     for k in range(runs):
         path = output / entry.name / f"sample-{k}" / "results.jsonl"
-        report = evaluate(lambda: make(entry.program), examples, results_path=path, config=entry.program,
+        report = evaluate(factory, examples, results_path=path, config=entry.program, fingerprint=fingerprint,
                           workers=workers, progress=progress, sample=k,
                           description=f"{entry.name} (sample {k + 1}/{runs})")
         summaries.append(report.summary)
@@ -124,6 +125,18 @@ def _run_entry(entry: Entry, examples: Sequence[dspy.Example], output: Path, sam
         prompt_tokens=_mean([k["prompt_tokens"] for k in kinds]),
         system2_share=_mean(shares) if shares else None, wall_seconds=round(sum(s.wall_seconds for s in summaries), 1),
         n=summaries[0].n, n_failed=sum(s.n_failed for s in summaries), results=paths)
+
+
+def _program_source(entry: Entry, make: Callable[[ProgramConfig], Any]) -> tuple[Callable[[], Any], str | None]:
+    """A factory for the entry's program and, for a saved program, a fingerprint with its tuned state
+    (so results of another compile in the same folder are not taken for this one's)."""
+    if entry.saved is None:
+        return (lambda: make(entry.program)), None
+    from optimize.saved import load_program, program_fingerprint, read_saved_config
+
+    config = replace(read_saved_config(entry.saved), program=entry.program)
+    fingerprint = program_fingerprint(entry.saved, config)
+    return (lambda: load_program(entry.saved, config=config, builder=lambda c, _systems: make(c)).program), fingerprint
 
 
 def format_table(report: CompareReport) -> str:

@@ -15,6 +15,7 @@ from optimize.compare.entries import is_greedy
 from optimize.compare.run import format_table
 from optimize.compare.stats import frontier, mean_interval, wilson_interval
 from optimize.experiment import ExperimentConfig, save_experiment
+from optimize.saved import save_program
 from program import transport
 from program.baselines import CoT
 from program.config import ConfigError, ProgramConfig
@@ -117,6 +118,32 @@ def test_a_pareto_config_file_is_an_entry_and_overrides_apply_on_top(tmp_path: P
     first, second = load_compare(path).entries
     assert first.program.method == second.program.method == "system1" and first.origin.endswith("trial-3.yaml")
     assert second.program.scale.threshold == 0.3
+
+
+def test_a_compiled_program_directory_is_an_entry_that_runs_with_its_tuned_state(tmp_path: Path) -> None:
+    tuned = CoT(function_lm(lambda _: "\\boxed{0}"))
+    tuned.solver.signature = tuned.solver.signature.with_instructions("TUNED: add the two numbers.")
+    save_program(tuned, ExperimentConfig(name="compiled", program=ProgramConfig(method="cot")),
+                 tmp_path / "compiled", scores={"dev": None})
+    path = write_compare(tmp_path, [{"name": "cot", "method": "cot"}, {"name": "compiled", "program": "compiled"}],
+                         samples=1)
+    config = load_compare(path)
+    plain, compiled = config.entries
+    assert compiled.saved == tmp_path / "compiled" and compiled.program.method == "cot"
+    seen: dict[str, list[bool]] = {"cot": [], "compiled": []}
+
+    def factory(entry: str) -> Any:
+        def reply(messages: list[dict[str, str]]) -> str:
+            seen[entry].append("TUNED: add the two numbers." in messages[0]["content"])
+            return "\\boxed{2}"
+        return lambda program_config: CoT(function_lm(reply))
+
+    for entry in (plain, compiled):
+        run_compare(replace(config, entries=(entry,)), examples(2), output=tmp_path / "out", progress=False,
+                    program_factory=factory(entry.name))
+    assert seen == {"cot": [False, False], "compiled": [True, True]}  # the saved instruction reached the LM
+    with pytest.raises(ConfigError, match="not both"):
+        load_compare(write_compare(tmp_path, [{"name": "x", "config": "a.yaml", "program": "compiled"}]))
 
 
 @pytest.mark.parametrize(("entries", "message"), [
