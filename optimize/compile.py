@@ -43,7 +43,7 @@ from optimize.compare.stats import paired_difference
 from optimize.experiment import DataConfig, ExperimentConfig, experiment_to_dict
 from optimize.optimizers import METRIC_DESCRIPTION, budget_warnings, optimize_program
 from optimize.saved import Builder, default_builder, program_fingerprint, save_program, update_metadata
-from optimize.stage import StageProgram, stage_examples
+from optimize.stage import build_stage, put_back
 from optimize.tracking import Tracker, default_tracking_uri
 
 if TYPE_CHECKING:
@@ -149,13 +149,11 @@ def _tune_save_score(program: dspy.Module, systems: Systems, config: ExperimentC
     c = config.compile
     before = program.deepcopy()  # the untuned program, scored on the same problems for the paired difference
     started = time.monotonic()
-    if c.stage == "system1":  # System 1's step solver alone, on calibration steps (optimize.stage)
-        assert c.labels is not None  # CompileConfig checks it
-        student = StageProgram(program.system1.deepcopy(), systems.system1)
-        stage = optimize_program(student, stage_examples(c.labels, "system1"), config=c, prompt_lm=systems.stages,
-                                 workers=config.tracking.workers)
-        tuned = program.deepcopy()
-        tuned.system1 = stage.system1
+    if c.stage != "program":  # one predictor on its own stage's examples and metric (optimize.stage)
+        stage = build_stage(c.stage, program, labels=c.labels, dev=dev)
+        tuned_stage = optimize_program(stage.student, stage.examples, config=c, prompt_lm=systems.stages,
+                                       workers=config.tracking.workers, metric=stage.metric)
+        tuned = put_back(program, stage, tuned_stage)
     else:
         tuned = optimize_program(program, dev, config=c, prompt_lm=systems.stages, workers=config.tracking.workers)
     seconds = round(time.monotonic() - started, 1)

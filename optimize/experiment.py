@@ -112,8 +112,10 @@ class CompileConfig:
     ``auto`` (``light``, ``medium``, ``heavy``) lets MIPROv2 and GEPA size their own budgets as
     their authors intend, in place of ``num_candidates``/``num_trials`` (MIPROv2) and
     ``max_metric_calls`` (GEPA). ``stage``: ``program`` tunes every predictor the configuration
-    calls on whole dev problems; ``system1`` tunes System 1's step solver alone on the steps of a
-    ``scale calibrate`` labels file (``labels``), one call per candidate (``optimize.stage``).
+    calls on whole dev problems; ``system1`` (System 1's step solver) and ``difficulty`` (the rating)
+    tune one predictor on the steps of a ``scale calibrate`` labels file (``labels``), one call per
+    candidate; ``decompose`` tunes the decomposition on dev problems, scored by its all-System-1
+    solve (``optimize.stage``).
     """
 
     optimizer: str = "bootstrap"
@@ -133,9 +135,9 @@ class CompileConfig:
             raise ConfigError(f"`optimizer={self.optimizer!r}` must be one of {', '.join(OPTIMIZERS)}.")
         if self.auto not in (None, "light", "medium", "heavy"):
             raise ConfigError(f"`auto={self.auto!r}` must be light, medium, heavy, or left out.")
-        if self.stage not in ("program", "system1"):
-            raise ConfigError(f"`stage={self.stage!r}` must be program or system1.")
-        if self.stage != "program" and not self.labels:
+        if self.stage not in ("program", "system1", "decompose", "difficulty"):
+            raise ConfigError(f"`stage={self.stage!r}` must be program, system1, decompose or difficulty.")
+        if self.stage in ("system1", "difficulty") and not self.labels:
             raise ConfigError(f"`stage={self.stage!r}` needs `labels`: the labels.jsonl written by `scale calibrate`.")
         if self.auto is not None and self.optimizer not in ("mipro", "gepa"):
             raise ConfigError(f"`auto={self.auto!r}` sizes MIPROv2 and GEPA budgets only; the optimizer is "

@@ -230,7 +230,7 @@ def budget_warnings(config: CompileConfig, dev_size: int, val_size: int = 0) -> 
     return found
 
 
-def build_optimizer(config: CompileConfig, metric: CompileMetric, *, prompt_lm: Any, dev_size: int,
+def build_optimizer(config: CompileConfig, metric: Any, *, prompt_lm: Any, dev_size: int,
                     workers: int = 1) -> Any:
     """The DSPy optimizer named by ``config.optimizer`` with its explicit budgets (None for ``none``).
 
@@ -263,10 +263,11 @@ def build_optimizer(config: CompileConfig, metric: CompileMetric, *, prompt_lm: 
 
 
 def optimize_program(program: dspy.Module, trainset: Sequence[dspy.Example], *, config: CompileConfig,
-                     prompt_lm: Any, workers: int = 1) -> dspy.Module:
+                     prompt_lm: Any, workers: int = 1, metric: Any = None) -> dspy.Module:
     """Run ``config.optimizer`` over ``program``'s predictors on ``trainset``; returns the tuned copy.
 
     Every problem the optimizer runs is metered (a fresh ledger), so ``token_penalty`` applies.
+    ``metric``: a stage's own metric (``optimize.stage``); default the compile metric.
 
     Example:
         >>> tuned = optimize_program(program, dev, config=CompileConfig(optimizer="bootstrap"),
@@ -274,7 +275,7 @@ def optimize_program(program: dspy.Module, trainset: Sequence[dspy.Example], *, 
     """
     if not trainset:
         raise ValueError("`trainset` is empty: compile needs dev problems (--dev POOL:N).")
-    metric = CompileMetric(config.token_penalty)
+    metric = metric or CompileMetric(config.token_penalty)
     optimizer = build_optimizer(config, metric, prompt_lm=prompt_lm, dev_size=len(trainset), workers=workers)
     if optimizer is None:
         return program

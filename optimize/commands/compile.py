@@ -45,10 +45,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="bootstrap, random-search, mipro, gepa, simba, or none (default: the config's)")
     parser.add_argument("--auto", choices=("light", "medium", "heavy"),
                         help="let MIPROv2 / GEPA size their budgets (their authors' presets) instead of the config's")
-    parser.add_argument("--stage", choices=("program", "system1"),
+    parser.add_argument("--stage", choices=("program", "system1", "decompose", "difficulty"),
                         help="program: every predictor, on whole dev problems (default); system1: System 1's step "
-                             "solver alone on the steps of --labels (one call per candidate)")
-    parser.add_argument("--labels", metavar="FILE", help="labels.jsonl of `scale calibrate`, for --stage system1")
+                             "solver alone on the steps of --labels (one call per candidate); difficulty: the "
+                             "rating on the steps of --labels, scored by how it separates System 1's wrong steps; "
+                             "decompose: the decomposition on dev problems, scored by its all-System-1 solve")
+    parser.add_argument("--labels", metavar="FILE",
+                        help="labels.jsonl of `scale calibrate`, for --stage system1 or difficulty")
     parser.add_argument("--dev", metavar="POOL:N", help="dev problems from a train pool, e.g. gsm8k_train:20")
     parser.add_argument("--val", type=int, metavar="N",
                         help="held-out problems after the dev ones, for an honest score")
