@@ -148,14 +148,21 @@ def _tune_save_score(program: dspy.Module, systems: Systems, config: ExperimentC
     """Optimize, save the directory at once (scoring may be interrupted), then score dev and held-out."""
     c = config.compile
     before = program.deepcopy()  # the untuned program, scored on the same problems for the paired difference
+    reflection = None
+    if c.reflection is not None:
+        from program.lm import build_mode_lm
+
+        reflection = build_mode_lm(config.program.lm, c.reflection, "reflection")
     started = time.monotonic()
     if c.stage != "program":  # one predictor on its own stage's examples and metric (optimize.stage)
         stage = build_stage(c.stage, program, labels=c.labels, dev=dev)
         tuned_stage = optimize_program(stage.student, stage.examples, config=c, prompt_lm=systems.stages,
-                                       workers=config.tracking.workers, metric=stage.metric)
+                                       workers=config.tracking.workers, metric=stage.metric,
+                                       reflection_lm=reflection)
         tuned = put_back(program, stage, tuned_stage)
     else:
-        tuned = optimize_program(program, dev, config=c, prompt_lm=systems.stages, workers=config.tracking.workers)
+        tuned = optimize_program(program, dev, config=c, prompt_lm=systems.stages, workers=config.tracking.workers,
+                                 reflection_lm=reflection)
     seconds = round(time.monotonic() - started, 1)
     budgets = {k: getattr(c, k) for k in ("max_bootstrapped_demos", "max_labeled_demos", "num_candidates",
                                           "num_trials", "max_metric_calls")}

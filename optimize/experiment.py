@@ -32,6 +32,7 @@ from program.config import (
     ConfigError,
     InftyThinkConfig,
     LMConfig,
+    ModeConfig,
     ProgramConfig,
     ScaleConfig,
     VoteConfig,
@@ -115,7 +116,9 @@ class CompileConfig:
     calls on whole dev problems; ``system1`` (System 1's step solver) and ``difficulty`` (the rating)
     tune one predictor on the steps of a ``scale calibrate`` labels file (``labels``), one call per
     candidate; ``decompose`` tunes the decomposition on dev problems, scored by its all-System-1
-    solve (``optimize.stage``).
+    solve (``optimize.stage``). ``reflection``: the LM GEPA reflects with (its authors use a strong
+    model at temperature 1.0 with a long reply), e.g. ``{endpoint: {model: openai/gpt-4.1}, temperature:
+    1.0, max_tokens: 8000}``; default: the stages LM.
     """
 
     optimizer: str = "bootstrap"
@@ -129,6 +132,7 @@ class CompileConfig:
     auto: str | None = None
     stage: str = "program"
     labels: str | None = None
+    reflection: ModeConfig | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -144,6 +148,9 @@ class CompileConfig:
                               f"{self.optimizer!r}.")
         if self.token_penalty < 0:
             raise ConfigError(f"`token_penalty={self.token_penalty!r}` must be non-negative.")
+        if self.reflection is not None and self.optimizer != "gepa":
+            raise ConfigError(f"`reflection` is GEPA's reflection LM; the optimizer is {self.optimizer!r}. "
+                              "Drop `reflection` or use `optimizer: gepa`.")
 
 
 @dataclass(frozen=True)

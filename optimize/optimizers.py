@@ -231,10 +231,11 @@ def budget_warnings(config: CompileConfig, dev_size: int, val_size: int = 0) -> 
 
 
 def build_optimizer(config: CompileConfig, metric: Any, *, prompt_lm: Any, dev_size: int,
-                    workers: int = 1) -> Any:
+                    workers: int = 1, reflection_lm: Any = None) -> Any:
     """The DSPy optimizer named by ``config.optimizer`` with its explicit budgets (None for ``none``).
 
-    ``prompt_lm`` writes instructions (MIPROv2, SIMBA) and reflects (GEPA): the stages LM.
+    ``prompt_lm`` writes instructions (MIPROv2, SIMBA) and reflects (GEPA) unless ``reflection_lm``
+    is given (``compile.reflection``): the stages LM.
     """
     from dspy.teleprompt import GEPA, SIMBA, BootstrapFewShot, BootstrapFewShotWithRandomSearch, MIPROv2
 
@@ -253,7 +254,8 @@ def build_optimizer(config: CompileConfig, metric: Any, *, prompt_lm: Any, dev_s
                        verbose=False, track_stats=False, **sizes, **demos)
     if c.optimizer == "gepa":
         budget = {"auto": c.auto} if c.auto else {"max_metric_calls": c.max_metric_calls}
-        return GEPA(metric=metric.feedback, reflection_lm=prompt_lm, reflection_minibatch_size=max(1, min(3, dev_size)),
+        return GEPA(metric=metric.feedback, reflection_lm=reflection_lm or prompt_lm,
+                    reflection_minibatch_size=max(1, min(3, dev_size)),
                     num_threads=workers, seed=c.seed, track_stats=False, **budget)
     if c.optimizer == "simba":
         return SIMBA(metric=metric, bsize=max(1, min(32, dev_size)), num_candidates=c.num_candidates,
@@ -263,11 +265,12 @@ def build_optimizer(config: CompileConfig, metric: Any, *, prompt_lm: Any, dev_s
 
 
 def optimize_program(program: dspy.Module, trainset: Sequence[dspy.Example], *, config: CompileConfig,
-                     prompt_lm: Any, workers: int = 1, metric: Any = None) -> dspy.Module:
+                     prompt_lm: Any, workers: int = 1, metric: Any = None, reflection_lm: Any = None) -> dspy.Module:
     """Run ``config.optimizer`` over ``program``'s predictors on ``trainset``; returns the tuned copy.
 
     Every problem the optimizer runs is metered (a fresh ledger), so ``token_penalty`` applies.
     ``metric``: a stage's own metric (``optimize.stage``); default the compile metric.
+    ``reflection_lm``: GEPA's reflection LM (``compile.reflection``); default ``prompt_lm``.
 
     Example:
         >>> tuned = optimize_program(program, dev, config=CompileConfig(optimizer="bootstrap"),
@@ -276,7 +279,8 @@ def optimize_program(program: dspy.Module, trainset: Sequence[dspy.Example], *, 
     if not trainset:
         raise ValueError("`trainset` is empty: compile needs dev problems (--dev POOL:N).")
     metric = metric or CompileMetric(config.token_penalty)
-    optimizer = build_optimizer(config, metric, prompt_lm=prompt_lm, dev_size=len(trainset), workers=workers)
+    optimizer = build_optimizer(config, metric, prompt_lm=prompt_lm, dev_size=len(trainset), workers=workers,
+                                reflection_lm=reflection_lm)
     if optimizer is None:
         return program
     idle = list(getattr(program, "idle_predictors", list)())

@@ -29,7 +29,7 @@ from typing import Literal  # noqa: E402
 
 import dspy  # noqa: E402
 
-from program.config import LMConfig  # noqa: E402
+from program.config import LMConfig, ModeConfig  # noqa: E402
 from program.engine import ChatEngine  # noqa: E402
 
 __all__ = ["Role", "Systems", "build_lm", "build_systems", "lm_from_engine"]
@@ -67,7 +67,18 @@ def lm_from_engine(engine: object, name: str, *, temperature: float | None = Non
 
 def build_lm(config: LMConfig, role: Role) -> dspy.LM:
     """The LM of one role, with the mode's sampling defaults and thinking transport."""
-    mode = getattr(config, role)
+    return build_mode_lm(config, getattr(config, role), role)
+
+
+def build_mode_lm(config: LMConfig, mode: ModeConfig, name: str) -> dspy.LM:
+    """An LM for ``mode`` (its own endpoint, else ``config``'s), named ``scale/<name>``: e.g. GEPA's reflection LM.
+
+    Example:
+        >>> from program.config import Endpoint
+        >>> lm = build_mode_lm(LMConfig(Endpoint("openai/m", api_base="http://h:8000/v1")), ModeConfig(), "x")
+        >>> lm.model
+        'scale/x'
+    """
     endpoint = config.endpoint_for(mode)
     if mode.thinking == "forced":
         from program.budget_forcing import ForcedEngine
@@ -75,7 +86,7 @@ def build_lm(config: LMConfig, role: Role) -> dspy.LM:
         engine: object = ForcedEngine(endpoint, mode, config.forcing)
     else:
         engine = ChatEngine(endpoint, mode)
-    return lm_from_engine(engine, role, temperature=mode.temperature, max_tokens=mode.max_tokens)
+    return lm_from_engine(engine, name, temperature=mode.temperature, max_tokens=mode.max_tokens)
 
 
 def build_systems(config: LMConfig) -> Systems:

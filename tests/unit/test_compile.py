@@ -268,3 +268,25 @@ def test_stage_examples_need_a_labels_file_with_step_contexts(tmp_path: Path) ->
         stage_examples(tmp_path / "none.jsonl", "system1")
     with pytest.raises(ConfigError, match="needs `labels`"):
         CompileConfig(stage="system1")
+
+
+def test_gepa_reflects_with_the_configured_reflection_lm(tmp_path: Path) -> None:
+    from optimize.experiment import experiment_from_dict, experiment_to_dict
+    from optimize.optimizers import build_optimizer
+    from program.config import ConfigError
+    from program.lm import build_mode_lm
+
+    data = experiment_to_dict(experiment(tmp_path, optimizer="gepa"))
+    data["compile"]["reflection"] = {"endpoint": {"model": "openai/strong", "api_base": "http://h:9/v1"},
+                                     "temperature": 1.0, "max_tokens": 8000}
+    config = experiment_from_dict(data, where="test")
+    reflection = build_mode_lm(config.program.lm, config.compile.reflection, "reflection")
+    assert reflection.kwargs["temperature"] == 1.0 and reflection.kwargs["max_tokens"] == 8000
+    assert reflection.engine.endpoint.model == "openai/strong"
+    stages = scripted().stages
+    gepa = build_optimizer(config.compile, CompileMetric(), prompt_lm=stages, dev_size=5, reflection_lm=reflection)
+    assert gepa.reflection_lm is reflection
+    assert build_optimizer(config.compile, CompileMetric(), prompt_lm=stages, dev_size=5).reflection_lm is stages
+    data["compile"]["optimizer"] = "bootstrap"
+    with pytest.raises(ConfigError, match="GEPA's reflection LM"):
+        experiment_from_dict(data, where="test")
