@@ -25,6 +25,7 @@ import dspy
 
 from optimize.compare.entries import CompareConfig, Entry, family, is_greedy
 from optimize.compare.stats import frontier, mean_interval, wilson_interval
+from optimize.compare.votes import vote_usage
 from optimize.evaluate import build_program, evaluate
 from optimize.experiment import save_experiment
 from program.config import ProgramConfig
@@ -54,6 +55,9 @@ class EntryResult:
     n_failed: int
     on_frontier: bool = False
     results: list[str] = field(default_factory=list)
+    votes_per_problem: float | None = None  # votes taken (None: the entry never votes)
+    samples_per_vote: float | None = None   # samples drawn per vote ...
+    samples_saved: float | None = None      # ... and the share of a fixed vote's samples adaptive stopping saved
 
 
 @dataclass
@@ -101,7 +105,7 @@ def _run_entry(entry: Entry, examples: Sequence[dspy.Example], output: Path, sam
     greedy = is_greedy(entry.program)
     runs = 1 if greedy else samples
     factory, fingerprint = _program_source(entry, make)
-    summaries, paths = [], []
+    summaries, paths, traces = [], [], []
     for k in range(runs):
         path = output / entry.name / f"sample-{k}" / "results.jsonl"
         report = evaluate(factory, examples, results_path=path, config=entry.program, fingerprint=fingerprint,
@@ -109,6 +113,7 @@ def _run_entry(entry: Entry, examples: Sequence[dspy.Example], output: Path, sam
                           description=f"{entry.name} (sample {k + 1}/{runs})")
         summaries.append(report.summary)
         paths.append(str(path))
+        traces += [r.trace for r in report.results]
     accuracies = [s.accuracy for s in summaries]
     if runs == 1:
         low, high = (100 * v for v in wilson_interval(summaries[0].n_correct, summaries[0].n))
@@ -124,7 +129,15 @@ def _run_entry(entry: Entry, examples: Sequence[dspy.Example], output: Path, sam
         thinking_tokens=_mean([k["thinking_tokens"] for k in kinds]),
         prompt_tokens=_mean([k["prompt_tokens"] for k in kinds]),
         system2_share=_mean(shares) if shares else None, wall_seconds=round(sum(s.wall_seconds for s in summaries), 1),
-        n=summaries[0].n, n_failed=sum(s.n_failed for s in summaries), results=paths)
+        n=summaries[0].n, n_failed=sum(s.n_failed for s in summaries), results=paths, **_vote_columns(traces))
+
+
+def _vote_columns(traces: list[Any]) -> dict[str, float | None]:
+    usage = vote_usage(traces)
+    if not usage.votes:
+        return {}
+    return {"votes_per_problem": round(usage.votes / max(1, len(traces)), 3),
+            "samples_per_vote": round(usage.mean_used, 3), "samples_saved": round(usage.saved, 3)}
 
 
 def _program_source(entry: Entry, make: Callable[[ProgramConfig], Any]) -> tuple[Callable[[], Any], str | None]:
@@ -150,6 +163,11 @@ def format_table(report: CompareReport) -> str:
         lines.append(f"{r.name:<26}{r.family:<18}{f'{r.accuracy:.1f} [{r.low:.1f}, {r.high:.1f}]':<24}"
                      f"{r.completion_tokens:>11.0f}{r.thinking_tokens:>10.0f}{r.prompt_tokens:>9.0f}{share:>7}"
                      f"{r.wall_seconds:>9.0f}  {'*' if r.on_frontier else ''}{failed}")
+    voting = [r for r in report.entries if r.samples_per_vote is not None]
+    if voting:
+        lines += ["", "votes: samples drawn per vote (share of a fixed vote's samples not drawn), votes per problem"]
+        lines += [f"  {r.name:<24}{r.samples_per_vote:.2f} ({100 * (r.samples_saved or 0):.0f} % saved), "
+                  f"{r.votes_per_problem:.2f} votes / problem" for r in voting]
     return "\n".join(lines)
 
 

@@ -192,3 +192,20 @@ def test_a_comparison_is_one_mlflow_parent_run_with_a_child_per_entry(tmp_path: 
     assert {run.data.metrics["accuracy"] for run in children} == {50.0}
     artifacts = [a.path for a in tracker.client.list_artifacts(parent)]
     assert "compare.json" in artifacts and "compare.png" in artifacts
+
+
+def test_vote_entries_report_the_samples_adaptive_stopping_saved(tmp_path: Path) -> None:
+    from program.methods import build_program
+    from program.testing import scripted_systems
+
+    path = write_compare(tmp_path, [{"name": "vote-fixed", "method": "vote", "vote": {"samples": 5, "adaptive": False}},
+                                    {"name": "vote-adaptive", "method": "vote", "vote": {"samples": 5}},
+                                    {"name": "cot", "method": "cot"}], samples=1)
+    systems = scripted_systems(lambda m: "0.5", lambda m: "so \\boxed{4}")  # every sample agrees
+    report = run_compare(load_compare(path), examples(2), output=tmp_path / "out", progress=False,
+                         program_factory=lambda config: build_program(config, systems))
+    fixed, adaptive, cot = report.entries
+    assert (fixed.samples_per_vote, fixed.samples_saved, fixed.votes_per_problem) == (5.0, 0.0, 1.0)
+    assert (adaptive.samples_per_vote, adaptive.samples_saved) == (3.0, 0.4)  # 3 agreeing of 5: settled at 3
+    assert cot.samples_per_vote is None
+    assert "vote-adaptive           3.00 (40 % saved)" in format_table(report)
