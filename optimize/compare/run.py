@@ -122,22 +122,19 @@ def _run_entry(entry: Entry, examples: Sequence[dspy.Example], output: Path, sam
         mean, low, high = mean_interval(accuracies)
     kinds = [s.mean_tokens_by_kind for s in summaries]
     shares = [s.system2_share for s in summaries if s.system2_share is not None]
-    return EntryResult(
+    result = EntryResult(
         name=entry.name, method=entry.program.method, family=family(entry.program), samples=runs, greedy=greedy,
         accuracies=accuracies, accuracy=mean, low=max(0.0, low), high=min(100.0, high),
         completion_tokens=_mean([k["completion_tokens"] for k in kinds]),
         thinking_tokens=_mean([k["thinking_tokens"] for k in kinds]),
         prompt_tokens=_mean([k["prompt_tokens"] for k in kinds]),
         system2_share=_mean(shares) if shares else None, wall_seconds=round(sum(s.wall_seconds for s in summaries), 1),
-        n=summaries[0].n, n_failed=sum(s.n_failed for s in summaries), results=paths, **_vote_columns(traces))
-
-
-def _vote_columns(traces: list[Any]) -> dict[str, float | None]:
+        n=summaries[0].n, n_failed=sum(s.n_failed for s in summaries), results=paths)
     usage = vote_usage(traces)
-    if not usage.votes:
-        return {}
-    return {"votes_per_problem": round(usage.votes / max(1, len(traces)), 3),
-            "samples_per_vote": round(usage.mean_used, 3), "samples_saved": round(usage.saved, 3)}
+    if usage.votes:
+        result.votes_per_problem = round(usage.votes / max(1, len(traces)), 3)
+        result.samples_per_vote, result.samples_saved = round(usage.mean_used, 3), round(usage.saved, 3)
+    return result
 
 
 def _program_source(entry: Entry, make: Callable[[ProgramConfig], Any]) -> tuple[Callable[[], Any], str | None]:
