@@ -1,9 +1,14 @@
 """What improves and measures a program: evaluation, DSPy compile, Optuna search, MLflow tracking.
 
+A subpackage per job: ``evaluation`` (run, record, summarise), ``compiling`` (DSPy optimizers, saved
+program directories), ``search`` (the Optuna study), ``calibration`` and ``compare`` (their commands'
+library functions), ``commands`` (one file per ``scale`` sub-command); beside them ``cli``,
+``experiment`` (experiment files), ``errors`` and ``tracking`` (MLflow).
+
 Names are re-exported lazily (PEP 562): the ``scale`` command imports this package first and
 should not pay for MLflow or Optuna before it needs them. No export may share a submodule's name
-(``from optimize import evaluate`` must keep giving the module): use
-``optimize.evaluate.evaluate``.
+(``from optimize import search`` must keep giving the subpackage): use
+``optimize.search.run.run_search``.
 
 Example:
     >>> from optimize import load_program  # doctest: +SKIP
@@ -20,12 +25,12 @@ _EXPORTS = {
     "ExperimentConfig": "optimize.experiment",
     "load_experiment": "optimize.experiment",
     "save_experiment": "optimize.experiment",
-    "sweep_budgets": "optimize.sweep",
-    "export_sft": "optimize.sft",
-    "compile_experiment": "optimize.compile",
-    "load_program": "optimize.saved",
-    "save_program": "optimize.saved",
-    "run_search": "optimize.search",
+    "sweep_budgets": "optimize.evaluation.sweep",
+    "export_sft": "optimize.evaluation.sft",
+    "compile_experiment": "optimize.compiling.compile",
+    "load_program": "optimize.compiling.saved",
+    "save_program": "optimize.compiling.saved",
+    "run_search": "optimize.search.run",
     "Tracker": "optimize.tracking",
 }
 

@@ -116,7 +116,7 @@ class CompileConfig:
     calls on whole dev problems; ``system1`` (System 1's step solver) and ``difficulty`` (the rating)
     tune one predictor on the steps of a ``scale calibrate`` labels file (``labels``), one call per
     candidate; ``decompose`` tunes the decomposition on dev problems, scored by its all-System-1
-    solve (``optimize.stage``). ``reflection``: the LM GEPA reflects with (its authors use a strong
+    solve (``optimize.compiling.stage``). ``reflection``: the LM GEPA reflects with (its authors use a strong
     model at temperature 1.0 with a long reply), e.g. ``{endpoint: {model: openai/gpt-4.1}, temperature:
     1.0, max_tokens: 8000}``; default: the stages LM.
     """

@@ -116,7 +116,7 @@ class Tracker:
             experiment_id = found.experiment_id if found else client.create_experiment(
                 experiment, artifact_location=_artifact_location(uri))
         except Exception as exc:  # MlflowException (unknown scheme, server error), a database error ...
-            from optimize.storage import safe_url
+            from optimize.search.storage import safe_url
 
             reason = str(exc).splitlines()[0][:300].replace(uri, safe_url(uri)) if str(exc) else type(exc).__name__
             raise ServiceError(f"Cannot use the MLflow tracking store {safe_url(uri)}: {type(exc).__name__}: "
@@ -203,7 +203,7 @@ def check_tracking_uri(uri: str, timeout: float = 10.0) -> None:
         return
     import httpx
 
-    from optimize.storage import safe_url
+    from optimize.search.storage import safe_url
 
     try:
         response = httpx.get(uri.rstrip("/") + "/health", timeout=timeout)

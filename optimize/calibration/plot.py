@@ -1,6 +1,7 @@
 """The gain-recovery plot: G(r) against r for each difficulty source, with the random diagonal.
 
-Uses matplotlib's Agg backend (no display needed; safe on servers and in worker threads), as optimize/plots.py.
+Uses matplotlib's Agg backend (no display needed; safe on servers and in worker threads), as
+optimize/evaluation/plots.py.
 
 Example:
     >>> from optimize.calibration.metrics import gain_recovery

@@ -28,7 +28,7 @@ from optimize.errors import EXIT_STATUS_HELP
 from optimize.experiment import OPTIMIZERS
 
 if TYPE_CHECKING:
-    from optimize.compile import CompileResult
+    from optimize.compiling.compile import CompileResult
     from optimize.experiment import ExperimentConfig
 
 
@@ -72,7 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from optimize.commands.run import experiment_for_args
-    from optimize.compile import compile_experiment
+    from optimize.compiling.compile import compile_experiment
     from program.local import ensure_server
     from program.sources import needs_logprobs
 
@@ -140,7 +140,7 @@ def experiment_for_saved(args: argparse.Namespace) -> ExperimentConfig:
 
     Raises ``ConfigError`` when ``--config`` is given too (the directory brings its own).
     """
-    from optimize.saved import CONFIG_FILE, read_saved_config
+    from optimize.compiling.saved import CONFIG_FILE, read_saved_config
     from program.config import ConfigError
 
     if getattr(args, "config", None):
@@ -152,13 +152,13 @@ def experiment_for_saved(args: argparse.Namespace) -> ExperimentConfig:
 
 def load_saved_program(args: argparse.Namespace, config: ExperimentConfig) -> Any:
     """The ready program of ``--program DIR``, run under ``config`` (from ``experiment_for_saved``)."""
-    from optimize.saved import load_program
+    from optimize.compiling.saved import load_program
 
     return load_program(args.program, config=config).program
 
 
 def saved_program_fingerprint(args: argparse.Namespace, config: ExperimentConfig) -> str:
     """The results fingerprint of ``--program DIR`` under ``config``: tuned state included."""
-    from optimize.saved import program_fingerprint
+    from optimize.compiling.saved import program_fingerprint
 
     return program_fingerprint(args.program, config)

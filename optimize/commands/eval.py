@@ -58,9 +58,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from data.loading import load_benchmark
-    from optimize import evaluate as evaluation
+    from optimize.evaluation import evaluate as evaluation
+    from optimize.evaluation.summary import print_summary
     from optimize.experiment import save_experiment
-    from optimize.summary import print_summary
     from program.local import ensure_server
     from program.sources import needs_logprobs
 
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Samples: {', '.join(f'{a:.1f}%' for a in accuracies)}; mean {mean:.1f}% "
               f"(95% t interval {low:.1f} to {high:.1f})")
     if args.export_sft:
-        from optimize.sft import export_sft
+        from optimize.evaluation.sft import export_sft
 
         export = export_sft(report.results_path, args.export_sft)
         print(f"SFT data: {export.path} ({export.written} examples, {export.skipped} results left out)")
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
 def _more_samples(args: argparse.Namespace, config: ExperimentConfig, examples: list[dspy.Example], out_dir: Path,
                   fingerprint: str | None, options: dict[str, Any]) -> list[Any]:
     """Samples 1..K-1 of ``--samples K`` (sample 0 is the usual run), each in ``sample-<k>/``."""
-    from optimize import evaluate as evaluation
     from optimize.compare.entries import is_greedy
+    from optimize.evaluation import evaluate as evaluation
 
     if is_greedy(config.program):
         print(f"--samples {args.samples}: every call of this config is greedy, so the other samples would be "
@@ -131,8 +131,8 @@ def _more_samples(args: argparse.Namespace, config: ExperimentConfig, examples: 
 
 def _sweep(config: ExperimentConfig, examples: list[dspy.Example], budgets: list[int], run_dir: Path,
            options: dict[str, Any]) -> int:
+    from optimize.evaluation.sweep import budget_config, print_sweep, sweep_budgets
     from optimize.experiment import save_experiment
-    from optimize.sweep import budget_config, print_sweep, sweep_budgets
 
     name = f"bf-{config.data.benchmark}"
     for budget in budgets:  # the resolved config of each budget's run, saved before it starts

@@ -84,10 +84,10 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
     trials this call ran), which are not written to the file.
     """
     from data.loading import load_benchmark
-    from optimize.evaluate import evaluate
-    from optimize.objective import build_trial_program, program_state, results_fingerprint
-    from optimize.pareto import best_trial, trial_program_config
-    from optimize.search import print_search, run_search
+    from optimize.evaluation.evaluate import evaluate
+    from optimize.search.objective import build_trial_program, program_state, results_fingerprint
+    from optimize.search.pareto import best_trial, trial_program_config
+    from optimize.search.run import print_search, run_search
     from optimize.tracking import default_tracking_uri
 
     started = time.monotonic()
@@ -98,7 +98,7 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
     config = replace(config, tracking=replace(config.tracking, mlflow_uri=uri))
     program_dir, compiled = None, None
     if config.compile.optimizer != "none":
-        from optimize.compile import compile_experiment
+        from optimize.compiling.compile import compile_experiment
 
         _rule(console, f"1/3 compile: {config.compile.optimizer} on {config.data.dev}")
         compiled = compile_experiment(config, systems=systems, track=track, progress=progress, log_model=log_model)
@@ -155,7 +155,7 @@ def _rule(console: Any, title: str) -> None:
 
 
 def _report(outcome: dict[str, Any], console: Any) -> None:
-    from optimize.summary import print_summary
+    from optimize.evaluation.summary import print_summary
 
     print_summary(outcome["summary"], title=f"Test: trial {outcome['best_trial']} on {outcome['test']['benchmark']}",
                   console=console)

@@ -51,7 +51,7 @@ def experiment_for_args(args: argparse.Namespace) -> ExperimentConfig:
 
 def load_program_for_args(args: argparse.Namespace, config: ExperimentConfig) -> Any:
     """The program a command runs: a saved program directory (--program DIR), else built from the config."""
-    from optimize import evaluate
+    from optimize.evaluation import evaluate
 
     if getattr(args, "program", None):
         return load_saved_program(args, config)
@@ -81,7 +81,14 @@ def print_run(problem: str, prediction: Any, ledger: Ledger, *, method: str = ""
     from rich.table import Table
     from rich.text import Text  # model and user text may hold [brackets]: never parse it as markup
 
-    from optimize.traces import failure_text, step_description, step_difficulty, step_usage, step_value, steps_of
+    from optimize.evaluation.traces import (
+        failure_text,
+        step_description,
+        step_difficulty,
+        step_usage,
+        step_value,
+        steps_of,
+    )
 
     console = console or Console()
     console.print(Panel(Text(problem), title=f"Problem ({method})" if method else "Problem", expand=False))

@@ -59,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from optimize.search import print_search, run_search
+    from optimize.search.run import print_search, run_search
     from program.local import ensure_server
     from program.sources import needs_logprobs
 

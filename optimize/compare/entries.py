@@ -81,7 +81,7 @@ def parse_entries(raw: Sequence[Any], base: ExperimentConfig, *, where: str,
             path = _relative(item["config"], directory)
             start, origin = load_experiment(path), str(path)
         if "program" in item:
-            from optimize.saved import read_saved_config  # verifies the directory (metadata, checksums)
+            from optimize.compiling.saved import read_saved_config  # verifies the directory (metadata, checksums)
 
             saved = _relative(item["program"], directory)
             start, origin = read_saved_config(saved), str(saved)

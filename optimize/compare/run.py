@@ -26,7 +26,7 @@ import dspy
 from optimize.compare.entries import CompareConfig, Entry, family, is_greedy
 from optimize.compare.stats import frontier, mean_interval, wilson_interval
 from optimize.compare.votes import vote_usage
-from optimize.evaluate import build_program, evaluate
+from optimize.evaluation.evaluate import build_program, evaluate
 from optimize.experiment import save_experiment
 from program.config import ProgramConfig
 
@@ -142,7 +142,7 @@ def _program_source(entry: Entry, make: Callable[[ProgramConfig], Any]) -> tuple
     (so results of another compile in the same folder are not taken for this one's)."""
     if entry.saved is None:
         return (lambda: make(entry.program)), None
-    from optimize.saved import load_program, program_fingerprint, read_saved_config
+    from optimize.compiling.saved import load_program, program_fingerprint, read_saved_config
 
     config = replace(read_saved_config(entry.saved), program=entry.program)
     fingerprint = program_fingerprint(entry.saved, config)

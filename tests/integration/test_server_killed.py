@@ -20,8 +20,8 @@ from typing import Any
 import dspy
 import pytest
 
-from optimize.evaluate import ServerDownError, evaluate
-from optimize.results import ResultsFile
+from optimize.evaluation.evaluate import ServerDownError, evaluate
+from optimize.evaluation.results import ResultsFile
 from prerequisites import require_local_model
 from program import transport
 from program.config import LMConfig, ProgramConfig

@@ -10,8 +10,8 @@ from typing import Any
 
 import dspy
 
-from optimize.evaluate import evaluate
-from optimize.results import ResultsFile
+from optimize.evaluation.evaluate import evaluate
+from optimize.evaluation.results import ResultsFile
 from program.garbage import KINDS, NUMBER_FREE, BadReply, Garbage
 from reliability.toy import rows
 

@@ -29,8 +29,8 @@ import pytest
 from optuna.trial import TrialState
 
 from data.grading import grade
-from optimize.evaluate import evaluate
-from optimize.results import ResultsFile
+from optimize.evaluation.evaluate import evaluate
+from optimize.evaluation.results import ResultsFile
 from program.config import LMConfig, ProgramConfig, ScaleConfig
 from program.fakeserver import FakeServer, Fault
 from program.methods import build_program

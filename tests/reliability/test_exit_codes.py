@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from optimize.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
-from optimize.results import ResultsFile
+from optimize.evaluation.results import ResultsFile
 from program.fakeserver import FakeServer, Fault
 from reliability.toy import TALLY, experiment_file, requests_for, rows, run_scale, toy_server
 

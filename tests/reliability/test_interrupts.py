@@ -22,7 +22,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optimize.results import ResultsFile, latest_by_id
+from optimize.evaluation.results import ResultsFile, latest_by_id
 from program.fakeserver import FakeServer
 from reliability.toy import TALLY, experiment_file, problem_of, rows, scale_command, scale_env, toy_reply
 

@@ -3,7 +3,7 @@
 For each stage (rewrite, decomposition, selection, difficulty in both modes, step solving, CoT,
 majority vote, s1 budget forcing, InftyThink segments and summaries) one scripted LM serves bad
 replies to that stage and right ones to the others. Every problem runs through
-``optimize.evaluate`` (results file, grading), and for each bad reply the test checks the
+``optimize.evaluation.evaluate`` (results file, grading), and for each bad reply the test checks the
 accounting: it was either used as documented (a score in [0, 1], a plan of any length) or it
 left a failure with a reason in the trace, and the stage fell back as documented (the fallback
 score, the one-step plan, the first candidate, no answer). Zero crashes:

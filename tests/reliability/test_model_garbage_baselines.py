@@ -12,8 +12,8 @@ import dspy
 import pytest
 
 from data.grading import extract_answer
-from optimize.evaluate import evaluate
-from optimize.results import ResultsFile
+from optimize.evaluation.evaluate import evaluate
+from optimize.evaluation.results import ResultsFile
 from program.baselines import CoT, InftyThink, MajorityVote
 from program.baselines.forced import BudgetForcing
 from program.config import Endpoint, ForcingConfig, InftyThinkConfig, LMConfig, ModeConfig, ScaleConfig, VoteConfig

@@ -20,8 +20,8 @@ import pytest
 import tenacity
 
 from optimize.cli import main
-from optimize.evaluate import ServerDownError, evaluate
-from optimize.results import ResultsFile, latest_by_id
+from optimize.evaluation.evaluate import ServerDownError, evaluate
+from optimize.evaluation.results import ResultsFile, latest_by_id
 from program import transport
 from program.config import Endpoint, LMConfig, ModeConfig, ProgramConfig, ScaleConfig
 from program.errors import ServerError

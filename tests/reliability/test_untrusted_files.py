@@ -21,12 +21,19 @@ import optuna
 import pytest
 
 from optimize.cli import main
-from optimize.evaluate import evaluate
+from optimize.compiling.saved import (
+    CONFIG_FILE,
+    METADATA_FILE,
+    PROGRAM_FILE,
+    load_program,
+    program_fingerprint,
+    save_program,
+)
+from optimize.evaluation.evaluate import evaluate
+from optimize.evaluation.results import ResultsFile, load_results
+from optimize.evaluation.summary import summarize
 from optimize.experiment import ExperimentConfig, experiment_from_dict
-from optimize.plans import PlanStore, plan_key
-from optimize.results import ResultsFile, load_results
-from optimize.saved import CONFIG_FILE, METADATA_FILE, PROGRAM_FILE, load_program, program_fingerprint, save_program
-from optimize.summary import summarize
+from optimize.search.plans import PlanStore, plan_key
 from program.config import ConfigError, ProgramConfig
 from program.errors import SavedProgramError
 from program.methods import build_program

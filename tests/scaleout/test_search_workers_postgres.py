@@ -21,8 +21,8 @@ import pytest
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from optimize.plans_db import PLANS_TABLE
-from optimize.search import PARENT_RUN_ATTR
+from optimize.search.plans_db import PLANS_TABLE
+from optimize.search.run import PARENT_RUN_ATTR
 from program.fakeserver import FakeServer
 from reliability.toy import data_dir, experiment_file, scale_command, scale_env, toy_reply
 

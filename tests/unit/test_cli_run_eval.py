@@ -9,8 +9,8 @@ from pathlib import Path
 import dspy
 import pytest
 
-from optimize import evaluate as evaluation
 from optimize.cli import main
+from optimize.evaluation import evaluate as evaluation
 from program.baselines import BudgetForcing
 from program.config import ProgramConfig
 from program.errors import ServerError

@@ -14,8 +14,8 @@ from optimize.compare import load_compare, run_compare
 from optimize.compare.entries import is_greedy
 from optimize.compare.run import format_table
 from optimize.compare.stats import frontier, mean_interval, wilson_interval
+from optimize.compiling.saved import save_program
 from optimize.experiment import ExperimentConfig, save_experiment
-from optimize.saved import save_program
 from program import transport
 from program.baselines import CoT
 from program.config import ConfigError, ProgramConfig

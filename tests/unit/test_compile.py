@@ -12,10 +12,10 @@ import pytest
 
 from data.errors import DataError
 from optimize.cli import main
-from optimize.compile import compile_experiment, dev_and_heldout, log_program_model
+from optimize.compiling.compile import compile_experiment, dev_and_heldout, log_program_model
+from optimize.compiling.optimizers import CompileMetric, Metered, budget_warnings
+from optimize.compiling.saved import load_program
 from optimize.experiment import CompileConfig, save_experiment
-from optimize.optimizers import CompileMetric, Metered, budget_warnings
-from optimize.saved import load_program
 from program.methods import build_program
 from test_saved_program import PROBLEM, builder, experiment, requests, scripted
 
@@ -169,7 +169,7 @@ def test_cli_compile_prints_where_things_are_and_refuses_a_test_set(tmp_path: Pa
 
 
 def test_tokens_fall_back_to_the_traces_step_usage() -> None:
-    from optimize.optimizers import prediction_tokens
+    from optimize.compiling.optimizers import prediction_tokens
 
     trace = {"steps": [{"usage": {"prompt_tokens": 10, "completion_tokens": 5}}, {"usage": {"prompt_tokens": 1}}]}
     assert prediction_tokens(dspy.Prediction(answer="7", trace=trace)) == 16
@@ -177,7 +177,7 @@ def test_tokens_fall_back_to_the_traces_step_usage() -> None:
 
 
 def test_a_predictor_that_never_runs_is_not_offered_to_the_optimizer(monkeypatch: pytest.MonkeyPatch) -> None:
-    from optimize import optimizers
+    from optimize.compiling import optimizers
     from program.cascade import Cascade
     from program.config import ScaleConfig
     from program.scale import Scale
@@ -222,7 +222,7 @@ def test_every_compile_scores_the_untuned_program_on_the_same_problems(tmp_path:
 
 
 def test_auto_budgets_go_to_mipro_and_gepa_only() -> None:
-    from optimize.optimizers import build_optimizer
+    from optimize.compiling.optimizers import build_optimizer
     from program.testing import function_lm
 
     lm = function_lm(str)
@@ -261,7 +261,7 @@ def test_a_system1_stage_compile_costs_one_call_per_candidate_and_tunes_only_sys
 
 
 def test_stage_examples_need_a_labels_file_with_step_contexts(tmp_path: Path) -> None:
-    from optimize.stage import stage_examples
+    from optimize.compiling.stage import stage_examples
     from program.config import ConfigError
 
     with pytest.raises(ConfigError, match="scale calibrate"):
@@ -271,8 +271,8 @@ def test_stage_examples_need_a_labels_file_with_step_contexts(tmp_path: Path) ->
 
 
 def test_gepa_reflects_with_the_configured_reflection_lm(tmp_path: Path) -> None:
+    from optimize.compiling.optimizers import build_optimizer
     from optimize.experiment import experiment_from_dict, experiment_to_dict
-    from optimize.optimizers import build_optimizer
     from program.config import ConfigError
     from program.lm import build_mode_lm
 

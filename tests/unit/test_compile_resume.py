@@ -17,7 +17,7 @@ from typing import Any
 import dspy
 import pytest
 
-from optimize.compile import compile_experiment
+from optimize.compiling.compile import compile_experiment
 from optimize.experiment import experiment_from_dict, experiment_to_dict
 from program.fakeserver import FakeServer
 from test_saved_program import experiment, scripted

@@ -10,11 +10,11 @@ import dspy
 import pytest
 
 from optimize.calibration.labels import ProblemLabel, StepLabel
-from optimize.compile import compile_experiment, dev_and_heldout
+from optimize.compiling.compile import compile_experiment, dev_and_heldout
+from optimize.compiling.optimizers import optimize_program
+from optimize.compiling.stage import build_stage, difficulty_label, stage_examples
+from optimize.compiling.stage_programs import DifficultyMetric
 from optimize.experiment import CompileConfig
-from optimize.optimizers import optimize_program
-from optimize.stage import build_stage, difficulty_label, stage_examples
-from optimize.stage_programs import DifficultyMetric
 from program.config import ConfigError, ProgramConfig
 from program.methods import build_program
 from test_saved_program import builder, experiment, scripted

@@ -33,7 +33,7 @@ MODULES = modules_with_examples()
 
 
 def test_the_modules_with_examples_are_found() -> None:
-    assert {"program.ledger", "optimize.plans", "data.grading", "data.errors"} <= set(MODULES)
+    assert {"program.ledger", "optimize.search.plans", "data.grading", "data.errors"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,4 +1,4 @@
-"""optimize.evaluate: resumable, concurrent evaluation with per-problem ledgers and durable lines."""
+"""optimize.evaluation.evaluate: resumable, concurrent evaluation with per-problem ledgers and durable lines."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import dspy
 import pytest
 
-from optimize.evaluate import ServerDownError, evaluate, solve_one
-from optimize.results import ResultsFile, config_fingerprint
+from optimize.evaluation.evaluate import ServerDownError, evaluate, solve_one
+from optimize.evaluation.results import ResultsFile, config_fingerprint
 from program.config import ConfigError, ProgramConfig
 from program.errors import ModelOutputError, ServerError
 from program.ledger import stage

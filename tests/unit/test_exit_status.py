@@ -16,13 +16,13 @@ import pytest
 from optuna.trial import TrialState
 from rich.console import Console
 
-from optimize import evaluate as evaluation
 from optimize.cli import main
 from optimize.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, ServerDownError
-from optimize.evaluate import evaluate
+from optimize.evaluation import evaluate as evaluation
+from optimize.evaluation.evaluate import evaluate
+from optimize.evaluation.results import ProblemResult, ResultsFile
+from optimize.evaluation.summary import print_summary, summarize
 from optimize.experiment import save_experiment
-from optimize.results import ProblemResult, ResultsFile
-from optimize.summary import print_summary, summarize
 from program.errors import ServerError
 from program.testing import scripted_systems
 from test_search import _solver, experiment, stages, toy_examples

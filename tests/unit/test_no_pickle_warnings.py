@@ -31,7 +31,7 @@ def test_quickstart_compile_and_search_print_no_pickle_warning(tmp_path: Path, m
                                                                 capfd: pytest.CaptureFixture[str],
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     from optimize.commands.quickstart import quickstart
-    from optimize.compile import log_program_model
+    from optimize.compiling.compile import log_program_model
 
     monkeypatch.chdir(tmp_path)  # MLflow's default artifact folder is relative to the working directory
     monkeypatch.setattr("data.loading.dev_split", lambda pool, n, **kw: toy_examples(3)[kw.get("offset", 0):][:n])

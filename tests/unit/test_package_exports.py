@@ -18,7 +18,9 @@ def test_exports_resolve_and_do_not_shadow_submodules(package: str) -> None:
         assert name not in submodules, f"{package}.{name} would hide the submodule {package}.{name}"
 
 
-def test_from_optimize_import_evaluate_is_the_module() -> None:
-    from optimize import evaluate
+def test_from_optimize_import_search_is_the_subpackage() -> None:
+    from optimize import search
+    from optimize.evaluation import evaluate
 
+    assert isinstance(search, types.ModuleType) and search.__name__ == "optimize.search"
     assert isinstance(evaluate, types.ModuleType) and callable(evaluate.evaluate)

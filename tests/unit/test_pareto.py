@@ -1,4 +1,4 @@
-"""optimize.pareto: the front of accuracy vs tokens as rows, table, plot and loadable experiment files."""
+"""optimize.search.pareto: the front of accuracy vs tokens as rows, table, plot and loadable experiment files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from optimize.experiment import ExperimentConfig, load_experiment
-from optimize.pareto import (
+from optimize.search.pareto import (
     best_row,
     best_trial,
     export_front,
@@ -21,7 +21,7 @@ from optimize.pareto import (
     plot_front,
     trial_row,
 )
-from optimize.space import PARAMETERS
+from optimize.search.space import PARAMETERS
 from program.config import ProgramConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -1,4 +1,4 @@
-"""optimize.results: durable appends, a forgiving reader, and config fingerprints."""
+"""optimize.evaluation.results: durable appends, a forgiving reader, and config fingerprints."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from optimize.results import ProblemResult, ResultsFile, config_fingerprint, latest_by_id, load_results
+from optimize.evaluation.results import ProblemResult, ResultsFile, config_fingerprint, latest_by_id, load_results
 from program.config import LMConfig, ProgramConfig, ScaleConfig
 
 

@@ -17,8 +17,7 @@ import dspy
 import pytest
 import yaml
 
-from optimize.experiment import ExperimentConfig, experiment_from_dict, with_program
-from optimize.saved import (
+from optimize.compiling.saved import (
     CONFIG_FILE,
     METADATA_FILE,
     PROGRAM_FILE,
@@ -27,6 +26,7 @@ from optimize.saved import (
     read_metadata,
     save_program,
 )
+from optimize.experiment import ExperimentConfig, experiment_from_dict, with_program
 from program.config import ProgramConfig
 from program.errors import SavedProgramError
 from program.lm import Systems
@@ -276,7 +276,7 @@ def test_cli_eval_keeps_a_saved_programs_results_apart(saved: Path, tmp_path: Pa
 
 def test_a_saved_config_cannot_render_a_template_file_outside_its_directory(tmp_path: Path) -> None:
     """A forged config naming /etc/... as chat template would send that file to the program's server."""
-    from optimize.saved import _resolve_template
+    from optimize.compiling.saved import _resolve_template
     from program.errors import SavedProgramError
 
     base = experiment_from_dict({"lm": {"preset": "local"}})

@@ -1,4 +1,4 @@
-"""optimize.search / objective / space / study: the Optuna search on scripted LMs (no network, no model)."""
+"""optimize.search.run / objective / space / study: the Optuna search on scripted LMs (no network, no model)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from optuna.trial import FixedTrial, TrialState
 
 from optimize.experiment import DataConfig, ExperimentConfig, SearchConfig, TrackingConfig, load_experiment
-from optimize.objective import SearchObjective
-from optimize.plans import PlanStore
-from optimize.search import PARENT_RUN_ATTR, run_search
+from optimize.search.objective import SearchObjective
+from optimize.search.plans import PlanStore
+from optimize.search.run import PARENT_RUN_ATTR, run_search
 from program.config import ProgramConfig
 from program.lm import Systems
 from program.testing import scripted_systems
@@ -233,7 +233,7 @@ def test_a_trial_left_running_by_a_dead_worker_runs_again(tmp_path: Path) -> Non
     import subprocess
     import sys
 
-    from optimize.study import WORKER_ATTR
+    from optimize.search.study import WORKER_ATTR
 
     config = experiment(tmp_path)
     first = search(config, trials=1)

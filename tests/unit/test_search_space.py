@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from optuna.trial import FixedTrial
 
-from optimize.space import SearchSpace
+from optimize.search.space import SearchSpace
 from program.config import ConfigError, ProgramConfig
 
 

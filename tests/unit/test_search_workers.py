@@ -35,7 +35,7 @@ def _slow(responder: Any, mine: Any = None, other: Any = None) -> Any:
 
 def _worker(tmp: str, storage: str | None, trials: int, queue: Any, go: Any, mine: Any, other: Any) -> None:
     """One ``scale search`` process, scripted: runs until the study holds ``trials`` trials."""
-    from optimize.search import run_search
+    from optimize.search.run import run_search
     from program.testing import scripted_systems
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

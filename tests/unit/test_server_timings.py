@@ -106,8 +106,8 @@ def test_amx_cpus_load_without_extra_buffer_types(monkeypatch: pytest.MonkeyPatc
 def test_eval_summary_shows_the_per_stage_split_where_the_server_reported_it() -> None:
     from rich.console import Console
 
-    from optimize.results import ProblemResult
-    from optimize.summary import print_summary, summarize
+    from optimize.evaluation.results import ProblemResult
+    from optimize.evaluation.summary import print_summary, summarize
 
     book = ledger.Ledger()
     with ledger.recording(book), ledger.stage("system1"):

@@ -1,4 +1,4 @@
-"""optimize.summary, optimize.sweep + optimize.plots, optimize.sft: numbers checked by hand."""
+"""optimize.evaluation: summary, sweep + plots, sft: numbers checked by hand."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import dspy
 import pytest
 from rich.console import Console
 
-from optimize.results import ProblemResult, ResultsFile
-from optimize.sft import DEFAULT_SYSTEM, compose_solution, export_sft
-from optimize.summary import print_summary, summarize, write_summary
-from optimize.sweep import budget_config, print_sweep, sweep_budgets
+from optimize.evaluation.results import ProblemResult, ResultsFile
+from optimize.evaluation.sft import DEFAULT_SYSTEM, compose_solution, export_sft
+from optimize.evaluation.summary import print_summary, summarize, write_summary
+from optimize.evaluation.sweep import budget_config, print_sweep, sweep_budgets
 from program.config import ProgramConfig
 from program.ledger import stage
 from program.testing import function_lm
@@ -178,7 +178,7 @@ def test_sft_step_without_text_is_not_exported() -> None:
 
 
 def test_trace_readers_follow_the_scale_trace_shape() -> None:
-    from optimize.traces import failure_text, step_difficulty, step_solution, step_usage
+    from optimize.evaluation.traces import failure_text, step_difficulty, step_solution, step_usage
 
     assert step_difficulty(STEPS[1]) == 0.7 and step_difficulty({"difficulty": None}) is None
     assert step_solution(STEPS[0]) == "16 - 3 = 13, so \\boxed{13}."

@@ -7,7 +7,7 @@ import math
 import pytest
 from optuna.trial import FixedTrial
 
-from optimize.space import SearchSpace
+from optimize.search.space import SearchSpace
 from program.baselines import MajorityVote
 from program.config import ProgramConfig, ScaleConfig, VoteConfig
 from program.execute import Solution

@@ -5,11 +5,11 @@
 1. draw the dev problems (``data.dev``, ``POOL:N``) and ``data.val`` held-out problems after them
    from the same seeded shuffle of a TRAIN pool (a test set is refused: tuning on it would make
    every later test score optimistic);
-2. run the optimizer (``optimize.optimizers``) over the program's predictors;
-3. save the program directory (``optimize.saved``) at once, so an interrupted scoring step never
+2. run the optimizer (``optimize.compiling.optimizers``) over the program's predictors;
+3. save the program directory (``optimize.compiling.saved``) at once, so an interrupted scoring step never
    loses the tuning;
 4. score the tuned program and the untuned one on the dev and held-out problems
-   (``optimize.evaluate``: resumable, one results file each under ``<dir>/eval/``), with the
+   (``optimize.evaluation.evaluate``: resumable, one results file each under ``<dir>/eval/``), with the
    paired difference (after - before, a paired bootstrap 95 % interval and McNemar's p), and add
    them to metadata.json (``<split>``, ``<split>_before``, ``<split>_change``);
 5. log to MLflow: params (the flattened config), scores, and the pickle-free program directory
@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optimize.compare.stats import paired_difference
+from optimize.compiling.optimizers import METRIC_DESCRIPTION, budget_warnings, optimize_program
+from optimize.compiling.saved import Builder, default_builder, program_fingerprint, save_program, update_metadata
+from optimize.compiling.stage import build_stage, put_back
 from optimize.experiment import DataConfig, ExperimentConfig, experiment_to_dict
-from optimize.optimizers import METRIC_DESCRIPTION, budget_warnings, optimize_program
-from optimize.saved import Builder, default_builder, program_fingerprint, save_program, update_metadata
-from optimize.stage import build_stage, put_back
 from optimize.tracking import Tracker, default_tracking_uri
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def _tune_save_score(program: dspy.Module, systems: Systems, config: ExperimentC
 
         reflection = build_mode_lm(config.program.lm, c.reflection, "reflection")
     started = time.monotonic()
-    if c.stage != "program":  # one predictor on its own stage's examples and metric (optimize.stage)
+    if c.stage != "program":  # one predictor on its own stage's examples and metric (optimize.compiling.stage)
         stage = build_stage(c.stage, program, labels=c.labels, dev=dev)
         tuned_stage = optimize_program(stage.student, stage.examples, config=c, prompt_lm=systems.stages,
                                        workers=config.tracking.workers, metric=stage.metric,
@@ -199,7 +199,7 @@ def log_program_model(program: dspy.Module, name: str = "program") -> str:
     """
     import mlflow
 
-    from optimize.saved import package_versions
+    from optimize.compiling.saved import package_versions
     from optimize.tracking import assert_no_secrets
 
     # Explicit requirements: MLflow would otherwise infer them by loading the model in a
@@ -272,7 +272,7 @@ def _score(program: dspy.Module, problems: Sequence[dspy.Example], out_dir: Path
            config: ExperimentConfig, progress: bool) -> tuple[dict[str, float], dict[str, bool]]:
     """Accuracy, mean metric score and tokens of ``program`` on ``problems`` (resumable results file),
     and each problem's correctness by id (for the paired difference)."""
-    from optimize.evaluate import evaluate
+    from optimize.evaluation.evaluate import evaluate
 
     report = evaluate(program, problems, results_path=out_dir / "results.jsonl", fingerprint=fingerprint,
                       workers=config.tracking.workers, progress=progress, description=f"score {out_dir.name}")

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from optimize.results import config_fingerprint
+from optimize.evaluation.results import config_fingerprint
 from program.config import ProgramConfig
 from program.scale import Plan
 
@@ -65,17 +65,17 @@ def open_plan_store(storage_url: str, run_dir: str | Path) -> Any:
     """The plan cache every worker of a study reaches: the study's database server, else ``plans.jsonl``.
 
     A study on a database server (PostgreSQL, MySQL) may have workers on several machines, so its
-    plans go to a table of that database (``optimize.plans_db``); a sqlite or journal study is
+    plans go to a table of that database (``optimize.search.plans_db``); a sqlite or journal study is
     shared only on one machine, and so is its ``<run_dir>/plans.jsonl``.
 
     Example:
         >>> open_plan_store("sqlite:///runs/x/optuna.db", "runs/x")
         PlanStore('runs/x/plans.jsonl')
     """
-    from optimize.storage import is_server_url
+    from optimize.search.storage import is_server_url
 
     if is_server_url(storage_url):
-        from optimize.plans_db import DatabasePlanStore
+        from optimize.search.plans_db import DatabasePlanStore
 
         return DatabasePlanStore(storage_url)
     return PlanStore(Path(run_dir) / "plans.jsonl")

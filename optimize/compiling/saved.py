@@ -82,7 +82,7 @@ def program_fingerprint(directory: str | Path, config: ExperimentConfig | None =
 
 
 def _fingerprint(config: ExperimentConfig, metadata: Mapping[str, Any]) -> str:
-    from optimize.results import config_fingerprint
+    from optimize.evaluation.results import config_fingerprint
 
     return f"{config_fingerprint(config.program)}-{metadata['sha256'][PROGRAM_FILE][:12]}"
 

@@ -154,7 +154,7 @@ def trial_program_config(trial: optuna.trial.FrozenTrial, base: ProgramConfig) -
     stored = trial.user_attrs.get("program_config")
     if stored:
         return from_dict(ProgramConfig, stored, where=f"trial {trial.number}")
-    from optimize.space import PARAMETERS
+    from optimize.search.space import PARAMETERS
 
     config = base
     for name, value in trial.params.items():

@@ -1,15 +1,15 @@
 """Search tau and the budgets for the best accuracy/tokens trade-off: an Optuna study over SCALE.
 
 Two objectives: accuracy on the dev slice (maximise) and mean tokens per problem (minimise).
-Each trial is one configuration evaluated on the dev problems (``optimize.objective``); the
+Each trial is one configuration evaluated on the dev problems (``optimize.search.objective``); the
 paper's best setting (tau 0.2) and the reference code's default (tau 0.5), with the base budgets
 clipped to the space, are enqueued as the first trials (once per study).
 
 - Reuse: plans (decomposition, up-front difficulty) are made once per problem and reused by every
-  trial, resumed study and worker (``optimize.plans``); identical LM calls come from the response
+  trial, resumed study and worker (``optimize.search.plans``); identical LM calls come from the response
   cache. Per trial and in total, the search reports the true cost of each configuration and the
   tokens it actually spent.
-- Resume and several workers: ``optimize.study`` (N is the study's total; a rerun runs only what
+- Resume and several workers: ``optimize.search.study`` (N is the study's total; a rerun runs only what
   is missing; a failed trial is recorded FAIL with its ``fail_reason`` and the study goes on).
   On a database server (``postgresql://``) workers on several machines share the study, with
   heartbeats: a killed worker's trial is failed and retried by the others (``join=True`` joins a
@@ -20,7 +20,7 @@ clipped to the space, are enqueued as the first trials (once per study).
 - MLflow: one parent run per study (its id is a study user attr, so resumes and other workers log
   under it) and one child run per trial, by explicit parent id (``optimize.tracking``).
 - At the end: the Pareto front as a table, ``pareto/front.png``, and ``pareto/trial-<n>.yaml``
-  experiment files (``optimize.pareto``).
+  experiment files (``optimize.search.pareto``).
 
 Example:
     >>> result = run_search(load_experiment("experiments/quickstart.yaml"), trials=4)  # doctest: +SKIP
@@ -40,11 +40,11 @@ from optuna.trial import TrialState
 
 from optimize.errors import ServerDownError
 from optimize.experiment import ExperimentConfig, experiment_to_dict
-from optimize.objective import SearchObjective, load_dev, paper_seeds
-from optimize.pareto import export_front, front_trials, pareto_table, plot_front, trial_row
-from optimize.plans import open_plan_store
-from optimize.space import SearchSpace
-from optimize.study import (
+from optimize.search.objective import SearchObjective, load_dev, paper_seeds
+from optimize.search.pareto import export_front, front_trials, pareto_table, plot_front, trial_row
+from optimize.search.plans import open_plan_store
+from optimize.search.space import SearchSpace
+from optimize.search.study import (
     StudyHandle,
     counted_trials,
     enqueue_seeds,
@@ -102,7 +102,7 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
 
     Args:
         config: the experiment (base program, dev slice, ``search`` and ``tracking`` sections).
-        trials, study_name, storage: override ``config.search``; storage URLs as in ``optimize.study``.
+        trials, study_name, storage: override ``config.search``; storage URLs as in ``optimize.search.study``.
         program_dir: a compiled program whose demos/instructions every trial keeps.
         workers: problems evaluated at once in a trial (default ``config.tracking.workers``). For
             trials in parallel, start more ``scale search`` processes on the same storage.
@@ -112,7 +112,7 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
         progress: progress bars and a line per finished trial.
         on_trial: called with each trial this process finished.
         join: only join an existing study (a worker): never create it, never enqueue the seeds.
-        heartbeat_seconds: trial heartbeat interval on a database server (default ``optimize.study``'s).
+        heartbeat_seconds: trial heartbeat interval on a database server (default ``optimize.search.study``'s).
     """
     search = config.search
     total = trials if trials is not None else search.trials

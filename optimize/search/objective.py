@@ -1,9 +1,9 @@
 """The objective of a search trial: one configuration, evaluated on the dev problems.
 
 ``SearchObjective(trial) -> (accuracy %, mean tokens per problem)``. The trial's values come from
-the search space (``optimize.space``); the program is rebuilt from the frozen base config with
+the search space (``optimize.search.space``); the program is rebuilt from the frozen base config with
 them (``dataclasses.replace``), keeps a compiled program's demos and instructions when one is
-given, and reuses the shared plans (``optimize.plans``). Each trial records, as user attrs and
+given, and reuses the shared plans (``optimize.search.plans``). Each trial records, as user attrs and
 in its MLflow child run, what its configuration costs on its own (``true_cost_tokens``: every
 call, reused plans and cache hits included) and what the search paid for it (``spent_tokens``).
 
@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optimize.errors import ServerDownError
-from optimize.evaluate import evaluate
+from optimize.evaluation.evaluate import evaluate
+from optimize.evaluation.results import ResultsFile, config_fingerprint, latest_by_id
 from optimize.experiment import ExperimentConfig, save_experiment
-from optimize.plans import PlanStore, plan_key
-from optimize.results import ResultsFile, config_fingerprint, latest_by_id
-from optimize.space import SearchSpace
+from optimize.search.plans import PlanStore, plan_key
+from optimize.search.space import SearchSpace
 
 if TYPE_CHECKING:
     import dspy
@@ -63,7 +63,7 @@ def program_state(program_dir: str | Path | None) -> str:
     """The sha256 of a saved program's tuned state (verified), or "" for no saved program."""
     if program_dir is None:
         return ""
-    from optimize.saved import PROGRAM_FILE, read_metadata
+    from optimize.compiling.saved import PROGRAM_FILE, read_metadata
 
     return str(read_metadata(program_dir)["sha256"][PROGRAM_FILE])
 
@@ -86,7 +86,7 @@ def build_trial_program(config: ProgramConfig, *, program_dir: str | Path | None
         config.method, ()) else {}
     if program_dir is None:
         return build_program(config, systems, **options)
-    from optimize.saved import load_program, read_saved_config
+    from optimize.compiling.saved import load_program, read_saved_config
 
     # the saved directory's config with this program config: load_program checks the method matches
     experiment = replace(read_saved_config(program_dir), program=config)

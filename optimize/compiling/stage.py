@@ -30,7 +30,7 @@ from typing import Any
 
 import dspy
 
-from optimize.stage_programs import DecomposeStage, DifficultyMetric, DifficultyStage, System1Stage
+from optimize.compiling.stage_programs import DecomposeStage, DifficultyMetric, DifficultyStage, System1Stage
 from program.config import ConfigError
 from program.execute import NO_EARLIER_STEPS
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.metrics import control, performance, scaling
-from optimize import evaluate as evaluation
-from optimize.plots import plot_scaling
+from optimize.evaluation import evaluate as evaluation
+from optimize.evaluation.plots import plot_scaling
 
 if TYPE_CHECKING:
     import dspy
@@ -87,8 +87,8 @@ def sweep_budgets(config: ProgramConfig, examples: Sequence[dspy.Example], budge
         config: the base program config (its method is replaced by ``bf``).
         budgets: positive thinking-token caps, e.g. ``[128, 256, 512]``.
         run_dir: where the per-budget result directories, the plot and ``<name>-sweep.json`` go.
-        build: config -> program; default ``optimize.evaluate.build_program``.
-        evaluate_options: passed to ``optimize.evaluate.evaluate`` (``workers``, ``progress``, ...).
+        build: config -> program; default ``optimize.evaluation.evaluate.build_program``.
+        evaluate_options: passed to ``optimize.evaluation.evaluate.evaluate`` (``workers``, ``progress``, ...).
     """
     bad = [b for b in budgets if isinstance(b, bool) or not isinstance(b, int) or b <= 0]
     if not budgets or bad:

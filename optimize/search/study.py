@@ -25,7 +25,7 @@ reaches every machine, and dies with its holder's connection); elsewhere a file 
 storage (sqlite, journal), else in the run directory, which serialises processes that share a
 file system.
 
-Storage URLs (``optimize.storage``): None = ``sqlite:///<run_dir>/optuna.db``; ``journal:PATH`` = a
+Storage URLs (``optimize.search.storage``): None = ``sqlite:///<run_dir>/optuna.db``; ``journal:PATH`` = a
 journal file; anything else is an SQLAlchemy URL for Optuna's ``RDBStorage``.
 
 Example:
@@ -53,7 +53,7 @@ from typing import Any, Literal
 import optuna
 from optuna.trial import TrialState
 
-from optimize.storage import is_postgres, is_server_url, open_storage, safe_url, service_errors, storage_url
+from optimize.search.storage import is_postgres, is_server_url, open_storage, safe_url, service_errors, storage_url
 from program.errors import ServiceError
 
 __all__ = ["StudyHandle", "open_study", "storage_url", "study_lock", "next_trial", "interrupt_trial",

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from optimize.results import ProblemResult, load_results
-from optimize.traces import step_description, step_solution, step_value, steps_of
+from optimize.evaluation.results import ProblemResult, load_results
+from optimize.evaluation.traces import step_description, step_solution, step_value, steps_of
 
 __all__ = ["SftExport", "DEFAULT_SYSTEM", "export_sft", "compose_solution"]
 

@@ -7,7 +7,7 @@ partial calls count as cost; ``accuracy_answered`` is over the answered problems
 printed table shows that one, marked incomplete, when any problem failed.
 
 Example:
-    >>> from optimize.results import ProblemResult
+    >>> from optimize.evaluation.results import ProblemResult
     >>> rows = [ProblemResult("a", correct=True, totals={"total_tokens": 30}),
     ...         ProblemResult("b", error="ServerError: down", totals={"total_tokens": 10})]
     >>> s = summarize(rows)
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from data.metrics import accuracy
-from optimize.results import ProblemResult
-from optimize.traces import steps_of
+from optimize.evaluation.results import ProblemResult
+from optimize.evaluation.traces import steps_of
 
 __all__ = ["Summary", "summarize", "print_summary", "write_summary", "TOKEN_KINDS"]
 
@@ -79,7 +79,7 @@ class Summary:
 
 def summarize(results: Sequence[ProblemResult], *, run_seconds: float | None = None,
               grader_version: str | None = None) -> Summary:
-    """Summarise per-problem results (one per problem; see ``optimize.results.load_results``)."""
+    """Summarise per-problem results (one per problem; see ``optimize.evaluation.results.load_results``)."""
     n = len(results)
     per = 1.0 / n if n else 0.0
     by_kind = {kind: per * sum(r.totals.get(kind, 0) for r in results) for kind in TOKEN_KINDS}

@@ -5,7 +5,7 @@ System 2 calls, and it cannot resume. Here a plain thread pool runs each problem
 
 - every problem runs in its own token ledger (``program.ledger.recording``) and in a copy of the
   caller's context (so a caller's ``dspy.context(...)`` reaches the workers);
-- each graded problem is appended at once to ``results.jsonl`` (``optimize.results``), so an
+- each graded problem is appended at once to ``results.jsonl`` (``optimize.evaluation.results``), so an
   interrupted run loses nothing finished and a rerun skips what is done (same config
   fingerprint); failed problems are retried by a rerun;
 - a problem whose calls fail is recorded with the reason and the run goes on, but
@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 import dspy
 
 from optimize.errors import ServerDownError
-from optimize.results import ProblemResult, ResultsFile, config_fingerprint, latest_by_id
-from optimize.summary import Summary, summarize, write_summary
+from optimize.evaluation.results import ProblemResult, ResultsFile, config_fingerprint, latest_by_id
+from optimize.evaluation.summary import Summary, summarize, write_summary
 from program import transport
 from program.config import ConfigError
 from program.errors import ServerError

@@ -8,7 +8,7 @@ and what the predictor being tuned produced. Budgets are explicit (``CompileConf
 
 ``optimizer`` maps to DSPy: bootstrap -> BootstrapFewShot, random-search ->
 BootstrapFewShotWithRandomSearch, mipro -> MIPROv2 (auto=None), gepa -> GEPA (the stages LM
-reflects), simba -> SIMBA, none -> no tuning. ``optimize.compile.compile_experiment`` adds the
+reflects), simba -> SIMBA, none -> no tuning. ``optimize.compiling.compile.compile_experiment`` adds the
 data split, evaluation, the saved directory and MLflow.
 
 Example:
@@ -88,7 +88,7 @@ class Metered(dspy.Module):
     """Runs ``program`` in a fresh token ledger per call and hangs the ledger on the prediction.
 
     Optimizers call programs from worker threads, where no caller's ledger is active; this gives
-    every problem its own (as ``optimize.evaluate`` does), so the metric can charge its tokens.
+    every problem its own (as ``optimize.evaluation.evaluate`` does), so the metric can charge its tokens.
     The wrapped program is ``.program``; its predictors appear as ``program.<name>``.
     """
 
@@ -269,7 +269,7 @@ def optimize_program(program: dspy.Module, trainset: Sequence[dspy.Example], *, 
     """Run ``config.optimizer`` over ``program``'s predictors on ``trainset``; returns the tuned copy.
 
     Every problem the optimizer runs is metered (a fresh ledger), so ``token_penalty`` applies.
-    ``metric``: a stage's own metric (``optimize.stage``); default the compile metric.
+    ``metric``: a stage's own metric (``optimize.compiling.stage``); default the compile metric.
     ``reflection_lm``: GEPA's reflection LM (``compile.reflection``); default ``prompt_lm``.
 
     Example:

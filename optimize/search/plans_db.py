@@ -1,6 +1,6 @@
 """The plan cache in the study's database, so search workers on several machines plan each problem once.
 
-``optimize.plans.PlanStore`` keeps plans in a file of the run directory, which only processes of
+``optimize.search.plans.PlanStore`` keeps plans in a file of the run directory, which only processes of
 one machine share. With the study on a database server (``scale search --storage
 postgresql://...``), plans go to a table of that same database, ``scale_tts_plans``, one row per
 (plan key, problem), created on first use.
@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Any
 
-from optimize.plans import PlanView
+from optimize.search.plans import PlanView
 from program.scale import Plan
 
 __all__ = ["DatabasePlanStore", "PLANS_TABLE"]
