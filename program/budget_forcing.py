@@ -65,7 +65,7 @@ from typing import Any, Literal
 
 from program import context, transport
 from program.config import Endpoint, ForcingConfig, LMConfig, ModeConfig
-from program.engine import request_messages, to_response
+from program.engine import lm_from_engine, request_messages, to_response
 from program.templates import ChatTemplate, get_template
 
 __all__ = ["Step", "ForcedResult", "force_budget", "ForcedEngine", "forced_lm"]
@@ -263,7 +263,7 @@ class ForcedEngine:
 
     Example:
         >>> import dspy
-        >>> from program.lm import lm_from_engine
+        >>> from program.engine import lm_from_engine
         >>> from program.config import LMConfig
         >>> config = LMConfig.preset("local")
         >>> lm = lm_from_engine(ForcedEngine(config.endpoint, config.system2, config.forcing), "bf")
@@ -308,8 +308,6 @@ def forced_lm(config: LMConfig, *, thinking_budget: int | None = None, num_waits
         >>> lm.engine.mode.thinking_budget, lm.engine.forcing.num_waits
         (128, 2)
     """
-    from program.lm import lm_from_engine
-
     mode = config.system2
     budget = mode.thinking_budget if thinking_budget is None else thinking_budget
     mode = replace(mode, thinking="forced", thinking_budget=budget)  # validates: budget must be > 0

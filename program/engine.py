@@ -14,12 +14,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import dspy
 from dspy.lm15 import Message, Response, TextPart, ThinkingPart, TokenLogprob, TopLogprob, Usage
 
 from program import transport
 from program.config import Endpoint, ModeConfig
 
-__all__ = ["ChatEngine", "request_messages", "to_response"]
+__all__ = ["ChatEngine", "lm_from_engine", "request_messages", "to_response"]
+
+
+def lm_from_engine(engine: object, name: str, *, temperature: float | None = None,
+                   max_tokens: int | None = None) -> dspy.LM:
+    """Wrap an engine (anything with ``complete(Request) -> Response``) as a ``dspy.LM`` named ``scale/<name>``.
+
+    It lives here, below both ``program.lm`` and ``program.budget_forcing``, so neither imports the other.
+    """
+    return dspy.LM(f"scale/{name}", engine=engine, cache=False, num_retries=0,
+                   temperature=temperature, max_tokens=max_tokens)
 
 
 def request_messages(request: Any) -> list[dict[str, str]]:

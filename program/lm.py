@@ -30,7 +30,7 @@ from typing import Literal  # noqa: E402
 import dspy  # noqa: E402
 
 from program.config import LMConfig, ModeConfig  # noqa: E402
-from program.engine import ChatEngine  # noqa: E402
+from program.engine import ChatEngine, lm_from_engine  # noqa: E402
 
 __all__ = ["Role", "Systems", "build_lm", "build_systems", "lm_from_engine"]
 
@@ -56,13 +56,6 @@ class Systems:
     stages: dspy.LM
     system1: dspy.LM
     system2: dspy.LM
-
-
-def lm_from_engine(engine: object, name: str, *, temperature: float | None = None,
-                   max_tokens: int | None = None) -> dspy.LM:
-    """Wrap an engine (anything with ``complete(Request) -> Response``) as a ``dspy.LM`` named ``scale/<name>``."""
-    return dspy.LM(f"scale/{name}", engine=engine, cache=False, num_retries=0,
-                   temperature=temperature, max_tokens=max_tokens)
 
 
 def build_lm(config: LMConfig, role: Role) -> dspy.LM:

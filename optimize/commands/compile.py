@@ -1,8 +1,6 @@
 """``scale compile``: tune a program with a DSPy optimizer on a dev split; save, score and track it.
 
-Also home of ``--program DIR`` for ``scale run`` / ``scale eval`` (``add_saved_program_option``,
-``experiment_for_saved``, ``load_saved_program``, ``saved_program_fingerprint``): a saved directory replaces
-``--config``, and the endpoint options and ``--threshold`` apply on top of its ``config.yaml``.
+``scale run`` / ``scale eval --program DIR`` run what it saves (``optimize.commands.saved_program``).
 
 Example:
     scale compile --config experiments/quickstart.yaml --optimizer bootstrap --dev gsm8k_train:20 --val 20
@@ -13,27 +11,18 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from optimize.commands.common import (
-    add_data_options,
-    add_lm_options,
-    add_output_flags,
-    failed_status,
-    positive_int,
-    resolve_experiment,
-)
+from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, failed_status, positive_int
+from optimize.commands.run import add_program_options, experiment_for_args
 from optimize.errors import EXIT_STATUS_HELP
 from optimize.experiment import OPTIMIZERS
 
 if TYPE_CHECKING:
     from optimize.compiling.compile import CompileResult
-    from optimize.experiment import ExperimentConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from optimize.commands.run import add_program_options
 
     parser = subparsers.add_parser(
         "compile", help="tune the program's predictors with a DSPy optimizer; save a program directory",
@@ -71,7 +60,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from optimize.commands.run import experiment_for_args
     from optimize.compiling.compile import compile_experiment
     from program.local import ensure_server
     from program.sources import needs_logprobs
@@ -124,41 +112,3 @@ def print_result(result: CompileResult) -> None:
                       f"McNemar p {change['p_value']:.3f}")
     for warning in result.warnings:
         print(f"warning: {warning}")
-
-
-# --- --program DIR for scale run / scale eval ------------------------------------------------------
-
-def add_saved_program_option(parser: argparse.ArgumentParser) -> None:
-    """``--program DIR``: run a directory saved by ``scale compile`` instead of building from a config."""
-    parser.add_argument("--program", metavar="DIR",
-                        help="a program directory saved by `scale compile`; its config.yaml replaces --config "
-                             "(--preset/--model/--api-base/--threshold still apply on top)")
-
-
-def experiment_for_saved(args: argparse.Namespace) -> ExperimentConfig:
-    """The experiment of ``--program DIR``: the directory's verified config.yaml, then the CLI overrides.
-
-    Raises ``ConfigError`` when ``--config`` is given too (the directory brings its own).
-    """
-    from optimize.compiling.saved import CONFIG_FILE, read_saved_config
-    from program.config import ConfigError
-
-    if getattr(args, "config", None):
-        raise ConfigError(f"--program {args.program} brings its own config ({CONFIG_FILE}); drop --config, and "
-                          "override single values with --preset/--model/--api-base/--threshold.")
-    read_saved_config(args.program)  # verifies checksums before the file is read as the base config
-    return resolve_experiment(argparse.Namespace(**{**vars(args), "config": str(Path(args.program) / CONFIG_FILE)}))
-
-
-def load_saved_program(args: argparse.Namespace, config: ExperimentConfig) -> Any:
-    """The ready program of ``--program DIR``, run under ``config`` (from ``experiment_for_saved``)."""
-    from optimize.compiling.saved import load_program
-
-    return load_program(args.program, config=config).program
-
-
-def saved_program_fingerprint(args: argparse.Namespace, config: ExperimentConfig) -> str:
-    """The results fingerprint of ``--program DIR`` under ``config``: tuned state included."""
-    from optimize.compiling.saved import program_fingerprint
-
-    return program_fingerprint(args.program, config)

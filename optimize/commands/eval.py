@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, failed_status, positive_int
-from optimize.commands.compile import add_saved_program_option, saved_program_fingerprint
 from optimize.commands.run import add_program_options, experiment_for_args, load_program_for_args
+from optimize.commands.saved_program import add_saved_program_option, saved_program_fingerprint
 from optimize.errors import EXIT_STATUS_HELP
 
 if TYPE_CHECKING:

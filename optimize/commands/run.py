@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from optimize.commands.common import add_lm_options, resolve_experiment
-from optimize.commands.compile import add_saved_program_option, experiment_for_saved, load_saved_program
+from optimize.commands.saved_program import add_saved_program_option, experiment_for_saved, load_saved_program
 from program.config import METHODS
 
 if TYPE_CHECKING:

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from program.sources import needs_logprobs
 
     if args.program and not args.config:  # the saved program's own config is the base
-        from optimize.commands.compile import experiment_for_saved
+        from optimize.commands.saved_program import experiment_for_saved
 
         config = experiment_for_saved(args)
     else:
