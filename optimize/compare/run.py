@@ -58,6 +58,10 @@ class EntryResult:
     votes_per_problem: float | None = None  # votes taken (None: the entry never votes)
     samples_per_vote: float | None = None   # samples drawn per vote ...
     samples_saved: float | None = None      # ... and the share of a fixed vote's samples adaptive stopping saved
+    # Mean per problem of the server's own prompt-evaluation + generation seconds over every call, cache
+    # hits included (a hit keeps the timings of the call that filled it): unlike wall seconds, the same
+    # whether or not the cache was warm. None where the server reports no timings (most APIs).
+    server_seconds: float | None = None
 
 
 @dataclass
@@ -105,7 +109,7 @@ def _run_entry(entry: Entry, examples: Sequence[dspy.Example], output: Path, sam
     greedy = is_greedy(entry.program)
     runs = 1 if greedy else samples
     factory, fingerprint = _program_source(entry, make)
-    summaries, paths, traces = [], [], []
+    summaries, paths, traces, calls = [], [], [], []
     for k in range(runs):
         path = output / entry.name / f"sample-{k}" / "results.jsonl"
         report = evaluate(factory, examples, results_path=path, config=entry.program, fingerprint=fingerprint,
@@ -114,6 +118,7 @@ def _run_entry(entry: Entry, examples: Sequence[dspy.Example], output: Path, sam
         summaries.append(report.summary)
         paths.append(str(path))
         traces += [r.trace for r in report.results]
+        calls += [r.calls for r in report.results]
     accuracies = [s.accuracy for s in summaries]
     if runs == 1:
         low, high = (100 * v for v in wilson_interval(summaries[0].n_correct, summaries[0].n))
@@ -130,6 +135,7 @@ def _run_entry(entry: Entry, examples: Sequence[dspy.Example], output: Path, sam
         prompt_tokens=_mean([k["prompt_tokens"] for k in kinds]),
         system2_share=_mean(shares) if shares else None, wall_seconds=round(sum(s.wall_seconds for s in summaries), 1),
         n=summaries[0].n, n_failed=sum(s.n_failed for s in summaries), results=paths)
+    result.server_seconds = server_seconds(calls)
     usage = vote_usage(traces)
     if usage.votes:
         result.votes_per_problem = round(usage.votes / max(1, len(traces)), 3)
@@ -149,17 +155,36 @@ def _program_source(entry: Entry, make: Callable[[ProgramConfig], Any]) -> tuple
     return (lambda: load_program(entry.saved, config=config, builder=lambda c, _systems: make(c)).program), fingerprint
 
 
+def server_seconds(problems: Sequence[Sequence[dict[str, Any]]]) -> float | None:
+    """Mean per problem of the server-reported prompt + generation seconds of its calls (None: no timings).
+
+    Example:
+        >>> server_seconds([[{"prompt_seconds": 1.0, "generation_seconds": 2.0, "cached": True}], []])
+        1.5
+    """
+    timed = [c for calls in problems for c in calls if c.get("prompt_seconds") is not None
+             or c.get("generation_seconds") is not None]
+    if not problems or not timed:
+        return None
+    total = sum((c.get("prompt_seconds") or 0.0) + (c.get("generation_seconds") or 0.0) for c in timed)
+    return round(total / len(problems), 2)
+
+
 def format_table(report: CompareReport) -> str:
     """One line per entry; ``*`` marks the frontier."""
     lines = [f"{report.n_problems} problems, up to {report.samples} sample(s) per entry (greedy entries: one)", "",
              f"{'entry':<26}{'method':<18}{'accuracy % (95% CI)':<24}{'completion':>11}{'thinking':>10}"
-             f"{'prompt':>9}{'S2 %':>7}{'wall s':>9}  frontier"]
+             f"{'prompt':>9}{'S2 %':>7}{'server s':>10}{'wall s':>9}  frontier"]
     for r in report.entries:
         share = "" if r.system2_share is None else f"{r.system2_share:.0f}"
+        server = "" if r.server_seconds is None else f"{r.server_seconds:.1f}"
         failed = f" ({r.n_failed} failed)" if r.n_failed else ""
         lines.append(f"{r.name:<26}{r.family:<18}{f'{r.accuracy:.1f} [{r.low:.1f}, {r.high:.1f}]':<24}"
                      f"{r.completion_tokens:>11.0f}{r.thinking_tokens:>10.0f}{r.prompt_tokens:>9.0f}{share:>7}"
-                     f"{r.wall_seconds:>9.0f}  {'*' if r.on_frontier else ''}{failed}")
+                     f"{server:>10}{r.wall_seconds:>9.0f}  {'*' if r.on_frontier else ''}{failed}")
+    lines += ["", "completion, thinking, prompt: mean tokens per problem; server s: the server's own prompt-evaluation",
+              "+ generation seconds per problem, cache hits included (the same whether or not the cache was warm);",
+              "wall s: this run's time (near 0 where the cache answered)"]
     voting = [r for r in report.entries if r.samples_per_vote is not None]
     if voting:
         lines += ["", "votes: samples drawn per vote (share of a fixed vote's samples not drawn), votes per problem"]

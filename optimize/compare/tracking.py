@@ -24,11 +24,13 @@ def log_compare(config: CompareConfig, report: CompareReport, *, benchmark: str)
                                    "samples": report.samples, "entries": ",".join(e.name for e in report.entries)})
     programs = {entry.name: entry.program for entry in config.entries}
     for result in report.entries:
+        optional = {name: value for name in ("server_seconds", "samples_per_vote", "samples_saved")
+                    if (value := getattr(result, name)) is not None}
         tracker.child(parent, result.name, params={"method": result.method, "program": to_dict(programs[result.name])},
                       metrics={"accuracy": result.accuracy, "accuracy_low": result.low, "accuracy_high": result.high,
                                "completion_tokens": result.completion_tokens, "thinking_tokens": result.thinking_tokens,
                                "prompt_tokens": result.prompt_tokens, "wall_seconds": result.wall_seconds,
-                               "on_frontier": float(result.on_frontier), "samples": result.samples},
+                               "on_frontier": float(result.on_frontier), "samples": result.samples, **optional},
                       tags={"scale.kind": "compare-entry"})
     for path in (report.json_path, report.plot_path):
         if path is not None:

@@ -87,6 +87,7 @@ def test_samples_run_per_entry_greedy_once_and_a_rerun_asks_nothing(tmp_path: Pa
     report = run_compare(config, examples(), output=tmp_path / "out", progress=False, program_factory=programs)
     greedy, sampled = report.entries
     assert (greedy.samples, sampled.samples) == (1, 2)
+    assert greedy.server_seconds is None  # scripted LMs report no server timings
     problems = [f"q{i}" for i in range(1, 5)]
     assert sorted(programs.calls) == sorted([(q, 0) for q in problems] * 2 + [(q, 1) for q in problems])
     assert greedy.accuracy == 50.0 and (round(greedy.low, 1), round(greedy.high, 1)) == (15.0, 85.0)  # Wilson 2/4
