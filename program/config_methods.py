@@ -31,6 +31,10 @@ class VoteConfig:
             trace's lowest-window confidence; needs logprobs from the server).
         lm: which LM draws the samples as SCALE's System 2 or the cascade's: ``system1`` (the
             non-thinking model: self-consistency for models without a thinking mode) or ``system2``.
+        max_tokens: each sample's cap; None = the LM's own. Self-consistency needs whole
+            solutions: a vote on System 1 at System 1's small attempt cap mostly counts cut-off
+            samples without an answer (which do not vote), exactly on the problems that were
+            escalated for being cut off.
     """
 
     samples: int = 8
@@ -40,9 +44,11 @@ class VoteConfig:
     confidence: float = 0.95
     weight: Literal["none", "confidence"] = "none"
     lm: Literal["system1", "system2"] = "system1"
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         _check_positive("samples", self.samples)
+        _check_positive("max_tokens", self.max_tokens)
         _check(0.0 < self.temperature <= 2.0,
                f"`temperature={self.temperature!r}` must be in (0, 2]: identical greedy samples cannot vote.")
         _check(self.stop_rule in ("majority", "beta"), f"`stop_rule={self.stop_rule!r}` must be 'majority' or 'beta'.")

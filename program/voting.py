@@ -111,16 +111,20 @@ def settled(counts: Sequence[float], remaining: int, config: VoteConfig) -> bool
 
 
 def sample_settings(config: VoteConfig, index: int) -> dict[str, Any]:
-    """Call settings of vote sample ``index``: its own seed and rollout id, the vote's temperature, and
-    logprobs when votes are weighted by confidence.
+    """Call settings of vote sample ``index``: its own seed and rollout id, the vote's temperature (and
+    cap, when the vote has one), and logprobs when votes are weighted by confidence.
 
     Example:
         >>> sample_settings(VoteConfig(), 2)
         {'seed': 2, 'rollout_id': 2, 'temperature': 0.7}
+        >>> sample_settings(VoteConfig(max_tokens=768), 0)["max_tokens"]
+        768
     """
     from program.execute import rollout
 
     settings: dict[str, Any] = {**rollout(index), "temperature": config.temperature}
+    if config.max_tokens is not None:
+        settings["max_tokens"] = config.max_tokens
     if config.weight == "confidence":
         settings.update(logprobs=True, top_logprobs=5)
     return settings

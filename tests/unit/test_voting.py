@@ -105,3 +105,16 @@ def test_the_search_chooses_the_system2_kind_and_k() -> None:
     config = space.apply(ProgramConfig(), space.suggest(FixedTrial({"system2_kind": "vote", "vote_samples": 5})))
     assert config.scale.system2_kind == "vote" and config.vote.samples == 5
     assert not math.isnan(config.vote.confidence)
+
+
+def test_a_vote_cap_reaches_every_sample_call_and_none_keeps_the_lms_own() -> None:
+    from program.baselines.majority import MajorityVote
+    from program.config_methods import VoteConfig
+    from program.testing import function_lm
+
+    capped = function_lm(lambda m: "\\boxed{4}", max_tokens=256)
+    MajorityVote(capped, VoteConfig(samples=3, adaptive=False, max_tokens=768))(problem="2 + 2?")
+    own = function_lm(lambda m: "\\boxed{4}", max_tokens=256)
+    MajorityVote(own, VoteConfig(samples=2, adaptive=False))(problem="2 + 2?")
+    assert [c.max_tokens for c in capped.engine.configs] == [768, 768, 768]
+    assert [c.max_tokens for c in own.engine.configs] == [256, 256]
