@@ -24,13 +24,15 @@ from typing import Any
 import dspy
 
 from optimize.compare.entries import CompareConfig, Entry, family, is_greedy
-from optimize.compare.stats import frontier, mean_interval, wilson_interval
+from optimize.compare.stats import frontier, mean_interval, versus_frontier, wilson_interval
 from optimize.compare.votes import vote_usage
 from optimize.evaluation.evaluate import build_program, evaluate
 from optimize.experiment import save_experiment
 from program.config import ProgramConfig
 
-__all__ = ["EntryResult", "CompareReport", "run_compare", "format_table"]
+__all__ = ["EntryResult", "CompareReport", "run_compare", "format_table", "REFERENCE_FAMILIES"]
+
+REFERENCE_FAMILIES = ("cot", "bf")  # the frontier SCALE is held to: CoT and s1 budget forcing
 
 
 @dataclass
@@ -62,6 +64,11 @@ class EntryResult:
     # hits included (a hit keeps the timings of the call that filled it): unlike wall seconds, the same
     # whether or not the cache was warm. None where the server reports no timings (most APIs).
     server_seconds: float | None = None
+    # Against the frontier of the reference entries (CoT and budget forcing: the baselines SCALE must
+    # beat): accuracy points ahead of the best of them at no more tokens, and the fewest tokens one of
+    # them needs to be as accurate (None where none is). Both None for the reference entries.
+    ahead_of_reference: float | None = None
+    reference_tokens_to_match: float | None = None
 
 
 @dataclass
@@ -94,6 +101,11 @@ def run_compare(config: CompareConfig, examples: Sequence[dspy.Example], *, outp
     marks = frontier([(r.completion_tokens, r.accuracy) for r in results])
     for result, mark in zip(results, marks, strict=True):
         result.on_frontier = mark
+    reference = [(r.completion_tokens, r.accuracy) for r in results if r.family in REFERENCE_FAMILIES]
+    for result in results:
+        if reference and result.family not in REFERENCE_FAMILIES:
+            result.ahead_of_reference, result.reference_tokens_to_match = versus_frontier(
+                reference, (result.completion_tokens, result.accuracy))
     report = CompareReport(results, len(examples), k, round(time.monotonic() - started, 1))
     report.json_path = output / "compare.json"
     report.json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
@@ -185,6 +197,15 @@ def format_table(report: CompareReport) -> str:
     lines += ["", "completion, thinking, prompt: mean tokens per problem; server s: the server's own prompt-evaluation",
               "+ generation seconds per problem, cache hits included (the same whether or not the cache was warm);",
               "wall s: this run's time (near 0 where the cache answered)"]
+    others = [r for r in report.entries if r.family not in REFERENCE_FAMILIES]
+    if others and len(others) < len(report.entries):
+        lines += ["", "against the CoT / budget-forcing frontier: accuracy points ahead of its best entry at no more "
+                  "tokens; the tokens it needs to match"]
+        for r in others:
+            ahead = "none costs as little" if r.ahead_of_reference is None else f"{r.ahead_of_reference:+.1f} points"
+            match = "none matches it" if r.reference_tokens_to_match is None else \
+                f"{r.reference_tokens_to_match:.0f} tokens ({r.reference_tokens_to_match - r.completion_tokens:+.0f})"
+            lines.append(f"  {r.name:<24}{ahead}; {match}")
     voting = [r for r in report.entries if r.samples_per_vote is not None]
     if voting:
         lines += ["", "votes: samples drawn per vote (share of a fixed vote's samples not drawn), votes per problem"]

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["wilson_interval", "mean_interval", "frontier", "PairedDifference", "paired_difference"]
+__all__ = ["wilson_interval", "mean_interval", "frontier", "versus_frontier", "PairedDifference",
+           "paired_difference"]
 
 
 def wilson_interval(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -78,6 +79,26 @@ class PairedDifference:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def versus_frontier(reference: Sequence[tuple[float, float]], point: tuple[float, float]
+                    ) -> tuple[float | None, float | None]:
+    """Where ``point`` (tokens, accuracy) stands against the frontier of ``reference`` points.
+
+    Returns (points ahead, tokens needed): its accuracy minus the best reference accuracy at no
+    more tokens (None when every reference point costs more), and the fewest tokens a reference
+    point needs to be at least as accurate (None when none is).
+
+    Example:
+        >>> cot_and_bf = [(250, 5.0), (330, 50.0), (350, 35.0)]
+        >>> versus_frontier(cot_and_bf, (400, 55.0)), versus_frontier(cot_and_bf, (800, 40.0))
+        ((5.0, None), (-10.0, 330))
+    """
+    tokens, accuracy = point
+    cheaper = [a for t, a in reference if t <= tokens]
+    ahead = round(accuracy - max(cheaper), 6) if cheaper else None
+    matching = [t for t, a in reference if a >= accuracy]
+    return ahead, (min(matching) if matching else None)
 
 
 def paired_difference(before: Sequence[bool], after: Sequence[bool], *, resamples: int = 5000, seed: int = 0,

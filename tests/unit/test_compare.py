@@ -209,4 +209,8 @@ def test_vote_entries_report_the_samples_adaptive_stopping_saved(tmp_path: Path)
     assert (fixed.samples_per_vote, fixed.samples_saved, fixed.votes_per_problem) == (5.0, 0.0, 1.0)
     assert (adaptive.samples_per_vote, adaptive.samples_saved) == (3.0, 0.4)  # 3 agreeing of 5: settled at 3
     assert cot.samples_per_vote is None
-    assert "vote-adaptive           3.00 (40 % saved)" in format_table(report)
+    assert cot.ahead_of_reference is None and fixed.accuracy == cot.accuracy == 50.0  # both right on q2 only
+    assert fixed.ahead_of_reference == 0.0 and fixed.reference_tokens_to_match == cot.completion_tokens
+    table = format_table(report)
+    assert "vote-adaptive           3.00 (40 % saved)" in table
+    assert f"vote-fixed              +0.0 points; {cot.completion_tokens:.0f} tokens" in table
