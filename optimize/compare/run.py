@@ -196,7 +196,7 @@ def format_table(report: CompareReport) -> str:
                      f"{server:>10}{r.wall_seconds:>9.0f}  {'*' if r.on_frontier else ''}{failed}")
     lines += ["", "completion, thinking, prompt: mean tokens per problem; server s: the server's own prompt-evaluation",
               "+ generation seconds per problem, cache hits included (the same whether or not the cache was warm);",
-              "wall s: this run's time (near 0 where the cache answered)"]
+              "wall s: the problems' wall time when they ran (near 0 where the response cache answered)"]
     others = [r for r in report.entries if r.family not in REFERENCE_FAMILIES]
     if others and len(others) < len(report.entries):
         lines += ["", "against the CoT / budget-forcing frontier: accuracy points ahead of its best entry at no more "
