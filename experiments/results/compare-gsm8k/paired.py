@@ -1,15 +1,17 @@
 """Paired differences on the same problems: each entry against the best CoT / budget-forcing entry.
 
-    .venv/bin/python experiments/results/compare-gsm8k/paired.py [N] [REFERENCE] > experiments/results/compare-gsm8k/paired-first30.txt
+    cd experiments/results/compare-gsm8k
+    PYTHONPATH=. ../../../.venv/bin/python paired.py [N] [REFERENCE] > paired-first30.txt
 """
 
 from __future__ import annotations
 
 import sys
 
+from time_split import CONFIG, _fingerprint, rows
+
 from optimize.compare import load_compare
 from optimize.compare.stats import paired_difference
-from time_split import CONFIG, _fingerprint, rows
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ For every entry: LLM calls per problem, prompt tokens per problem (evaluated by 
 from its cached prefix), and the server's own prompt-evaluation and generation seconds per problem.
 Cache hits keep the numbers of the call that filled them, so warm and cold runs read the same.
 
-    .venv/bin/python experiments/results/compare-gsm8k/time_split.py [N] > experiments/results/compare-gsm8k/time-split.txt
+    cd experiments/results/compare-gsm8k
+    ../../../.venv/bin/python time_split.py [N] > time-split-first30.txt
 """
 
 from __future__ import annotations
