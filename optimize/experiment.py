@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("bootstrap", "random-search", "mipro", "gepa", "simba", "none")
+# What a compile tunes: the whole program, or one stage on its own examples (optimize.compiling.stage).
+COMPILE_STAGES = ("program", "system1", "decompose", "difficulty")
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,8 @@ class CompileConfig:
             raise ConfigError(f"`optimizer={self.optimizer!r}` must be one of {', '.join(OPTIMIZERS)}.")
         if self.auto not in (None, "light", "medium", "heavy"):
             raise ConfigError(f"`auto={self.auto!r}` must be light, medium, heavy, or left out.")
-        if self.stage not in ("program", "system1", "decompose", "difficulty"):
-            raise ConfigError(f"`stage={self.stage!r}` must be program, system1, decompose or difficulty.")
+        if self.stage not in COMPILE_STAGES:
+            raise ConfigError(f"`stage={self.stage!r}` must be one of {', '.join(COMPILE_STAGES)}.")
         if self.stage in ("system1", "difficulty") and not self.labels:
             raise ConfigError(f"`stage={self.stage!r}` needs `labels`: the labels.jsonl written by `scale calibrate`.")
         if self.auto is not None and self.optimizer not in ("mipro", "gepa"):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, failed_status, positive_int
 from optimize.commands.run import add_program_options, experiment_for_args
 from optimize.errors import EXIT_STATUS_HELP
-from optimize.experiment import OPTIMIZERS
+from optimize.experiment import COMPILE_STAGES, OPTIMIZERS
 
 if TYPE_CHECKING:
     from optimize.compiling.compile import CompileResult
@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="bootstrap, random-search, mipro, gepa, simba, or none (default: the config's)")
     parser.add_argument("--auto", choices=("light", "medium", "heavy"),
                         help="let MIPROv2 / GEPA size their budgets (their authors' presets) instead of the config's")
-    parser.add_argument("--stage", choices=("program", "system1", "decompose", "difficulty"),
+    parser.add_argument("--stage", choices=COMPILE_STAGES,
                         help="program: every predictor, on whole dev problems (default); system1: System 1's step "
                              "solver alone on the steps of --labels (one call per candidate); difficulty: the "
                              "rating on the steps of --labels, scored by how it separates System 1's wrong steps; "

@@ -10,8 +10,9 @@ the optimizer a small program around one predictor, with that stage's examples a
 - ``decompose``: the decomposition, scored by whether solving its plan all-System-1 gives the
   gold answer (dev problems; no rating, no System 2).
 - ``difficulty``: the prompted rating on the labelled steps, scored by how well it separates the
-  steps System 1 got wrong (label 1) from the rest: ``1 - (score - label)^2`` per step, whose mean
-  is the Brier skill the ranking needs. One rating call per candidate.
+  steps System 1 got wrong (label 1) from the rest: ``1 - (score - label)^2`` per step, so the
+  mean is one minus the rating's Brier score as a forecast of System 1's failure. One rating call
+  per candidate.
 
 The tuned predictor (instruction and demos) is then put into the program, which is scored on
 whole problems as every compile is (dev and held-out, before and after).
@@ -31,12 +32,13 @@ from typing import Any
 import dspy
 
 from optimize.compiling.stage_programs import DecomposeStage, DifficultyMetric, DifficultyStage, System1Stage
+from optimize.experiment import COMPILE_STAGES
 from program.config import ConfigError
 from program.execute import NO_EARLIER_STEPS
 
 __all__ = ["STAGES", "Stage", "stage_examples", "build_stage", "difficulty_label", "put_back"]
 
-STAGES: tuple[str, ...] = ("program", "system1", "decompose", "difficulty")
+STAGES: tuple[str, ...] = COMPILE_STAGES
 LABELLED: tuple[str, ...] = ("system1", "difficulty")  # stages whose examples come from a labels file
 
 
@@ -76,11 +78,11 @@ def build_stage(name: str, program: dspy.Module, *, labels: str | Path | None,
     if name == "difficulty":
         return Stage(name, "difficulty", DifficultyStage(program), stage_examples(_need(labels, name), name),
                      DifficultyMetric())
-    examples = [replace_inputs(e) for e in dev]
+    examples = [_problem_example(e) for e in dev]
     return Stage(name, "decompose", DecomposeStage(program), examples)
 
 
-def replace_inputs(example: dspy.Example) -> dspy.Example:
+def _problem_example(example: dspy.Example) -> dspy.Example:
     """A dev problem as a decomposition example (``problem`` in, the gold ``answer`` to reach)."""
     return dspy.Example(id=example.id, problem=example.problem, answer=example.answer).with_inputs("problem")
 
