@@ -49,7 +49,7 @@ from program.signatures import AssessDifficulty, Decompose, Rewrite, SelectDecom
 from program.sources import Assessment, DifficultySource, StepView, build_source
 from program.voting import VoteOutcome, sample_settings, vote
 
-__all__ = ["Plan", "PlanCache", "MemoryPlanCache", "Scale"]
+__all__ = ["Plan", "PlanCache", "MemoryPlanCache", "Scale", "shown_problem"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,19 @@ class MemoryPlanCache:
 
     def __len__(self) -> int:
         return len(self._plans)
+
+
+def shown_problem(config: ScaleConfig, problem: str, decomposition: Decomposition) -> tuple[str, str]:
+    """(layout, text) every step of ``decomposition`` is shown as the problem: its conditions under
+    ``step_layout: conditions`` when the rewrite produced them, else the problem itself.
+
+    Example:
+        >>> shown_problem(ScaleConfig(), "P", Decomposition(steps=["s"]))
+        ('problem', 'P')
+    """
+    if config.step_layout == "conditions" and decomposition.conditions:
+        return "conditions", decomposition.conditions
+    return "problem", problem
 
 
 class Scale(dspy.Module):
@@ -308,10 +321,7 @@ class Scale(dspy.Module):
         ``conditions`` needs conditions from a successful rewrite; without them the layout that
         runs is ``problem``, whatever the config says.
         """
-        conditions = plan.decomposition.conditions
-        if self.config.step_layout == "conditions" and conditions:
-            return "conditions", conditions
-        return "problem", problem
+        return shown_problem(self.config, problem, plan.decomposition)
 
     def _vote(self, seen: str, earlier: str, step: str) -> VoteOutcome:
         """System 2 as a vote: samples of the step on ``vote.lm``, booked to stage ``system2``."""

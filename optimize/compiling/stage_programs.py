@@ -23,6 +23,7 @@ import dspy
 from program.decompose import decompose_problem
 from program.difficulty import assess_step
 from program.execute import Shared, StepResult, render_context, solve
+from program.scale import shown_problem
 
 __all__ = ["System1Stage", "DecomposeStage", "DifficultyStage", "DifficultyMetric"]
 
@@ -57,7 +58,7 @@ class DecomposeStage(dspy.Module):
         config = host.config
         plan = decompose_problem(problem, decompose=self.decompose, select=host.select, rewrite=host.rewrite,
                                  lm=host.systems.stages, config=config, retries=host.decompose_retries)
-        seen = plan.conditions if config.step_layout == "conditions" and plan.conditions else problem
+        _, seen = shown_problem(config, problem, plan)
         done: list[StepResult] = []
         for step in plan.steps:
             result = solve(host.system1, host.systems.system1, "system1", problem=seen,
