@@ -7,8 +7,10 @@
 # Both use this checkout's .venv (same llama-cpp-python build); PYTHONPATH points at the worktree.
 #   bash experiments/results/speed-30/run.sh before 528b77e
 #   bash experiments/results/speed-30/run.sh after <commit>
+# CONFIG (default experiments/local/gsm8k30.yaml, a path inside the worktree) picks another config:
+#   CONFIG=experiments/local/gsm8k30-final-value.yaml bash experiments/results/speed-30/run.sh final-value <commit>
 set -u
-SIDE=$1 COMMIT=$2 N=${3:-30}
+SIDE=$1 COMMIT=$2 N=${3:-30} CONFIG=${CONFIG:-experiments/local/gsm8k30.yaml}
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 OUT=$ROOT/experiments/results/speed-30/$SIDE
 WT=/tmp/speed30-$SIDE
@@ -24,9 +26,9 @@ until curl -s -m 2 http://127.0.0.1:8801/v1/models >/dev/null; do sleep 1; done
 (while true; do echo "$(date +%T) $(cut -d' ' -f1-3 /proc/loadavg)"; sleep 15; done) > "$OUT/load.txt" &
 LPID=$!
 echo "commit $(git -C "$WT" rev-parse HEAD); server: python $SERVER" > "$OUT/command.txt"
-echo "PYTHONPATH=$WT scale eval --config experiments/local/gsm8k30.yaml --method scale --limit $N --api-base http://127.0.0.1:8801/v1 --no-progress --output $OUT/run" >> "$OUT/command.txt"
+echo "PYTHONPATH=$WT scale eval --config $CONFIG --method scale --limit $N --api-base http://127.0.0.1:8801/v1 --no-progress --output $OUT/run" >> "$OUT/command.txt"
 START=$(date +%s.%N)
-(cd "$WT" && PYTHONPATH="$WT" "$ROOT/.venv/bin/scale" eval --config experiments/local/gsm8k30.yaml --method scale \
+(cd "$WT" && PYTHONPATH="$WT" "$ROOT/.venv/bin/scale" eval --config "$CONFIG" --method scale \
   --limit "$N" --api-base http://127.0.0.1:8801/v1 --no-progress --output "$OUT/run") > "$OUT/console.txt" 2>&1
 RC=$?
 END=$(date +%s.%N)
