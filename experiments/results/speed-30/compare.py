@@ -2,17 +2,25 @@
 prompt tokens evaluated vs reused per problem (where the server reported them).
 
     python experiments/results/speed-30/compare.py > experiments/results/speed-30/compare.txt
+    python experiments/results/speed-30/compare.py 2 > experiments/results/speed-30/compare-2.txt
+
+Ratios are taken within one sitting only (one machine, one session): sitting 1 is before / after /
+after-range; sitting 2 (a later session) is before-2 / after-2 / final-value.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# before: 528b77e; after: the issue-11 work at 6936b59; after-range: plus the range capped at max_steps
-SIDES = [side for side in ("before", "after", "after-range") if (HERE / side / "wall.json").exists()]
+# Sitting 1: before = 528b77e; after = the issue-11 work at 6936b59; after-range = plus the range capped
+# at max_steps. Sitting 2: before-2 = 528b77e again; after-2 = a later commit; final-value = that
+# commit with experiments/local/gsm8k30-final-value.yaml (earlier steps shown by their values only).
+SITTINGS = {"1": ("before", "after", "after-range"), "2": ("before-2", "after-2", "final-value")}
+SIDES = [side for side in SITTINGS[sys.argv[1] if len(sys.argv) > 1 else "1"] if (HERE / side / "wall.json").exists()]
 
 
 def load(side: str) -> tuple[dict, list[dict]]:
@@ -48,9 +56,9 @@ def main() -> None:
             print("   (this side's server reported no reuse or timings)")
         for stage, (k, p, comp) in sorted(by_stage.items()):
             print(f"   {stage:10s} calls {k / n:4.1f}  prompt {p / n:6.0f}  completion {comp / n:5.0f}")
-    before = sides["before"][0]["wall_seconds"]
+    before = sides[SIDES[0]][0]["wall_seconds"]
     for side in SIDES[1:]:
-        print(f"\nwall-time ratio {side} / before: {sides[side][0]['wall_seconds'] / before:.2f} (goal <= 0.5)")
+        print(f"\nwall-time ratio {side} / {SIDES[0]}: {sides[side][0]['wall_seconds'] / before:.2f} (goal <= 0.5)")
     print("\nper problem: id, then per side: seconds, prompt tokens, evaluated, reused, correct")
     for rows in zip(*(sides[side][1] for side in SIDES), strict=True):
         cells = []
