@@ -39,6 +39,7 @@ from program.config import (
     check_known_keys,
 )
 from program.config_data import from_dict, to_dict
+from program.presets import preset
 
 __all__ = [
     "DataConfig", "SearchConfig", "CompileConfig", "TrackingConfig", "ExperimentConfig",
@@ -185,10 +186,10 @@ _PROGRAM_KEYS = ("method", "lm", "scale", "vote", "inftythink")
 def lm_from_dict(data: dict[str, Any] | None, *, where: str = "lm") -> LMConfig:
     """An LMConfig from ``{preset: NAME, ...overrides}`` or a full mapping; default: the local preset."""
     data = dict(data or {"preset": "local"})
-    preset = data.pop("preset", None)
-    if preset is None:
+    name = data.pop("preset", None)
+    if name is None:
         return from_dict(LMConfig, data, where=where)
-    base = to_dict(LMConfig.preset(str(preset)))
+    base = to_dict(preset(str(name)))
     if "endpoint" in data and "embedded" not in data:
         base["embedded"] = False  # the user named their own server
     return from_dict(LMConfig, _deep_merge(base, data), where=where)

@@ -48,8 +48,8 @@ Not handled here:
   counts generated tokens only, as the server reports them.
 
 Example:
-    >>> from program.config import LMConfig
-    >>> config = LMConfig.preset("local")
+    >>> from program.presets import preset
+    >>> config = preset("local")
     >>> result = force_budget(config.endpoint, config.system2, config.forcing,
     ...                       [{"role": "user", "content": "What is 17 * 3?"}])  # doctest: +SKIP
     >>> result.thinking_tokens <= config.system2.thinking_budget  # doctest: +SKIP
@@ -264,8 +264,8 @@ class ForcedEngine:
     Example:
         >>> import dspy
         >>> from program.engine import lm_from_engine
-        >>> from program.config import LMConfig
-        >>> config = LMConfig.preset("local")
+        >>> from program.presets import preset
+        >>> config = preset("local")
         >>> lm = lm_from_engine(ForcedEngine(config.endpoint, config.system2, config.forcing), "bf")
         >>> lm.model
         'scale/bf'
@@ -303,8 +303,8 @@ def forced_lm(config: LMConfig, *, thinking_budget: int | None = None, num_waits
     ``thinking_budget`` and ``num_waits`` override the config (the ``bf`` baseline, budget sweeps).
 
     Example:
-        >>> from program.config import LMConfig
-        >>> lm = forced_lm(LMConfig.preset("local"), thinking_budget=128, num_waits=2)
+        >>> from program.presets import preset
+        >>> lm = forced_lm(preset("local"), thinking_budget=128, num_waits=2)
         >>> lm.engine.mode.thinking_budget, lm.engine.forcing.num_waits
         (128, 2)
     """

@@ -5,7 +5,7 @@ written, with the field name, the value and what was expected. ``program.config_
 builds any of them from plain data (a YAML/JSON file) and rejects unknown keys by name.
 
 Example:
-    >>> lm = LMConfig.preset("local")
+    >>> lm = embedded_lm()
     >>> lm.system2.thinking
     'forced'
     >>> ScaleConfig(threshold=0.2).threshold
@@ -26,6 +26,7 @@ __all__ = [
     "ModeConfig",
     "ForcingConfig",
     "LMConfig",
+    "embedded_lm",
     "ScaleConfig",
     "VoteConfig",
     "InftyThinkConfig",
@@ -203,14 +204,30 @@ class LMConfig:
         # A user naming their own server no longer wants the embedded one started.
         return replace(self, endpoint=replace(self.endpoint, **changes), embedded=False)
 
-    @staticmethod
-    def preset(name: str, **endpoint: Any) -> LMConfig:
-        """Ready configs: ``local``, ``qwen3`` (vLLM/SGLang), ``reasoning-pair`` (QwQ/R1 + Qwen3), ``api``."""
-        from program.presets import PRESETS
 
-        if name not in PRESETS:
-            raise ConfigError(f"Unknown LM preset {name!r}; choose one of {', '.join(sorted(PRESETS))}.")
-        return PRESETS[name](**endpoint)
+def embedded_lm(**endpoint: Any) -> LMConfig:
+    """The embedded default: the local llama.cpp server with Qwen2.5-Coder-1.5B-Instruct (no native thinking).
+
+    Greedy decoding as in s1; System 2 is budget-forced thinking over /v1/completions with the
+    ChatML template, since the model has no thinking mode of its own. Endpoint fields can be
+    overridden by keyword (then the server is the user's, not started for them). It is the
+    ``local`` preset (``program.presets``) and every ``ProgramConfig``'s default LM.
+
+    Example:
+        >>> embedded_lm().embedded, embedded_lm(api_base="http://gpu-box:8765/v1").embedded
+        (True, False)
+    """
+    base = {"model": f"openai/{LOCAL_MODEL_ALIAS}", "api_base": f"http://127.0.0.1:{LOCAL_PORT}/v1",
+            "timeout": 300.0, **endpoint}
+    return LMConfig(
+        endpoint=Endpoint(**base),
+        stages=ModeConfig(temperature=0.0, top_p=None, top_k=None, max_tokens=256),
+        system1=ModeConfig(temperature=0.0, top_p=None, top_k=None, max_tokens=320),
+        system2=ModeConfig(temperature=0.0, top_p=None, top_k=None, max_tokens=160,
+                           thinking="forced", thinking_budget=384),
+        forcing=ForcingConfig(template="chatml"),
+        embedded=not endpoint,
+    )
 
 
 @dataclass(frozen=True)
@@ -328,7 +345,7 @@ class ProgramConfig:
     """
 
     method: str = "scale"
-    lm: LMConfig = field(default_factory=lambda: LMConfig.preset("local"))
+    lm: LMConfig = field(default_factory=embedded_lm)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     vote: VoteConfig = field(default_factory=VoteConfig)
     inftythink: InftyThinkConfig = field(default_factory=InftyThinkConfig)

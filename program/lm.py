@@ -11,8 +11,8 @@ The LMs carry custom engines (``program.engine``), so DSPy's own cache is off: o
 call time, never stored on predictors, so saved programs hold no connection settings.
 
 Example:
-    >>> from program.config import LMConfig
-    >>> systems = build_systems(LMConfig.preset("qwen3"))
+    >>> from program.presets import preset
+    >>> systems = build_systems(preset("qwen3"))
     >>> systems.system2.model
     'scale/system2'
 """

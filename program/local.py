@@ -11,8 +11,8 @@ once, two processes starting the server at once (a file lock), a starter that fi
 commands still use its server (it waits for them). Not handled: a remote host (start it yourself).
 
 Example:
-    >>> from program.config import LMConfig
-    >>> with ensure_server(LMConfig.preset("local")):  # doctest: +SKIP
+    >>> from program.presets import preset
+    >>> with ensure_server(preset("local")):  # doctest: +SKIP
     ...     ...  # talk to http://127.0.0.1:8765/v1
 """
 
@@ -297,7 +297,7 @@ def ensure_server(lm_config: LMConfig, *, ready_timeout: float = 120.0,
     any other command that reused it has finished.
 
     Example:
-        >>> with ensure_server(LMConfig.preset("local")) as started:  # doctest: +SKIP
+        >>> with ensure_server(preset("local")) as started:  # doctest: +SKIP
         ...     run_benchmark()
     """
     if not lm_config.embedded:

@@ -4,8 +4,7 @@ Each preset is a function returning an ``LMConfig``; endpoint fields (model, api
 can be overridden by keyword. Sampling values follow ../shared/METHODS.md (SCALE reference code).
 
 Example:
-    >>> from program.config import LMConfig
-    >>> LMConfig.preset("qwen3", api_base="http://gpu-box:8000/v1").endpoint.api_base
+    >>> preset("qwen3", api_base="http://gpu-box:8000/v1").endpoint.api_base
     'http://gpu-box:8000/v1'
 """
 
@@ -14,28 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from program.config import LOCAL_MODEL_ALIAS, LOCAL_PORT, Endpoint, ForcingConfig, LMConfig, ModeConfig
+from program.config import ConfigError, Endpoint, ForcingConfig, LMConfig, ModeConfig, embedded_lm
 
-__all__ = ["PRESETS"]
-
-
-def local(**endpoint: Any) -> LMConfig:
-    """The embedded llama.cpp server with Qwen2.5-Coder-1.5B-Instruct (no native thinking).
-
-    Greedy decoding as in s1; System 2 is budget-forced thinking over /v1/completions with the
-    ChatML template, since the model has no thinking mode of its own.
-    """
-    base = {"model": f"openai/{LOCAL_MODEL_ALIAS}", "api_base": f"http://127.0.0.1:{LOCAL_PORT}/v1",
-            "timeout": 300.0, **endpoint}
-    return LMConfig(
-        endpoint=Endpoint(**base),
-        stages=ModeConfig(temperature=0.0, top_p=None, top_k=None, max_tokens=256),
-        system1=ModeConfig(temperature=0.0, top_p=None, top_k=None, max_tokens=320),
-        system2=ModeConfig(temperature=0.0, top_p=None, top_k=None, max_tokens=160,
-                           thinking="forced", thinking_budget=384),
-        forcing=ForcingConfig(template="chatml"),
-        embedded=not endpoint,
-    )
+__all__ = ["PRESETS", "preset"]
 
 
 def qwen3(**endpoint: Any) -> LMConfig:
@@ -91,8 +71,20 @@ def api(**endpoint: Any) -> LMConfig:
 
 
 PRESETS: dict[str, Callable[..., LMConfig]] = {
-    "local": local,
+    "local": embedded_lm,
     "qwen3": qwen3,
     "reasoning-pair": reasoning_pair,
     "api": api,
 }
+
+
+def preset(name: str, **endpoint: Any) -> LMConfig:
+    """The ready config ``name`` (``local``, ``qwen3``, ``reasoning-pair``, ``api``), endpoint fields overridden.
+
+    Example:
+        >>> preset("local").system2.thinking
+        'forced'
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown LM preset {name!r}; choose one of {', '.join(sorted(PRESETS))}.")
+    return PRESETS[name](**endpoint)

@@ -57,11 +57,11 @@ def resolve_experiment(args: argparse.Namespace) -> ExperimentConfig:
     from dataclasses import replace
 
     from optimize.experiment import ExperimentConfig, load_experiment, with_program
-    from program.config import LMConfig
+    from program.presets import preset
 
     config = load_experiment(args.config) if getattr(args, "config", None) else ExperimentConfig()
     if getattr(args, "preset", None):
-        config = with_program(config, lm=LMConfig.preset(args.preset))
+        config = with_program(config, lm=preset(args.preset))
     lm = config.program.lm.with_overrides(model=getattr(args, "model", None), api_base=getattr(args, "api_base", None),
                                           api_key_env=getattr(args, "api_key_env", None))
     config = with_program(config, lm=lm)

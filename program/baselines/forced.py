@@ -4,8 +4,8 @@ The thinking cap and the number of "Wait" continuations come from the LM config'
 and forcing settings, or from ``thinking_budget`` / ``num_waits`` (budget sweeps).
 
 Example:
-    >>> from program.config import LMConfig
-    >>> BudgetForcing(LMConfig.preset("local"), thinking_budget=128).stage_name
+    >>> from program.presets import preset
+    >>> BudgetForcing(preset("local"), thinking_budget=128).stage_name
     'bf'
 """
 

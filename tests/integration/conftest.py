@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 
 from prerequisites import require_local_model  # noqa: E402
 from program.config import LMConfig  # noqa: E402
+from program.presets import preset
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -28,10 +29,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def local_lm_config() -> Iterator[LMConfig]:
-    """``LMConfig.preset("local")`` with its server up for the whole session (started once, or reused)."""
+    """``preset("local")`` with its server up for the whole session (started once, or reused)."""
     require_local_model()  # a skip, or a failure under CI=true
     from program.local import ensure_server
 
-    config = LMConfig.preset("local")
+    config = preset("local")
     with ensure_server(config):
         yield config

@@ -24,8 +24,9 @@ from optimize.evaluation.evaluate import ServerDownError, evaluate
 from optimize.evaluation.results import ResultsFile
 from prerequisites import require_local_model
 from program import transport
-from program.config import LMConfig, ProgramConfig
+from program.config import ProgramConfig
 from program.methods import build_program
+from program.presets import preset
 
 PROBLEMS = [("s1", "What is 2 + 3? Reply with the number in \\boxed{}.", "5"),
             ("s2", "What is 10 + 4? Reply with the number in \\boxed{}.", "14"),
@@ -59,7 +60,7 @@ def own_server(tmp_path: Path) -> Iterator[dict[str, Any]]:
 def test_killed_local_server_stops_the_run_and_the_rerun_resumes(own_server: dict[str, Any], tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transport, "_CACHE_ENABLED", False)  # every request must reach the server
-    lm = LMConfig.preset("local", api_base=f"http://127.0.0.1:{own_server['port']}/v1")
+    lm = preset("local", api_base=f"http://127.0.0.1:{own_server['port']}/v1")
     lm = replace(lm, endpoint=replace(lm.endpoint, retries=1, timeout=120),
                  system1=replace(lm.system1, max_tokens=48))
     config = ProgramConfig(method="cot", lm=lm)

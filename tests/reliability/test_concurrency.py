@@ -31,9 +31,10 @@ from optuna.trial import TrialState
 from data.grading import grade
 from optimize.evaluation.evaluate import evaluate
 from optimize.evaluation.results import ResultsFile
-from program.config import LMConfig, ProgramConfig, ScaleConfig
+from program.config import ProgramConfig, ScaleConfig
 from program.fakeserver import FakeServer, Fault
 from program.methods import build_program
+from program.presets import preset
 from reliability.toy import TALLY, experiment_file, problem_of, rows, scale_command, scale_env, toy_reply
 
 CASES = Path(__file__).resolve().parents[2] / "data" / "cases" / "grading.jsonl"
@@ -69,7 +70,7 @@ def test_six_workers_over_http_lose_double_and_mix_up_nothing(tmp_path: Path) ->
 
     problems = [dspy.Example(**row, benchmark="toy").with_inputs("problem") for row in rows(24)]
     with FakeServer(default=action) as server:
-        lm = LMConfig.preset("local", model="openai/fake", api_base=server.api_base)  # System 2: budget forcing
+        lm = preset("local", model="openai/fake", api_base=server.api_base)  # System 2: budget forcing
         config = ProgramConfig(method="scale", lm=lm, scale=ScaleConfig(threshold=0.2, last_step_score=None))
         report = evaluate(build_program(config), problems, results_path=tmp_path / "r.jsonl", config=config,
                           workers=6, progress=False)

@@ -27,6 +27,7 @@ from program.config import Endpoint, LMConfig, ModeConfig, ProgramConfig, ScaleC
 from program.errors import ServerError
 from program.fakeserver import FakeServer, Fault
 from program.methods import build_program
+from program.presets import preset
 from reliability.toy import kill_after, listen_again, problem_of, requests_for, rows, toy_reply, toy_server
 
 pytestmark = pytest.mark.fake_server
@@ -128,7 +129,7 @@ def test_client_errors_fail_at_once_without_retries(tmp_path: Path) -> None:
 
 def test_a_fault_inside_any_scale_stage_fails_that_problem_only(tmp_path: Path) -> None:
     """A server error is not the model's answer: it fails the problem (never a silent fallback)."""
-    local = LMConfig.preset("local", model="openai/fake")  # System 2: s1 budget forcing over /v1/completions
+    local = preset("local", model="openai/fake")  # System 2: s1 budget forcing over /v1/completions
     stage_markers = {"decompose": "Break the math problem", "difficulty": "Rate how hard",
                      "system1": "Solve the current step", "system2 thinking": "<think>"}
     outcome = {}

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from optimize.cli import main
-from program.config import ConfigError, Endpoint, LMConfig
+from program.config import ConfigError, Endpoint
 from program.config_data import from_dict
 from program.fakeserver import FakeServer
+from program.presets import preset
 from reliability.toy import data_dir, kill_after, toy_reply
 
 
@@ -24,7 +25,7 @@ def test_endpoint_takes_a_list_of_replicas_and_old_configs_stay_valid() -> None:
         Endpoint("openai/m", api_bases=("gpu1:8000",))
     with pytest.raises(ConfigError, match="not both"):
         Endpoint("openai/m", api_base="http://c/v1", api_bases=("http://a/v1", "http://b/v1"))
-    lm = LMConfig.preset("qwen3").with_overrides(api_base="http://a/v1,http://b/v1")
+    lm = preset("qwen3").with_overrides(api_base="http://a/v1,http://b/v1")
     assert lm.endpoint.api_bases == ("http://a/v1", "http://b/v1")
     assert lm.with_overrides(api_base="http://c/v1").endpoint.api_bases == ()
 

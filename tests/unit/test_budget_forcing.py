@@ -12,6 +12,7 @@ import pytest
 from program import ledger, transport
 from program.budget_forcing import ForcedEngine, ForcedResult, force_budget, forced_lm
 from program.config import ConfigError, Endpoint, ForcingConfig, LMConfig, ModeConfig
+from program.presets import preset
 from program.templates import get_template
 
 ENDPOINT = Endpoint("openai/test-model", api_base="http://127.0.0.1:9/v1")
@@ -300,7 +301,7 @@ def test_prefill_takes_text_from_the_reasoning_field_too(server: FakeServer) -> 
 # --- DSPy --------------------------------------------------------------------------------------
 
 def local_config(**system2: Any) -> LMConfig:
-    config = LMConfig.preset("local")
+    config = preset("local")
     return replace(config, system2=replace(config.system2, **system2), forcing=forcing(0))
 
 
@@ -311,7 +312,7 @@ def test_forced_engine_inside_dspy_predict(server: FakeServer) -> None:
         prediction = dspy.Predict("question -> answer")(question="What is 2+3?")
     assert prediction.answer == "5"
     assert "What is 2+3?" in server.prompts[0] and server.prompts[0].endswith("<think>\n")
-    assert server.max_tokens == [32, LMConfig.preset("local").system2.max_tokens]
+    assert server.max_tokens == [32, preset("local").system2.max_tokens]
     assert len(book.calls) == 2  # recorded by the transport only, never again by the engine
 
 
@@ -333,13 +334,13 @@ def test_forced_engine_returns_the_answer_with_the_forced_cue(server: FakeServer
 
 
 def test_forced_lm_applies_overrides_and_names_the_lm() -> None:
-    lm = forced_lm(LMConfig.preset("local"), thinking_budget=128, num_waits=3)
+    lm = forced_lm(preset("local"), thinking_budget=128, num_waits=3)
     engine = lm.engine
     assert isinstance(engine, ForcedEngine) and lm.model == "scale/bf"
     assert (engine.mode.thinking_budget, engine.forcing.num_waits) == (128, 3)
-    assert engine.endpoint == LMConfig.preset("local").endpoint
+    assert engine.endpoint == preset("local").endpoint
     with pytest.raises(ConfigError, match="thinking_budget"):
-        forced_lm(LMConfig.preset("local"), thinking_budget=0)
+        forced_lm(preset("local"), thinking_budget=0)
     # A System 2 that thinks another way is switched to forced thinking.
-    qwen3 = forced_lm(LMConfig.preset("qwen3"), thinking_budget=64)
+    qwen3 = forced_lm(preset("qwen3"), thinking_budget=64)
     assert qwen3.engine.mode.thinking == "forced"

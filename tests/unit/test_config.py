@@ -7,17 +7,9 @@ from pathlib import Path
 import pytest
 
 from optimize.experiment import experiment_from_dict, experiment_to_dict, load_experiment, save_experiment
-from program.config import (
-    ConfigError,
-    Endpoint,
-    ForcingConfig,
-    LMConfig,
-    ModeConfig,
-    ProgramConfig,
-    ScaleConfig,
-    VoteConfig,
-)
+from program.config import ConfigError, Endpoint, ForcingConfig, ModeConfig, ProgramConfig, ScaleConfig, VoteConfig
 from program.config_data import from_dict
+from program.presets import preset
 
 
 @pytest.mark.parametrize(("build", "message"), [
@@ -50,19 +42,19 @@ def test_from_dict_converts_nested_configs_and_ints_to_floats() -> None:
 
 
 def test_presets_exist_and_the_local_one_is_embedded_with_forced_thinking() -> None:
-    local = LMConfig.preset("local")
+    local = preset("local")
     assert local.embedded and local.system2.thinking == "forced" and local.system2.thinking_budget > 0
-    assert LMConfig.preset("qwen3").system2.thinking == "qwen3"
-    assert LMConfig.preset("reasoning-pair").system2.endpoint is not None
-    assert LMConfig.preset("api").endpoint.api_key_env == "OPENAI_API_KEY"
+    assert preset("qwen3").system2.thinking == "qwen3"
+    assert preset("reasoning-pair").system2.endpoint is not None
+    assert preset("api").endpoint.api_key_env == "OPENAI_API_KEY"
     with pytest.raises(ConfigError, match="Unknown LM preset 'nope'"):
-        LMConfig.preset("nope")
+        preset("nope")
 
 
 def test_endpoint_overrides_turn_off_the_embedded_server() -> None:
-    config = LMConfig.preset("local").with_overrides(api_base="http://10.0.0.5:8000/v1")
+    config = preset("local").with_overrides(api_base="http://10.0.0.5:8000/v1")
     assert config.endpoint.api_base == "http://10.0.0.5:8000/v1" and not config.embedded
-    assert LMConfig.preset("local").with_overrides() == LMConfig.preset("local")
+    assert preset("local").with_overrides() == preset("local")
 
 
 def test_experiment_round_trips_through_a_file(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from program.cascade import WHOLE_PROBLEM, Cascade
 from program.config import ConfigError, ProgramConfig, ScaleConfig
 from program.lm import Systems
 from program.methods import build_program
+from program.presets import preset
 from program.scale import Scale
 from program.signatures import AssessDifficulty, SolveStep
 from program.sources import LearnedModel, NoLogprobsError, StepView, build_source, needs_logprobs
@@ -226,13 +227,12 @@ def test_a_server_that_refuses_logprobs_is_not_retried_and_names_the_source() ->
 def test_rating_logprobs_reads_a_real_http_reply_and_a_refusal_is_asked_once() -> None:
     from dataclasses import replace
 
-    from program.config import LMConfig
     from program.fakeserver import FakeServer
     from program.lm import build_systems
 
     for mode in ("send", "refuse"):
         with FakeServer(default="7", logprobs=mode) as server:
-            lm = LMConfig.preset("local", api_base=server.api_base)
+            lm = preset("local", api_base=server.api_base)
             lm = replace(lm, endpoint=replace(lm.endpoint, retries=2))
             config = ScaleConfig(difficulty_source="rating_logprobs")
             host = Scale(config, build_systems(lm))

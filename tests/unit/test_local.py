@@ -20,6 +20,7 @@ from prerequisites import require_local_model
 from program import local
 from program.config import LOCAL_MODEL_ALIAS, LMConfig
 from program.errors import ProgramError
+from program.presets import preset
 
 # A stand-in for llama_cpp.server: answers /v1/models with the alias given on the command line.
 FAKE_SERVER = r"""
@@ -90,7 +91,7 @@ def http_server() -> Iterator[int]:
 
 
 def embedded_config(port: int) -> LMConfig:
-    config = LMConfig.preset("local")
+    config = preset("local")
     return dataclasses.replace(config, embedded=True,
                                endpoint=dataclasses.replace(config.endpoint, api_base=f"http://127.0.0.1:{port}/v1"))
 
@@ -257,7 +258,7 @@ def test_ensure_server_reuses_a_running_server(http_server: int, monkeypatch: py
 
 def test_ensure_server_does_nothing_when_not_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local.LocalServer, "start", lambda self: pytest.fail("must not start a server"))
-    config = LMConfig.preset("local", api_base=f"http://127.0.0.1:{free_port()}/v1")
+    config = preset("local", api_base=f"http://127.0.0.1:{free_port()}/v1")
     assert not config.embedded
     with local.ensure_server(config) as started:
         assert started is None
@@ -265,7 +266,7 @@ def test_ensure_server_does_nothing_when_not_embedded(monkeypatch: pytest.Monkey
 
 def test_ensure_server_refuses_remote_host() -> None:
     config = dataclasses.replace(embedded_config(1), endpoint=dataclasses.replace(
-        LMConfig.preset("local").endpoint, api_base="http://gpu-box:8765/v1"))
+        preset("local").endpoint, api_base="http://gpu-box:8765/v1"))
     with pytest.raises(ProgramError, match="only runs on this machine"):
         with local.ensure_server(config):
             pass

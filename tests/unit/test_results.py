@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from optimize.evaluation.results import ProblemResult, ResultsFile, config_fingerprint, latest_by_id, load_results
-from program.config import LMConfig, ProgramConfig, ScaleConfig
+from program.config import ProgramConfig, ScaleConfig
+from program.presets import preset
 
 
 def row(problem_id: str, **fields: object) -> ProblemResult:
@@ -105,7 +106,7 @@ def test_fingerprint_tracks_answers_not_connections() -> None:
     moved = replace(base, lm=base.lm.with_overrides(api_base="http://elsewhere:9000/v1"))
     assert config_fingerprint(base) == config_fingerprint(moved)
     assert config_fingerprint(base) != config_fingerprint(replace(base, scale=ScaleConfig(threshold=0.2)))
-    assert config_fingerprint(base) != config_fingerprint(replace(base, lm=LMConfig.preset("qwen3")))
+    assert config_fingerprint(base) != config_fingerprint(replace(base, lm=preset("qwen3")))
     assert config_fingerprint({"a": 1}) == config_fingerprint({"a": 1, "timeout": 5})
 
 

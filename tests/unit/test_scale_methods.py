@@ -8,9 +8,10 @@ import json
 import dspy
 import pytest
 
-from program.config import METHODS, ConfigError, LMConfig, ProgramConfig, VoteConfig
+from program.config import METHODS, ConfigError, ProgramConfig, VoteConfig
 from program.ledger import Ledger, recording
 from program.methods import build_program
+from program.presets import preset
 from program.scale import MemoryPlanCache, Scale
 from program.testing import function_lm, scripted_systems
 
@@ -67,7 +68,7 @@ def test_unknown_methods_raise_a_config_error() -> None:
 
 
 def test_bf_builds_its_budget_forced_lm_from_the_lm_config() -> None:
-    config = ProgramConfig(method="bf", lm=LMConfig.preset("local"))
+    config = ProgramConfig(method="bf", lm=preset("local"))
     program = build_program(config, thinking_budget=64, num_waits=2)
     engine = program._lm.value.engine
     assert engine.mode.thinking_budget == 64 and engine.forcing.num_waits == 2
@@ -75,5 +76,5 @@ def test_bf_builds_its_budget_forced_lm_from_the_lm_config() -> None:
 
 
 def test_default_systems_come_from_the_lm_config() -> None:
-    program = build_program(dataclasses.replace(ProgramConfig(), lm=LMConfig.preset("qwen3")))
+    program = build_program(dataclasses.replace(ProgramConfig(), lm=preset("qwen3")))
     assert [program.systems.stages.model, program.systems.system2.model] == ["scale/stages", "scale/system2"]

@@ -8,6 +8,7 @@ from optuna.trial import FixedTrial
 
 from optimize.search.space import SearchSpace
 from program.config import ConfigError, ProgramConfig
+from program.presets import preset
 
 
 @pytest.mark.parametrize("space, message", [
@@ -40,9 +41,8 @@ def test_space_forms_and_how_they_apply() -> None:
     config = space.apply(ProgramConfig(), values)
     assert config.scale.threshold == 0.4 and config.lm.system1.max_tokens == 100
     assert config.lm.system2.thinking_budget == 256 and config.lm.forcing.num_waits == 2  # local: forced thinking
-    from program.config import LMConfig
 
-    qwen3 = space.apply(ProgramConfig(lm=LMConfig.preset("qwen3")), values)
+    qwen3 = space.apply(ProgramConfig(lm=preset("qwen3")), values)
     assert qwen3.lm.system2.max_tokens == 256  # Qwen3 thinking has one cap: max_tokens
 
 
