@@ -34,6 +34,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from program.failures import is_transient
+
 if TYPE_CHECKING:
     from program.config import Endpoint
 
@@ -83,8 +85,6 @@ _TURN = itertools.count()
 
 def _failover(endpoint: Endpoint, call: Callable[..., Any], request: dict[str, Any]) -> Any:
     """Round robin over the replicas not cooling down; a transient failure cools one and tries the next."""
-    from program.transport import _is_transient
-
     bases, turn = endpoint.api_bases, next(_TURN)
     order = [bases[(turn + i) % len(bases)] for i in range(len(bases))]
     now = time.monotonic()
@@ -94,7 +94,7 @@ def _failover(endpoint: Endpoint, call: Callable[..., Any], request: dict[str, A
         try:
             response = call(**{**request, "api_base": base})
         except Exception as exc:
-            if not _is_transient(exc):
+            if not is_transient(exc):
                 raise
             _COOLING[base] = time.monotonic() + COOLDOWN_SECONDS
             error = exc

@@ -32,6 +32,7 @@ import tenacity  # noqa: E402
 from program import context, ledger, replicas  # noqa: E402
 from program.config import ConfigError, Endpoint  # noqa: E402
 from program.errors import LogprobsRefusedError, ServerError  # noqa: E402
+from program.failures import is_transient, refuses_logprobs  # noqa: E402
 
 __all__ = ["Completion", "chat", "text", "split_thinking", "set_cache_enabled", "server_work", "RETRY_WAIT"]
 
@@ -317,26 +318,6 @@ def _connection(endpoint: Endpoint) -> dict[str, Any]:
     return connection
 
 
-def _is_transient(exc: BaseException) -> bool:
-    import litellm
-
-    if _refuses_logprobs(exc):
-        return False
-    transient = (litellm.exceptions.APIConnectionError, litellm.exceptions.Timeout,
-                 litellm.exceptions.RateLimitError, litellm.exceptions.InternalServerError,
-                 litellm.exceptions.ServiceUnavailableError, litellm.exceptions.BadGatewayError)
-    if isinstance(exc, transient):
-        return True
-    status = getattr(exc, "status_code", None)
-    return isinstance(status, int) and (status == 429 or status >= 500)
-
-
-def _refuses_logprobs(exc: BaseException) -> bool:
-    """llama.cpp's answer to a logprobs request on a server started without ``--logits_all true``."""
-    text = str(exc).lower()
-    return "logprobs" in text and ("not supported" in text or "logits_all" in text)
-
-
 def _failure_name(state: tenacity.RetryCallState) -> str:
     """The failed attempt's exception type, for the retry warning (tenacity's ``outcome`` may be None)."""
     error = state.outcome.exception() if state.outcome is not None else None
@@ -358,7 +339,7 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(endpoint.retries + 1),
         wait=tenacity.wait_exponential(multiplier=RETRY_WAIT["multiplier"], max=RETRY_WAIT["max"]),
-        retry=tenacity.retry_if_exception(_is_transient),
+        retry=tenacity.retry_if_exception(is_transient),
         before_sleep=lambda state: log.warning("LLM call to %s failed (%s); retry %d of %d",
                                                endpoint.api_base or endpoint.model,
                                                _failure_name(state),
@@ -368,10 +349,10 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
     try:
         result = retrying(call)
     except Exception as exc:
-        if _refuses_logprobs(exc):
+        if refuses_logprobs(exc):
             raise LogprobsRefusedError(f"The LLM server {endpoint.api_base or endpoint.model} does not return token "
                                        f"logprobs ({_short(exc)}).") from exc
-        if _is_transient(exc):
+        if is_transient(exc):
             raise ServerError(
                 f"The LLM server {endpoint.api_base or endpoint.model} failed after {endpoint.retries + 1} "
                 f"attempts ({type(exc).__name__}: {_short(exc)}). Check that it is running "

@@ -23,13 +23,14 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from program.config_methods import VoteConfig
 from program.execute import Solution
+from program.sources.confidence import lowest_group_confidence
+from program.tally import answer_key, tally
 
 __all__ = ["VoteOutcome", "vote", "settled", "tally", "answer_key", "sample_settings"]
 
@@ -53,42 +54,6 @@ class VoteOutcome:
         return {"answer": self.answer, "answers": self.answers, "weights": self.weights,
                 "samples_used": self.samples_used, "samples_max": self.samples_max,
                 "stopped_early": self.stopped_early}
-
-
-def answer_key(answer: str) -> str:
-    """The form answers are compared in: no spaces or `$`, no thousands commas, no trailing period.
-
-    Example:
-        >>> answer_key("$1,000.")
-        '1000'
-    """
-    key = re.sub(r"\s+|\$", "", answer)
-    key = re.sub(r"(?<=\d),(?=\d{3}\b)", "", key)
-    return key.rstrip(".")
-
-
-def tally(answers: Sequence[str | None], weights: Sequence[float] | None = None) -> tuple[str | None, list[float]]:
-    """(winner, vote totals sorted high to low). Ties go to the answer seen first.
-
-    Example:
-        >>> tally(["5", "6", "6", "5"])
-        ('5', [2.0, 2.0])
-        >>> tally(["5", "6"], weights=[1.0, 3.0])
-        ('6', [3.0, 1.0])
-    """
-    totals: dict[str, float] = {}
-    first: dict[str, str] = {}
-    for i, answer in enumerate(answers):
-        if answer is None:
-            continue
-        key = answer_key(answer)
-        totals[key] = totals.get(key, 0.0) + (1.0 if weights is None else float(weights[i]))
-        first.setdefault(key, answer)
-    if not totals:
-        return None, []
-    best = max(totals.values())
-    winner = next(key for key in totals if totals[key] == best)  # dicts keep first-seen order
-    return first[winner], sorted(totals.values(), reverse=True)
 
 
 def settled(counts: Sequence[float], remaining: int, config: VoteConfig) -> bool:
@@ -132,8 +97,6 @@ def sample_settings(config: VoteConfig, index: int) -> dict[str, Any]:
 
 def vote(draw: Callable[[int], Solution], config: VoteConfig, *, window: int = CONFIDENCE_WINDOW) -> VoteOutcome:
     """Draw samples until settled (or all k), then the (weighted) majority. See the module docstring."""
-    from program.sources.confidence import lowest_group_confidence
-
     solutions: list[Solution] = []
     for i in range(config.samples):
         solutions.append(draw(i))

@@ -29,13 +29,12 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from optimize.evaluation.results import config_fingerprint
 from program.config import ProgramConfig
 from program.scale import Plan
 
-__all__ = ["PlanStore", "PlanView", "plan_key", "open_plan_store"]
+__all__ = ["PlanStore", "PlanView", "plan_key"]
 
 log = logging.getLogger(__name__)
 
@@ -59,26 +58,6 @@ def plan_key(config: ProgramConfig, program_state: str = "") -> str:
     return config_fingerprint({"method": config.method, "scale": scale, "stages": dataclasses.asdict(lm.stages),
                                "endpoint": dataclasses.asdict(lm.endpoint_for(lm.stages)),
                                "program": program_state})
-
-
-def open_plan_store(storage_url: str, run_dir: str | Path) -> Any:
-    """The plan cache every worker of a study reaches: the study's database server, else ``plans.jsonl``.
-
-    A study on a database server (PostgreSQL, MySQL) may have workers on several machines, so its
-    plans go to a table of that database (``optimize.search.plans_db``); a sqlite or journal study is
-    shared only on one machine, and so is its ``<run_dir>/plans.jsonl``.
-
-    Example:
-        >>> open_plan_store("sqlite:///runs/x/optuna.db", "runs/x")
-        PlanStore('runs/x/plans.jsonl')
-    """
-    from optimize.search.storage import is_server_url
-
-    if is_server_url(storage_url):
-        from optimize.search.plans_db import DatabasePlanStore
-
-        return DatabasePlanStore(storage_url)
-    return PlanStore(Path(run_dir) / "plans.jsonl")
 
 
 class PlanStore:

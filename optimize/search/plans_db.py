@@ -10,6 +10,9 @@ INSERT of an empty row; the primary key lets only one claim win) and plans it; a
 missing the same plan waits for the claimant's plan instead of planning too. A claim older than
 ``claim_timeout`` seconds (its worker died or hangs) is taken over, so nobody waits forever.
 
+``open_plan_store`` picks the store a study's workers share: this table for a database server,
+else the run directory's file.
+
 Example:
     >>> store = DatabasePlanStore("postgresql://scale@db/optuna")  # doctest: +SKIP
     >>> cache = store.view(plan_key(config))  # the same ``get``/``put`` as a PlanStore view  # doctest: +SKIP
@@ -24,12 +27,13 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from optimize.search.plans import PlanView
+from optimize.search.plans import PlanStore, PlanView
 from program.scale import Plan
 
-__all__ = ["DatabasePlanStore", "PLANS_TABLE"]
+__all__ = ["DatabasePlanStore", "PLANS_TABLE", "open_plan_store"]
 
 log = logging.getLogger(__name__)
 
@@ -152,3 +156,21 @@ class DatabasePlanStore:
 
 def _sha(problem: str) -> str:
     return hashlib.sha256(problem.encode("utf-8")).hexdigest()
+
+
+def open_plan_store(storage_url: str, run_dir: str | Path) -> Any:
+    """The plan cache every worker of a study reaches: the study's database server, else ``plans.jsonl``.
+
+    A study on a database server (PostgreSQL, MySQL) may have workers on several machines, so its
+    plans go to a table of that database (``DatabasePlanStore``); a sqlite or journal study is
+    shared only on one machine, and so is its ``<run_dir>/plans.jsonl``.
+
+    Example:
+        >>> open_plan_store("sqlite:///runs/x/optuna.db", "runs/x")
+        PlanStore('runs/x/plans.jsonl')
+    """
+    from optimize.search.storage import is_server_url
+
+    if is_server_url(storage_url):
+        return DatabasePlanStore(storage_url)
+    return PlanStore(Path(run_dir) / "plans.jsonl")

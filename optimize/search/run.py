@@ -42,7 +42,7 @@ from optimize.errors import ServerDownError
 from optimize.experiment import ExperimentConfig, experiment_to_dict
 from optimize.search.objective import SearchObjective, load_dev, paper_seeds
 from optimize.search.pareto import export_front, front_trials, pareto_table, plot_front, trial_row
-from optimize.search.plans import open_plan_store
+from optimize.search.plans_db import open_plan_store
 from optimize.search.space import SearchSpace
 from optimize.search.study import (
     StudyHandle,

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from program.voting import tally
+from program.tally import tally
 
 __all__ = ["digit_distribution", "digit_mass", "expected_digit", "entropy", "token_confidence",
            "lowest_group_confidence", "confidence_difficulty", "mean_logprob", "agreement", "CONFIDENCE_SCALE"]

@@ -206,12 +206,12 @@ def test_cascade_with_the_rating_source_asks_once_and_never_forces_the_last_step
 def test_a_server_that_refuses_logprobs_is_not_retried_and_names_the_source() -> None:
     import litellm
 
-    from program import transport
+    from program import failures
     from program.errors import LogprobsRefusedError
 
     refusal = litellm.exceptions.InternalServerError(
         "logprobs is not supported for models created with logits_all=False", llm_provider="openai", model="m")
-    assert not transport._is_transient(refusal)  # a setting: retrying cannot help
+    assert not failures.is_transient(refusal)  # a setting: retrying cannot help
 
     def refuse(messages: Messages) -> str:
         raise LogprobsRefusedError("The LLM server http://127.0.0.1:9/v1 does not return token logprobs.")

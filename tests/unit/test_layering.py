@@ -1,9 +1,9 @@
 """The one architecture rule, checked: imports flow one way, ``data`` <- ``program`` <- ``optimize``.
 
 Read from the source (no module is imported): every ``import`` / ``from ... import`` in every file of
-the three packages, lazy ones inside functions included, must point at the same layer or one below.
-Within the layers, the imports a module runs when it loads (its top-level statements) must form no
-circle, so any module can be imported on its own.
+the three packages, lazy ones inside functions included, must point at the same layer or one below,
+and the modules must import each other in no circle (a lazy import inside a function counts; an
+import only for type checkers, under ``if TYPE_CHECKING:``, does not).
 """
 
 from __future__ import annotations
@@ -29,11 +29,17 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _imports(nodes: list[ast.stmt] | ast.AST) -> set[str]:
-    """The project modules that ``nodes`` import (``from a import b`` counts as ``a.b`` if that is one)."""
-    walked = ast.walk(nodes) if isinstance(nodes, ast.AST) else nodes
+def _walk(node: ast.AST) -> list[ast.AST]:
+    """Every node under ``node`` except those of ``if TYPE_CHECKING:`` blocks (types only, never run)."""
+    if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+        return [n for child in node.orelse for n in _walk(child)]
+    return [node] + [n for child in ast.iter_child_nodes(node) for n in _walk(child)]
+
+
+def _imports(tree: ast.AST) -> set[str]:
+    """The project modules ``tree`` imports (``from a import b`` counts as ``a.b`` if that is one)."""
     names: set[str] = set()
-    for node in walked:
+    for node in _walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module
                       for a in node.names}
@@ -49,16 +55,17 @@ def test_no_module_imports_from_a_layer_above_its_own(module: str) -> None:
     assert not upward, f"{module} imports {upward}: move the shared piece down a layer, or pass it in"
 
 
-def test_the_imports_run_at_load_time_form_no_circle() -> None:
-    graph = {m: _imports(ast.parse(p.read_text()).body) - {m} for m, p in MODULES.items()}
+def test_modules_import_each_other_in_no_circle() -> None:
+    graph = {m: _imports(ast.parse(p.read_text())) - {m} for m, p in MODULES.items()}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def visit(module: str, path: list[str]) -> None:
         state[module] = 1
+        chain = [*path, module]
         for dep in sorted(graph[module]):
-            assert state.get(dep) != 1, f"import circle: {' -> '.join([*path, module, dep])}"
+            assert state.get(dep) != 1, f"import circle: {' -> '.join([*chain[chain.index(dep):], dep])}"
             if dep not in state:
-                visit(dep, [*path, module])
+                visit(dep, chain)
         state[module] = 2
 
     for module in sorted(graph):
