@@ -48,26 +48,28 @@ def _imports(tree: ast.AST) -> set[str]:
     return {name for name in names if name in MODULES}
 
 
+IMPORTS = {module: _imports(ast.parse(path.read_text())) - {module} for module, path in MODULES.items()}
+
+
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_module_imports_from_a_layer_above_its_own(module: str) -> None:
     layer = LAYERS[module.split(".")[0]]
-    upward = sorted(d for d in _imports(ast.parse(MODULES[module].read_text())) if LAYERS[d.split(".")[0]] > layer)
+    upward = sorted(d for d in IMPORTS[module] if LAYERS[d.split(".")[0]] > layer)
     assert not upward, f"{module} imports {upward}: move the shared piece down a layer, or pass it in"
 
 
 def test_modules_import_each_other_in_no_circle() -> None:
-    graph = {m: _imports(ast.parse(p.read_text())) - {m} for m, p in MODULES.items()}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def visit(module: str, path: list[str]) -> None:
         state[module] = 1
         chain = [*path, module]
-        for dep in sorted(graph[module]):
+        for dep in sorted(IMPORTS[module]):
             assert state.get(dep) != 1, f"import circle: {' -> '.join([*chain[chain.index(dep):], dep])}"
             if dep not in state:
                 visit(dep, chain)
         state[module] = 2
 
-    for module in sorted(graph):
+    for module in sorted(IMPORTS):
         if module not in state:
             visit(module, [])
