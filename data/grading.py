@@ -7,7 +7,7 @@ Handled:
 - The LAST ``\boxed{...}`` or ``\fbox{...}`` (nested braces allowed), else the last
   "Final Answer:" / "Answer:" (its line, or the next non-empty line when it ends the line).
   s1 budget forcing hands its answer over WITH the forced "Final Answer:" in front
-  (``program.budget_forcing.ForcedResult.graded``), as s1's harness grades it, so a bare "42"
+  (``program.clients.budget_forcing.ForcedResult.graded``), as s1's harness grades it, so a bare "42"
   written after the cue is found by this rule and compared like any answer (math-verify included).
 - Integers compare exactly, after removing ``$``, thousands commas, unit words, ``%`` and a
   trailing ``.0``. Everything else goes to math-verify (symbolic and numeric equivalence).

@@ -1,6 +1,6 @@
 """Does ``scale eval --workers N`` keep N requests in flight? Its request rate vs a bare load generator.
 
-A fake OpenAI-compatible server (``program.fakeserver.FakeServer``, in its own process) answers
+A fake OpenAI-compatible server (``program.testing.fakeserver.FakeServer``, in its own process) answers
 every request after a fixed latency, with at most ``--slots`` requests served at once, like a
 batching model server. Against it:
 
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _serve(latency: float, slots: int, ports: Any, control: Any) -> None:
     """The fake server process: answers until told "stop"; "dump" returns and clears its request log."""
     sys.path.insert(0, str(ROOT))
-    from program.fakeserver import FakeServer
+    from program.testing.fakeserver import FakeServer
 
     server = FakeServer(default="Adding the numbers gives \\boxed{42}.", latency=latency, slots=slots).start()
     ports.put(server.port)

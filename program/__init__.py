@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 from program.lazy import lazy_exports
+from program.moved import install as _install_old_paths
 
 _EXPORTS = {
     "ConfigError": "program.config",
@@ -21,24 +22,25 @@ _EXPORTS = {
     "InftyThinkConfig": "program.config",
     "ProgramConfig": "program.config",
     "METHODS": "program.config",
-    "Systems": "program.lm",
-    "build_systems": "program.lm",
+    "Systems": "program.clients.lm",
+    "build_systems": "program.clients.lm",
     "Ledger": "program.ledger",
     "recording": "program.ledger",
-    "Scale": "program.scale",
-    "Plan": "program.scale",
-    "PlanCache": "program.scale",
-    "MemoryPlanCache": "program.scale",
+    "Scale": "program.scale.scale",
+    "Plan": "program.scale.scale",
+    "PlanCache": "program.scale.scale",
+    "MemoryPlanCache": "program.scale.scale",
     "CoT": "program.baselines",
     "MajorityVote": "program.baselines",
     "InftyThink": "program.baselines",
     "BudgetForcing": "program.baselines",
     "build_program": "program.methods",
     "PlainAdapter": "program.adapter",
-    "Failure": "program.execute",
+    "Failure": "program.calls",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+_install_old_paths()  # old import paths of moved modules warn and still work (program.moved)

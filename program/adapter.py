@@ -17,7 +17,7 @@ follow (the last user message), the problem first. The output's type decides how
 
 Replies in DSPy's own ``[[ ## field ## ]]`` format are accepted too. Instructions and demos stay
 DSPy parameters, so optimizers still tune them. A reply that cannot be read raises an
-``AdapterParseError`` whose ``reason`` says why; ``program.execute.call`` records it as a failure.
+``AdapterParseError`` whose ``reason`` says why; ``program.calls.call`` records it as a failure.
 
 Example:
     >>> parse_steps("Here is the plan:\\n1. Find the eggs left.\\n2. Find the income.")

@@ -56,11 +56,11 @@ class Endpoint:
         timeout: seconds for one request.
         retries: retries on connection errors, timeouts, HTTP 429 and 5xx (exponential backoff).
         context_window: the model's context window in tokens; every request's ``max_tokens`` is
-            clamped to it minus the prompt (``program.context``). None: ask the server's model list
+            clamped to it minus the prompt (``program.clients.context``). None: ask the server's model list
             (vLLM reports ``max_model_len``); no clamp when it does not say.
         api_bases: several replicas of one model (e.g. four vLLM servers): requests are spread over
             them, a failing one is cooled down and its request retried on another
-            (``program.replicas``). ``api_base`` defaults to the first; give one or the other.
+            (``program.clients.replicas``). ``api_base`` defaults to the first; give one or the other.
     """
 
     model: str
@@ -258,7 +258,7 @@ class ScaleConfig:
         range_min_steps, range_max_steps: the range the decomposition instruction asks for ("Use 2
             to 5 sub-problems; a simple problem needs fewer."), capped at ``max_steps``; None for both: no
             range (reference).
-        difficulty_source: where a step's score comes from (``program.sources``): ``rating`` (the
+        difficulty_source: where a step's score comes from (``program.scale.sources``): ``rating`` (the
             prompted score, reference), ``rating_logprobs`` (the expected digit of a one-token rating;
             needs logprobs), ``attempt`` (System 1 tries first; its attempt shows the difficulty, and a
             step above tau is re-solved by System 2), ``learned`` (a model fitted by ``scale calibrate``).

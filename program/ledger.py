@@ -33,7 +33,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Call", "Ledger", "STAGES", "record", "recording", "stage", "current_stage", "current_ledger"]
+__all__ = ["Call", "Ledger", "STAGES", "record", "recording", "stage", "current_stage", "current_ledger", "captured",
+           "usage_summary"]
 
 # Known stage names, in pipeline order (others are allowed). Thinking vs answer tokens are split
 # inside each stage (``thinking_tokens`` / ``answer_tokens``), e.g. System 2 or budget forcing "bf".
@@ -49,7 +50,7 @@ class Call:
 
     ``completion_tokens`` includes ``thinking_tokens`` (servers count them as completion);
     ``answer_tokens`` is the visible rest. ``clamp``: the request's ``max_tokens`` was lowered to
-    fit the context window (``program.context``): requested, sent, window, prompt tokens.
+    fit the context window (``program.clients.context``): requested, sent, window, prompt tokens.
     """
 
     stage: str
@@ -198,3 +199,26 @@ def record(*, prompt_tokens: int, completion_tokens: int, thinking_tokens: int =
     if ledger is not None:
         ledger.add(call)
     return call
+
+
+@contextlib.contextmanager
+def captured() -> Iterator[Ledger]:
+    """Record the LM calls inside into a fresh ledger, and pass them on to the active one (if any).
+
+    Lets a module know what one part of its work cost (a plan, a step) without hiding any call
+    from the caller's ledger.
+    """
+    outer = current_ledger()
+    inner = Ledger()
+    try:
+        with recording(inner):
+            yield inner
+    finally:
+        if outer is not None:
+            outer.extend(inner)
+
+
+def usage_summary(calls: Ledger) -> dict[str, int]:
+    """The token counts of a captured ledger, for traces."""
+    totals = calls.totals()
+    return {key: int(totals[key]) for key in ("calls", "prompt_tokens", "completion_tokens", "thinking_tokens")}

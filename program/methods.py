@@ -16,10 +16,10 @@ from typing import Any
 import dspy
 
 from program.baselines import BudgetForcing, CoT, InftyThink, MajorityVote
-from program.cascade import Cascade
+from program.clients.lm import Systems, build_systems
 from program.config import METHODS, ConfigError, ProgramConfig
-from program.lm import Systems, build_systems
 from program.scale import Scale
+from program.scale.cascade import Cascade
 
 __all__ = ["build_program", "METHOD_OPTIONS"]
 

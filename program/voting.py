@@ -14,7 +14,7 @@ With ``weight: confidence`` each vote weighs its trace's DeepConf lowest-window 
 samples then need logprobs); stopping still counts votes, since an unseen sample's weight is unknown.
 
 Example:
-    >>> from program.execute import Solution
+    >>> from program.calls import Solution
     >>> replies = iter(["7", "7", "7", "3", "3"])
     >>> outcome = vote(lambda i: Solution("", next(replies)), VoteConfig(samples=5))
     >>> outcome.answer, outcome.samples_used
@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from program.calls import Solution
+from program.confidence import lowest_group_confidence
 from program.config_methods import VoteConfig
-from program.execute import Solution
-from program.sources.confidence import lowest_group_confidence
 from program.tally import answer_key, tally
 
 __all__ = ["VoteOutcome", "vote", "settled", "tally", "answer_key", "sample_settings"]
@@ -85,7 +85,7 @@ def sample_settings(config: VoteConfig, index: int) -> dict[str, Any]:
         >>> sample_settings(VoteConfig(max_tokens=768), 0)["max_tokens"]
         768
     """
-    from program.execute import rollout
+    from program.calls import rollout
 
     settings: dict[str, Any] = {**rollout(index), "temperature": config.temperature}
     if config.max_tokens is not None:

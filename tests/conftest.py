@@ -30,11 +30,11 @@ SHARED_DATA = Path(os.environ["SCALE_DATA_DIR"]) if os.environ.get("SCALE_DATA_D
 def _no_real_llm_requests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Block real LLM calls and our response cache in unit tests; fast retry backoff.
 
-    Tests marked ``fake_server`` talk to ``program.fakeserver.FakeServer`` on 127.0.0.1 and keep litellm.
+    Tests marked ``fake_server`` talk to ``program.testing.fakeserver.FakeServer`` on 127.0.0.1 and keep litellm.
     """
     import litellm
 
-    from program import transport
+    from program.clients import transport
 
     monkeypatch.setitem(transport.RETRY_WAIT, "multiplier", 0.001)
     monkeypatch.setitem(transport.RETRY_WAIT, "max", 0.01)

@@ -1,6 +1,6 @@
 """Fit the learned difficulty source (standardised logistic regression) and score it out of fold.
 
-``fit_learned`` returns a :class:`~program.sources.learned_model.LearnedModel`, whose plain-JSON arithmetic
+``fit_learned`` returns a :class:`~program.scale.sources.learned_model.LearnedModel`, whose plain-JSON arithmetic
 reproduces scikit-learn's probabilities; routing never needs scikit-learn. ``cross_validated_scores`` gives
 each row a score from a model that never saw it, which is what the calibration table reports for the
 learned source (a model scored on its own training rows would look better than it is).
@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyp
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold  # type: ignore[import-untyped]
 
 from program.config import ConfigError
-from program.sources.learned_model import LearnedModel
+from program.scale.sources.learned_model import LearnedModel
 
 __all__ = ["fit_learned", "cross_validated_scores"]
 

@@ -28,11 +28,13 @@ from typing import Any
 
 import dspy
 
+from program.calls import solve
 from program.config import ConfigError
-from program.execute import StepResult, captured, render_context, solve
+from program.ledger import captured
 from program.scale import Scale
-from program.sources import AttemptSource, StepView
-from program.sources.features import measure
+from program.scale.sources import AttemptSource, StepView
+from program.scale.sources.features import measure
+from program.scale.steps import StepResult, render_context
 from program.voting import answer_key
 
 __all__ = ["SOURCE_NAMES", "StepLabel", "ProblemLabel", "groups_needed", "label_problem", "label_all"]

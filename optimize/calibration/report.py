@@ -32,7 +32,7 @@ from typing import Any
 from optimize.calibration.fit import cross_validated_scores
 from optimize.calibration.labels import ProblemLabel
 from optimize.calibration.metrics import GainPoint, auroc, auroc_interval, gain_at, gain_recovery
-from program.sources import FEATURES
+from program.scale.sources import FEATURES
 
 __all__ = ["SourceResult", "CalibrationReport", "calibrate_report", "learned_rows", "format_table", "best_threshold"]
 

@@ -26,8 +26,8 @@ from optimize.calibration.labels import label_all
 from optimize.calibration.plot import plot_gain_curves
 from optimize.calibration.report import CalibrationReport, calibrate_report, learned_rows
 from optimize.experiment import ExperimentConfig, save_experiment
+from program.clients.lm import Systems
 from program.config import ConfigError
-from program.lm import Systems
 from program.methods import build_program
 from program.scale import Scale
 

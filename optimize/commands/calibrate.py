@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from optimize.calibration.report import format_table
     from optimize.calibration.run import calibrate
     from program.config import ConfigError
-    from program.local import ensure_server
+    from program.serving.local import ensure_server
 
     config = resolve_experiment(args)
     method = args.method or (config.program.method if config.program.method in ("scale", "cascade") else "scale")

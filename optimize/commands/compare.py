@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from data.loading import load_benchmark
     from optimize.compare import load_compare, run_compare
     from optimize.compare.run import format_table
-    from program.local import ensure_server
-    from program.sources import needs_logprobs
+    from program.scale.sources import needs_logprobs
+    from program.serving.local import ensure_server
 
     config = load_compare(args.config)
     experiment = config.experiment

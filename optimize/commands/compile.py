@@ -61,8 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from optimize.compiling.compile import compile_experiment
-    from program.local import ensure_server
-    from program.sources import needs_logprobs
+    from program.scale.sources import needs_logprobs
+    from program.serving.local import ensure_server
 
     config = experiment_for_args(args)
     data = replace(config.data, dev=args.dev or config.data.dev,

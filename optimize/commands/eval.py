@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     from optimize.evaluation import evaluate as evaluation
     from optimize.evaluation.summary import print_summary
     from optimize.experiment import save_experiment
-    from program.local import ensure_server
-    from program.sources import needs_logprobs
+    from program.scale.sources import needs_logprobs
+    from program.serving.local import ensure_server
 
     if args.budgets and args.method not in (None, "bf"):
         raise _usage_error(f"--budgets runs the bf method (s1 budget forcing); drop `--method {args.method}`.")

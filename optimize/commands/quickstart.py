@@ -50,8 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from optimize.commands.search import wide_console
-    from program.local import ensure_server
-    from program.sources import needs_logprobs
+    from program.scale.sources import needs_logprobs
+    from program.serving.local import ensure_server
 
     config = resolve_experiment(args)
     console = wide_console()

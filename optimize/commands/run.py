@@ -60,8 +60,8 @@ def load_program_for_args(args: argparse.Namespace, config: ExperimentConfig) ->
 
 def run(args: argparse.Namespace) -> int:
     from program.ledger import Ledger, recording
-    from program.local import ensure_server
-    from program.sources import needs_logprobs
+    from program.scale.sources import needs_logprobs
+    from program.serving.local import ensure_server
 
     config = experiment_for_args(args)
     ledger = Ledger()

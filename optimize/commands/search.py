@@ -60,8 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from optimize.search.run import print_search, run_search
-    from program.local import ensure_server
-    from program.sources import needs_logprobs
+    from program.scale.sources import needs_logprobs
+    from program.serving.local import ensure_server
 
     if args.program and not args.config:  # the saved program's own config is the base
         from optimize.commands.saved_program import experiment_for_saved

@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the server, print where it listens, block until Ctrl-C, then stop it."""
     from program.errors import ProgramError
-    from program.local import LocalServer, is_serving, model_path
+    from program.serving.local import LocalServer, is_serving, model_path
 
     if is_serving("127.0.0.1", args.port):
         raise ProgramError(f"Something already serves on port {args.port} (another `scale serve`?). "

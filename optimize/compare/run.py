@@ -2,7 +2,7 @@
 
 Results live in ``<output>/<entry>/sample-<k>/results.jsonl`` (one line per finished problem), so
 an interrupted comparison, run again, finishes without re-asking finished problems; sample k > 0
-draws with shifted seeds and its own cache keys (``program.transport.sample``), and a rerun of the
+draws with shifted seeds and its own cache keys (``program.clients.transport.sample``), and a rerun of the
 same sample is a cache hit. A greedy entry (``is_greedy``) runs one sample: the others would be
 identical. Accuracy is reported in percent: one sample with a Wilson 95 % interval, K samples as
 the mean over samples with a t interval.

@@ -49,7 +49,7 @@ from optimize.tracking import Tracker, default_tracking_uri
 if TYPE_CHECKING:
     import dspy
 
-    from program.lm import Systems
+    from program.clients.lm import Systems
 
 __all__ = ["CompileResult", "compile_experiment", "dev_and_heldout", "log_program_model"]
 
@@ -114,7 +114,7 @@ def compile_experiment(config: ExperimentConfig, *, output_dir: str | Path | Non
     Example:
         >>> result = compile_experiment(config, output_dir="runs/demo/compiled")  # doctest: +SKIP
     """
-    from program.lm import build_systems
+    from program.clients.lm import build_systems
 
     directory = Path(output_dir) if output_dir else config.run_dir / f"compiled-{config.compile.optimizer}"
     dev, heldout = dev_and_heldout(config.data)
@@ -150,7 +150,7 @@ def _tune_save_score(program: dspy.Module, systems: Systems, config: ExperimentC
     before = program.deepcopy()  # the untuned program, scored on the same problems for the paired difference
     reflection = None
     if c.reflection is not None:
-        from program.lm import build_mode_lm
+        from program.clients.lm import build_mode_lm
 
         reflection = build_mode_lm(config.program.lm, c.reflection, "reflection")
     started = time.monotonic()

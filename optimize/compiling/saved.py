@@ -38,7 +38,7 @@ from program.errors import SavedProgramError
 if TYPE_CHECKING:
     import dspy
 
-    from program.lm import Systems
+    from program.clients.lm import Systems
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "PROGRAM_FILE", "CONFIG_FILE", "METADATA_FILE", "LoadedProgram", "Builder",
            "default_builder", "load_program", "save_program", "update_metadata", "read_metadata",
@@ -118,7 +118,7 @@ def save_program(program: dspy.Module, config: ExperimentConfig, directory: str 
     if bound:
         program_path.unlink()
         raise SavedProgramError(f"Predictor(s) {', '.join(bound)} carry their own LM, which would save connection "
-                                "settings into program.json. Bind LMs per call (program.execute.call) instead.")
+                                "settings into program.json. Bind LMs per call (program.calls.call) instead.")
     save_experiment(config, directory / CONFIG_FILE)
     data = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -231,7 +231,7 @@ def _resolve_template(directory: Path, config: ExperimentConfig) -> ExperimentCo
     """
     from dataclasses import replace
 
-    from program.templates import TEMPLATES
+    from program.clients.templates import TEMPLATES
 
     lm = config.program.lm
     template = lm.forcing.template

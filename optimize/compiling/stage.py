@@ -34,7 +34,7 @@ import dspy
 from optimize.compiling.stage_programs import DecomposeStage, DifficultyMetric, DifficultyStage, System1Stage
 from optimize.experiment import COMPILE_STAGES
 from program.config import ConfigError
-from program.execute import NO_EARLIER_STEPS
+from program.scale.steps import NO_EARLIER_STEPS
 
 __all__ = ["STAGES", "Stage", "stage_examples", "build_stage", "difficulty_label", "put_back"]
 

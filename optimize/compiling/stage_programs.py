@@ -20,10 +20,11 @@ from typing import Any
 
 import dspy
 
-from program.decompose import decompose_problem
-from program.difficulty import assess_step
-from program.execute import Shared, StepResult, render_context, solve
+from program.calls import Shared, solve
 from program.scale import shown_problem
+from program.scale.decompose import decompose_problem
+from program.scale.difficulty import assess_step
+from program.scale.steps import StepResult, render_context
 
 __all__ = ["System1Stage", "DecomposeStage", "DifficultyStage", "DifficultyMetric"]
 

@@ -38,7 +38,7 @@ import dspy
 from optimize.errors import ServerDownError
 from optimize.evaluation.results import ProblemResult, ResultsFile, config_fingerprint, latest_by_id
 from optimize.evaluation.summary import Summary, summarize, write_summary
-from program import transport
+from program.clients import transport
 from program.config import ConfigError
 from program.errors import ServerError
 from program.ledger import Ledger, recording
@@ -96,7 +96,7 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
         max_server_errors: stop after this many problems in a row failed with ``ServerError``.
         retry_failed: rerun problems whose stored result is a failure.
         context: settings for ``dspy.context`` around each problem (e.g. ``{"lm": lm}``).
-        sample: the repeated sample this run is (``program.transport.sample``): k > 0 shifts every
+        sample: the repeated sample this run is (``program.clients.transport.sample``): k > 0 shifts every
             seed and cache key, so it is a new draw; 0 is the default sample.
 
     Raises:

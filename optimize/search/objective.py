@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     import optuna
 
     from optimize.tracking import Tracker
+    from program.clients.lm import Systems
     from program.config import ProgramConfig
-    from program.lm import Systems
 
 __all__ = ["SearchObjective", "build_trial_program", "program_state", "results_fingerprint", "load_dev", "paper_seeds",
            "PAPER_THRESHOLDS"]

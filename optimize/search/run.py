@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     import dspy
 
     from optimize.tracking import Tracker
-    from program.lm import Systems
+    from program.clients.lm import Systems
 
 __all__ = ["SearchResult", "run_search", "print_search", "PARENT_RUN_ATTR"]
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from program.config import ConfigError, ProgramConfig, check_known_keys
-from program.sources import SOURCES
+from program.scale.sources import SOURCES
 
 if TYPE_CHECKING:
     import optuna

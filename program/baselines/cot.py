@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dspy
 
-from program.execute import Failure, Shared, captured, solve, usage_summary
+from program.calls import Failure, Shared, solve
+from program.ledger import captured, usage_summary
 from program.signatures import SolveProblem
 
 __all__ = ["CoT"]

@@ -20,14 +20,14 @@ __all__ = ["BudgetForcing"]
 
 
 class BudgetForcing(CoT):
-    """CoT through ``program.budget_forcing.forced_lm`` (or a given ``lm``, e.g. a scripted one)."""
+    """CoT through ``program.clients.budget_forcing.forced_lm`` (or a given ``lm``, e.g. a scripted one)."""
 
     def __init__(self, config: LMConfig | None = None, *, lm: dspy.LM | None = None,
                  thinking_budget: int | None = None, num_waits: int | None = None) -> None:
         if lm is None:
             if config is None:
                 raise ConfigError("BudgetForcing needs an LM config (or `lm=`) to build its budget-forced LM.")
-            from program.budget_forcing import forced_lm
+            from program.clients.budget_forcing import forced_lm
 
             lm = forced_lm(config, thinking_budget=thinking_budget, num_waits=num_waits)
         super().__init__(lm, stage_name="bf", method="bf")

@@ -21,8 +21,9 @@ import re
 import dspy
 
 from data.grading import extract_answer, strip_thinking
+from program.calls import Failure, Shared, call, solve
 from program.config import InftyThinkConfig
-from program.execute import Failure, Shared, call, captured, solve, usage_summary
+from program.ledger import captured, usage_summary
 from program.signatures import InftyThinkSegment, InftyThinkSummary
 
 __all__ = ["InftyThink", "split_summary"]

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 
 import dspy
 
+from program.calls import Failure, Shared, Solution, solve
 from program.config import VoteConfig
-from program.execute import Failure, Shared, Solution, captured, solve, usage_summary
+from program.ledger import captured, usage_summary
 from program.signatures import SolveProblem
 from program.voting import answer_key, sample_settings, tally, vote
 

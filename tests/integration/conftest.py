@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def local_lm_config() -> Iterator[LMConfig]:
     """``preset("local")`` with its server up for the whole session (started once, or reused)."""
     require_local_model()  # a skip, or a failure under CI=true
-    from program.local import ensure_server
+    from program.serving.local import ensure_server
 
     config = preset("local")
     with ensure_server(config):

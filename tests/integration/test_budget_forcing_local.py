@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from program import ledger, transport
-from program.budget_forcing import ForcedResult, force_budget
+from program import ledger
+from program.clients import transport
+from program.clients.budget_forcing import ForcedResult, force_budget
 from program.config import LMConfig
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ from dataclasses import replace
 
 import pytest
 
-from program.cascade import WHOLE_PROBLEM, Cascade
+from program.clients.lm import build_systems
 from program.config import Endpoint, LMConfig, ScaleConfig
-from program.lm import build_systems
-from program.sources import NoLogprobsError, StepView, build_source
+from program.scale.cascade import WHOLE_PROBLEM, Cascade
+from program.scale.sources import NoLogprobsError, StepView, build_source
 from tests.integration.test_scale_local import PROBLEMS
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ LOGPROBS_PORT = 8767
 @pytest.fixture(scope="module")
 def logprobs_lm_config(local_lm_config: LMConfig) -> Iterator[LMConfig]:
     """The local preset on a second embedded server that computes logprobs."""
-    from program.local import LocalServer, model_path
+    from program.serving.local import LocalServer, model_path
 
     server = LocalServer(model_path(), port=LOGPROBS_PORT, logprobs=True)
     server.start()

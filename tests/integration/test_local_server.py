@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from program.config import LOCAL_MODEL_ALIAS, LMConfig
-from program.local import ensure_server, is_serving
+from program.serving.local import ensure_server, is_serving
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from program import ledger, transport
+from program import ledger
+from program.clients import transport
 from program.config import LOCAL_MODEL_ALIAS, Endpoint
-from program.local import LocalServer, model_path
+from program.serving.local import LocalServer, model_path
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from data.grading import grade_answer
-from program import transport
+from program.clients import transport
+from program.clients.lm import build_systems
 from program.config import LMConfig, ScaleConfig
 from program.ledger import Ledger, recording
-from program.lm import build_systems
 from program.scale import MemoryPlanCache, Scale
 
 pytestmark = pytest.mark.integration

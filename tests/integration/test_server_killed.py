@@ -23,7 +23,7 @@ import pytest
 from optimize.evaluation.evaluate import ServerDownError, evaluate
 from optimize.evaluation.results import ResultsFile
 from prerequisites import require_local_model
-from program import transport
+from program.clients import transport
 from program.config import ProgramConfig
 from program.methods import build_program
 from program.presets import preset
@@ -40,7 +40,7 @@ def free_port() -> int:
 
 
 def start_server(port: int, log: Path) -> Any:
-    from program.local import LocalServer, model_path
+    from program.serving.local import LocalServer, model_path
 
     server = LocalServer(model_path(), port=port, log_path=log)
     server.start()

@@ -12,7 +12,7 @@ from reliability.toy import data_dir
 @pytest.fixture(autouse=True)
 def _no_response_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every request reaches the (fake) server: a cache hit would hide a repeated call."""
-    from program import transport
+    from program.clients import transport
 
     monkeypatch.setenv("SCALE_NO_CACHE", "1")
     monkeypatch.setattr(transport, "_CACHE_ENABLED", False)

@@ -12,7 +12,7 @@ import dspy
 
 from optimize.evaluation.evaluate import evaluate
 from optimize.evaluation.results import ResultsFile
-from program.garbage import KINDS, NUMBER_FREE, BadReply, Garbage
+from program.testing.garbage import KINDS, NUMBER_FREE, BadReply, Garbage
 from reliability.toy import rows
 
 MIN_BAD = 100  # bad replies per stage, at least

@@ -32,9 +32,9 @@ from data.grading import grade
 from optimize.evaluation.evaluate import evaluate
 from optimize.evaluation.results import ResultsFile
 from program.config import ProgramConfig, ScaleConfig
-from program.fakeserver import FakeServer, Fault
 from program.methods import build_program
 from program.presets import preset
+from program.testing.fakeserver import FakeServer, Fault
 from reliability.toy import TALLY, experiment_file, problem_of, rows, scale_command, scale_env, toy_reply
 
 CASES = Path(__file__).resolve().parents[2] / "data" / "cases" / "grading.jsonl"

@@ -19,7 +19,7 @@ import pytest
 
 from optimize.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
 from optimize.evaluation.results import ResultsFile
-from program.fakeserver import FakeServer, Fault
+from program.testing.fakeserver import FakeServer, Fault
 from reliability.toy import TALLY, experiment_file, requests_for, rows, run_scale, toy_server
 
 pytestmark = pytest.mark.fake_server

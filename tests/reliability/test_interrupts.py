@@ -23,7 +23,7 @@ import pytest
 from optuna.trial import TrialState
 
 from optimize.evaluation.results import ResultsFile, latest_by_id
-from program.fakeserver import FakeServer
+from program.testing.fakeserver import FakeServer
 from reliability.toy import TALLY, experiment_file, problem_of, rows, scale_command, scale_env, toy_reply
 
 pytestmark = pytest.mark.fake_server

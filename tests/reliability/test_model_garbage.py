@@ -1,4 +1,4 @@
-"""Model garbage at every stage: fuzz each one with at least 100 seeded bad replies (``program.garbage``).
+"""Model garbage at every stage: fuzz each one with at least 100 seeded bad replies (``program.testing.garbage``).
 
 For each stage (rewrite, decomposition, selection, difficulty in both modes, step solving, CoT,
 majority vote, s1 budget forcing, InftyThink segments and summaries) one scripted LM serves bad
@@ -20,10 +20,10 @@ import pytest
 
 from data.grading import extract_answer
 from program.config import ScaleConfig
-from program.decompose import PLAN_CEILING
-from program.garbage import NUMBER_FREE
 from program.scale import Scale
+from program.scale.decompose import PLAN_CEILING
 from program.testing import scripted_systems
+from program.testing.garbage import NUMBER_FREE
 from reliability.fuzzing import NO_ANSWER, Fuzzer, assert_clean, assert_reasons, failures_of, fuzz, row_number
 from reliability.toy import TALLY
 

@@ -17,10 +17,10 @@ from optimize.evaluation.results import ResultsFile
 from program.baselines import CoT, InftyThink, MajorityVote
 from program.baselines.forced import BudgetForcing
 from program.config import Endpoint, ForcingConfig, InftyThinkConfig, LMConfig, ModeConfig, ScaleConfig, VoteConfig
-from program.fakeserver import FakeServer
-from program.garbage import KINDS, NUMBER_FREE, BadReply, Garbage
 from program.scale import Scale
 from program.testing import function_lm, scripted_systems
+from program.testing.fakeserver import FakeServer
+from program.testing.garbage import KINDS, NUMBER_FREE, BadReply, Garbage
 from reliability.fuzzing import (
     MIN_BAD,
     NO_ANSWER,

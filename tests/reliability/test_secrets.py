@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from optimize.cli import main
-from program import transport
-from program.fakeserver import FakeServer, Fault
+from program.clients import transport
+from program.testing.fakeserver import FakeServer, Fault
 from reliability.toy import TALLY, data_dir, experiment_file, toy_reply
 
 pytestmark = pytest.mark.fake_server

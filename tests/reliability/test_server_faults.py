@@ -1,6 +1,6 @@
 """Server faults: refused connections, timeouts, HTTP 5xx and 429, dropped connections, a killed server.
 
-Each fault is retried with bounded exponential backoff (``program.transport``), then the problem is
+Each fault is retried with bounded exponential backoff (``program.clients.transport``), then the problem is
 recorded as failed with the reason and the run goes on. A server killed mid-evaluation stops the
 run with a clear message; finished problems are on disk, and a rerun asks the server only about
 the unfinished ones (counted at the FakeServer).
@@ -22,12 +22,12 @@ import tenacity
 from optimize.cli import main
 from optimize.evaluation.evaluate import ServerDownError, evaluate
 from optimize.evaluation.results import ResultsFile, latest_by_id
-from program import transport
+from program.clients import transport
 from program.config import Endpoint, LMConfig, ModeConfig, ProgramConfig, ScaleConfig
 from program.errors import ServerError
-from program.fakeserver import FakeServer, Fault
 from program.methods import build_program
 from program.presets import preset
+from program.testing.fakeserver import FakeServer, Fault
 from reliability.toy import kill_after, listen_again, problem_of, requests_for, rows, toy_reply, toy_server
 
 pytestmark = pytest.mark.fake_server
@@ -110,7 +110,7 @@ def test_backoff_is_exponential_and_capped(monkeypatch: pytest.MonkeyPatch, capl
     monkeypatch.setattr(tenacity, "Retrying", Recording)
     monkeypatch.setitem(transport.RETRY_WAIT, "multiplier", 1.0)
     monkeypatch.setitem(transport.RETRY_WAIT, "max", 30.0)
-    with FakeServer(default=Fault(status=503)) as server, caplog.at_level(logging.WARNING, "program.transport"):
+    with FakeServer(default=Fault(status=503)) as server, caplog.at_level(logging.WARNING, "program.clients.transport"):
         endpoint = Endpoint(model="openai/fake", api_base=server.api_base, retries=7, timeout=2.0)
         with pytest.raises(ServerError, match="failed after 8 attempts"):
             transport.chat(endpoint, [{"role": "user", "content": "hi"}], max_tokens=4)

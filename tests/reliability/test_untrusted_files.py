@@ -34,11 +34,11 @@ from optimize.evaluation.results import ResultsFile, load_results
 from optimize.evaluation.summary import summarize
 from optimize.experiment import ExperimentConfig, experiment_from_dict
 from optimize.search.plans import PlanStore, plan_key
+from program.clients.templates import get_template
 from program.config import ConfigError, ProgramConfig
 from program.errors import SavedProgramError
 from program.methods import build_program
 from program.scale import Scale
-from program.templates import get_template
 from program.testing import scripted_systems
 from reliability.toy import TALLY, rows, toy_server
 

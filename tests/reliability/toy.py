@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from program.fakeserver import FakeServer
+from program.testing.fakeserver import FakeServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALE = ROOT / ".venv" / "bin" / "scale"

@@ -10,8 +10,8 @@ import pytest
 from optimize.cli import main
 from program.config import ConfigError, Endpoint
 from program.config_data import from_dict
-from program.fakeserver import FakeServer
 from program.presets import preset
+from program.testing.fakeserver import FakeServer
 from reliability.toy import data_dir, kill_after, toy_reply
 
 

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from optimize.search.plans_db import PLANS_TABLE
 from optimize.search.run import PARENT_RUN_ATTR
-from program.fakeserver import FakeServer
+from program.testing.fakeserver import FakeServer
 from reliability.toy import data_dir, experiment_file, scale_command, scale_env, toy_reply
 
 TRIALS = 12

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from program.baselines import BudgetForcing, CoT, InftyThink, MajorityVote, majority, split_summary
+from program.clients.transport import Completion
 from program.config import InftyThinkConfig, VoteConfig
 from program.ledger import Ledger, recording
 from program.testing import function_lm, replies
-from program.transport import Completion
 
 PROBLEM = "What is 2 + 4?"
 

@@ -9,11 +9,12 @@ from typing import Any
 import dspy
 import pytest
 
-from program import ledger, transport
-from program.budget_forcing import ForcedEngine, ForcedResult, force_budget, forced_lm
+from program import ledger
+from program.clients import transport
+from program.clients.budget_forcing import ForcedEngine, ForcedResult, force_budget, forced_lm
+from program.clients.templates import get_template
 from program.config import ConfigError, Endpoint, ForcingConfig, LMConfig, ModeConfig
 from program.presets import preset
-from program.templates import get_template
 
 ENDPOINT = Endpoint("openai/test-model", api_base="http://127.0.0.1:9/v1")
 QUESTION = [{"role": "user", "content": "What is 2+3?"}]
@@ -34,7 +35,7 @@ def forcing(num_waits: int = 0, **kwargs: Any) -> ForcingConfig:
 
 @dataclass
 class FakeServer:
-    """A scripted stand-in for ``program.transport``: replies in order, records every request.
+    """A scripted stand-in for ``program.clients.transport``: replies in order, records every request.
 
     A reply is a string (one token per word; the server cuts it at ``max_tokens`` and reports
     ``length``, as a real one would), an int (a model that wants to write that many tokens), or a
@@ -202,7 +203,7 @@ def test_cap_during_a_continuation_ends_thinking_with_final_answer(server: FakeS
 
 def test_a_context_window_ends_thinking_early_keeping_room_for_the_answer(server: FakeServer,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from program import context
+    from program.clients import context
 
     monkeypatch.setattr(context, "count_prompt_tokens", lambda endpoint, prompt: 100)
     server.replies = [300, "5"]

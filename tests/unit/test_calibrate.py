@@ -14,10 +14,10 @@ from optimize.calibration.report import calibrate_report, format_table
 from optimize.calibration.run import calibrate, labelling_program
 from optimize.cli import main
 from optimize.experiment import ExperimentConfig, TrackingConfig
+from program.clients.lm import Systems
 from program.config import ProgramConfig, ScaleConfig
-from program.lm import Systems
+from program.scale.sources import LearnedModel
 from program.signatures import AssessDifficulty, Decompose
-from program.sources import LearnedModel
 from program.testing import function_lm
 from tests.unit.test_scale_module import field, is_stage
 

@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 from optimize.calibration.fit import _splits, cross_validated_scores, fit_learned
 from program.config import ConfigError
-from program.sources.learned_model import LearnedModel
+from program.scale.sources.learned_model import LearnedModel
 
 FEATURES = ["attempt_length", "rating", "attempt_capped"]
 

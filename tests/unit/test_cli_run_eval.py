@@ -12,11 +12,11 @@ import pytest
 from optimize.cli import main
 from optimize.evaluation import evaluate as evaluation
 from program.baselines import BudgetForcing
+from program.clients.transport import Completion
 from program.config import ProgramConfig
 from program.errors import ServerError
 from program.methods import build_program
 from program.testing import function_lm, scripted_systems
-from program.transport import Completion
 
 OFFLINE = ["--api-base", "http://127.0.0.1:9/v1"]  # a named server: the embedded one is not started
 EGGS = "Janet's ducks lay 16 eggs. She eats 3 and sells the rest at $2 each. How many dollars does she make?"

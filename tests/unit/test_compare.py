@@ -16,8 +16,8 @@ from optimize.compare.run import format_table
 from optimize.compare.stats import frontier, mean_interval, wilson_interval
 from optimize.compiling.saved import save_program
 from optimize.experiment import ExperimentConfig, save_experiment
-from program import transport
 from program.baselines import CoT
+from program.clients import transport
 from program.config import ConfigError, ProgramConfig
 from program.testing import function_lm
 

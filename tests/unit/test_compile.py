@@ -155,7 +155,7 @@ def test_a_model_holding_a_key_value_is_not_logged(tmp_path: Path, monkeypatch: 
 
 def test_cli_compile_prints_where_things_are_and_refuses_a_test_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("program.lm.build_systems", lambda lm: scripted())
+    monkeypatch.setattr("program.clients.lm.build_systems", lambda lm: scripted())
     config_file = save_experiment(experiment(tmp_path), tmp_path / "experiment.yaml")
     out_dir = tmp_path / "compiled"
     argv = ["compile", "--config", str(config_file), "--optimizer", "none", "--dev", "gsm8k_train:3", "--val", "1",
@@ -178,9 +178,9 @@ def test_tokens_fall_back_to_the_traces_step_usage() -> None:
 
 def test_a_predictor_that_never_runs_is_not_offered_to_the_optimizer(monkeypatch: pytest.MonkeyPatch) -> None:
     from optimize.compiling import optimizers
-    from program.cascade import Cascade
     from program.config import ScaleConfig
     from program.scale import Scale
+    from program.scale.cascade import Cascade
     from program.testing import scripted_systems
 
     seen: list[list[str]] = []
@@ -235,7 +235,7 @@ def test_auto_budgets_go_to_mipro_and_gepa_only() -> None:
 
 def test_a_system1_stage_compile_costs_one_call_per_candidate_and_tunes_only_system1(tmp_path: Path) -> None:
     from optimize.calibration.labels import ProblemLabel, StepLabel
-    from program.cascade import WHOLE_PROBLEM
+    from program.scale.cascade import WHOLE_PROBLEM
 
     labels = tmp_path / "labels.jsonl"
     with labels.open("w") as out:
@@ -273,8 +273,8 @@ def test_stage_examples_need_a_labels_file_with_step_contexts(tmp_path: Path) ->
 def test_gepa_reflects_with_the_configured_reflection_lm(tmp_path: Path) -> None:
     from optimize.compiling.optimizers import build_optimizer
     from optimize.experiment import experiment_from_dict, experiment_to_dict
+    from program.clients.lm import build_mode_lm
     from program.config import ConfigError
-    from program.lm import build_mode_lm
 
     data = experiment_to_dict(experiment(tmp_path, optimizer="gepa"))
     data["compile"]["reflection"] = {"endpoint": {"model": "openai/strong", "api_base": "http://h:9/v1"},

@@ -1,6 +1,6 @@
 """An interrupted compile, run again, asks the server only what it had not answered before.
 
-Every LLM reply is stored in the response cache as it arrives (``program.transport``), and the
+Every LLM reply is stored in the response cache as it arrives (``program.clients.transport``), and the
 scoring step keeps one results line per problem, so a rerun replays the optimizer's finished
 candidate evaluations from the cache. Here a compile against fake servers is killed right after
 its k-th reply was stored; the rerun's new requests, added to the first run's, are exactly those
@@ -19,7 +19,7 @@ import pytest
 
 from optimize.compiling.compile import compile_experiment
 from optimize.experiment import experiment_from_dict, experiment_to_dict
-from program.fakeserver import FakeServer
+from program.testing.fakeserver import FakeServer
 from test_saved_program import experiment, scripted
 
 pytestmark = pytest.mark.fake_server

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from program import context, ledger, transport
+from program import ledger
+from program.clients import context, transport
+from program.clients.context import ContextWindowError, clamp_max_tokens, fit
 from program.config import ConfigError, Endpoint
-from program.context import ContextWindowError, clamp_max_tokens, fit
-from program.fakeserver import FakeServer
+from program.testing.fakeserver import FakeServer
 
 MESSAGES = [{"role": "user", "content": "What is two plus two?"}]
 

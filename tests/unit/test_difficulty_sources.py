@@ -8,15 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from program.cascade import WHOLE_PROBLEM, Cascade
-from program.config import ConfigError, ProgramConfig, ScaleConfig
-from program.lm import Systems
-from program.methods import build_program
-from program.presets import preset
-from program.scale import Scale
-from program.signatures import AssessDifficulty, SolveStep
-from program.sources import LearnedModel, NoLogprobsError, StepView, build_source, needs_logprobs
-from program.sources.confidence import (
+from program.clients.lm import Systems
+from program.clients.transport import Completion
+from program.confidence import (
     agreement,
     digit_distribution,
     entropy,
@@ -25,8 +19,14 @@ from program.sources.confidence import (
     mean_logprob,
     token_confidence,
 )
+from program.config import ConfigError, ProgramConfig, ScaleConfig
+from program.methods import build_program
+from program.presets import preset
+from program.scale import Scale
+from program.scale.cascade import WHOLE_PROBLEM, Cascade
+from program.scale.sources import LearnedModel, NoLogprobsError, StepView, build_source, needs_logprobs
+from program.signatures import AssessDifficulty, SolveStep
 from program.testing import function_lm
-from program.transport import Completion
 from tests.unit.test_scale_module import PROBLEM, STEPS, field, is_stage, run, stages_responder
 
 Messages = list[dict[str, str]]
@@ -206,7 +206,7 @@ def test_cascade_with_the_rating_source_asks_once_and_never_forces_the_last_step
 def test_a_server_that_refuses_logprobs_is_not_retried_and_names_the_source() -> None:
     import litellm
 
-    from program import failures
+    from program.clients import failures
     from program.errors import LogprobsRefusedError
 
     refusal = litellm.exceptions.InternalServerError(
@@ -227,8 +227,8 @@ def test_a_server_that_refuses_logprobs_is_not_retried_and_names_the_source() ->
 def test_rating_logprobs_reads_a_real_http_reply_and_a_refusal_is_asked_once() -> None:
     from dataclasses import replace
 
-    from program.fakeserver import FakeServer
-    from program.lm import build_systems
+    from program.clients.lm import build_systems
+    from program.testing.fakeserver import FakeServer
 
     for mode in ("send", "refuse"):
         with FakeServer(default="7", logprobs=mode) as server:

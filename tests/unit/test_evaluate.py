@@ -13,11 +13,11 @@ import pytest
 
 from optimize.evaluation.evaluate import ServerDownError, evaluate, solve_one
 from optimize.evaluation.results import ResultsFile, config_fingerprint
+from program.clients.transport import Completion
 from program.config import ConfigError, ProgramConfig
 from program.errors import ModelOutputError, ServerError
 from program.ledger import stage
 from program.testing import count_tokens, function_lm
-from program.transport import Completion
 
 
 def add_problem(i: int) -> dspy.Example:

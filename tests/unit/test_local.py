@@ -1,4 +1,4 @@
-"""program.local without the model: fake parts, stand-in servers, no network beyond 127.0.0.1."""
+"""program.serving.local without the model: fake parts, stand-in servers, no network beyond 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from prerequisites import require_local_model
-from program import local
 from program.config import LOCAL_MODEL_ALIAS, LMConfig
 from program.errors import ProgramError
 from program.presets import preset
+from program.serving import local
 
 # A stand-in for llama_cpp.server: answers /v1/models with the alias given on the command line.
 FAKE_SERVER = r"""
@@ -187,7 +187,7 @@ def test_default_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_server_command_line() -> None:
     server = local.LocalServer("m.gguf", port=9999, n_ctx=2048)
     argv = server.command()
-    assert argv[1:3] == ["-m", "program.llama_server"]  # llama_cpp.server with timings
+    assert argv[1:3] == ["-m", "program.serving.llama_server"]  # llama_cpp.server with timings
     assert argv[argv.index("--n_ctx") + 1] == "2048" and argv[argv.index("--port") + 1] == "9999"
     assert 1 <= int(argv[argv.index("--n_threads") + 1]) <= 2
     assert server.url == "http://127.0.0.1:9999/v1"

@@ -27,9 +27,9 @@ from optimize.compiling.saved import (
     save_program,
 )
 from optimize.experiment import ExperimentConfig, experiment_from_dict, with_program
+from program.clients.lm import Systems
 from program.config import ProgramConfig
 from program.errors import SavedProgramError
-from program.lm import Systems
 from program.methods import build_program
 from program.testing import chat_fields, scripted_systems
 

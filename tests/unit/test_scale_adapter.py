@@ -8,7 +8,8 @@ import dspy
 import pytest
 
 from program.adapter import PlainAdapter, parse_index, parse_number, parse_steps
-from program.execute import call
+from program.calls import call
+from program.clients.templates import get_template
 from program.signatures import (
     AssessDifficulty,
     Decompose,
@@ -19,7 +20,6 @@ from program.signatures import (
     SolveProblem,
     SolveStep,
 )
-from program.templates import get_template
 from program.testing import chat_fields, function_lm
 
 STEPS_REPLIES = [

@@ -6,10 +6,10 @@ from __future__ import annotations
 import dspy
 import pytest
 
+from program.clients.lm import Systems
 from program.config import ScaleConfig
-from program.decompose import PLAN_CEILING
-from program.lm import Systems
 from program.scale import Scale
+from program.scale.decompose import PLAN_CEILING
 from program.signatures import Decompose, SelectDecomposition
 from program.testing import function_lm
 from test_scale_module import PROBLEM, STEPS, Messages, field, is_stage, run, stages_responder, systems

@@ -11,13 +11,13 @@ from collections.abc import Callable
 
 import pytest
 
+from program.clients.lm import Systems
+from program.clients.transport import Completion
 from program.config import ConfigError, ScaleConfig
 from program.ledger import Ledger, recording
-from program.lm import Systems
 from program.scale import MemoryPlanCache, Plan, Scale
 from program.signatures import AssessDifficulty, Decompose, Rewrite, SelectDecomposition
 from program.testing import count_tokens, function_lm
-from program.transport import Completion
 
 PROBLEM = "Janet's ducks lay 16 eggs. She eats 3 and sells the rest at $2 each. How many dollars does she make?"
 STEPS = ["Find the eggs left, call it E.", "Find the price per egg, call it P.", "Find the money made from E eggs."]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from program.config import ConfigError
-from program.routing import route, score_decides
+from program.scale.routing import route, score_decides
 
 
 @pytest.mark.parametrize(("score", "threshold", "mode"), [

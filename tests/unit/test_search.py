@@ -16,8 +16,8 @@ from optimize.experiment import DataConfig, ExperimentConfig, SearchConfig, Trac
 from optimize.search.objective import SearchObjective
 from optimize.search.plans import PlanStore
 from optimize.search.run import PARENT_RUN_ATTR, run_search
+from program.clients.lm import Systems
 from program.config import ProgramConfig
-from program.lm import Systems
 from program.testing import scripted_systems
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from program import ledger, transport
+from program import ledger
+from program.clients import transport
 from program.config import Endpoint
-from program.fakeserver import FakeServer
-from program.llama_server import Meter, extra_bufts_wanted
+from program.serving.llama_server import Meter, extra_bufts_wanted
+from program.testing.fakeserver import FakeServer
 
 
 class PrefixServer(FakeServer):

@@ -15,10 +15,10 @@ from optimize.evaluation.results import ProblemResult, ResultsFile
 from optimize.evaluation.sft import DEFAULT_SYSTEM, compose_solution, export_sft
 from optimize.evaluation.summary import print_summary, summarize, write_summary
 from optimize.evaluation.sweep import budget_config, print_sweep, sweep_budgets
+from program.clients.transport import Completion
 from program.config import ProgramConfig
 from program.ledger import stage
 from program.testing import function_lm
-from program.transport import Completion
 
 
 def totals(prompt: int, completion: int, thinking: int, calls: int = 1) -> dict[str, float]:

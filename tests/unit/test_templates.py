@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from program.clients.templates import TEMPLATES, THINK_INSTRUCTION, ChatTemplate, get_template
 from program.config import ConfigError
-from program.templates import TEMPLATES, THINK_INSTRUCTION, ChatTemplate, get_template
 
 CHAT = [
     {"role": "system", "content": "Be brief."},

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from program import ledger, transport
+from program import ledger
+from program.clients import transport
 from program.config import ConfigError, Endpoint
 from program.errors import ServerError
-from program.fakeserver import FakeServer, Fault
+from program.testing.fakeserver import FakeServer, Fault
 
 pytestmark = pytest.mark.fake_server
 

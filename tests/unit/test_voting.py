@@ -9,10 +9,10 @@ from optuna.trial import FixedTrial
 
 from optimize.search.space import SearchSpace
 from program.baselines import MajorityVote
+from program.calls import Solution
+from program.clients.lm import Systems
 from program.config import ProgramConfig, ScaleConfig, VoteConfig
-from program.execute import Solution
 from program.ledger import Ledger, recording
-from program.lm import Systems
 from program.scale import Scale
 from program.testing import function_lm
 from program.voting import settled, tally, vote

@@ -29,24 +29,16 @@ from typing import Any, Protocol
 import dspy
 
 from program import ledger
+from program.calls import Failure, Shared, Solution, solve
+from program.clients.lm import Systems, build_systems
 from program.config import ConfigError, ProgramConfig, ScaleConfig, VoteConfig
-from program.decompose import Decomposition, decompose_problem
-from program.difficulty import Difficulty
-from program.execute import (
-    Failure,
-    Shared,
-    Solution,
-    StepResult,
-    captured,
-    render_context,
-    render_steps,
-    solve,
-    usage_summary,
-)
-from program.lm import Systems, build_systems
-from program.routing import route, score_decides
+from program.ledger import captured, usage_summary
+from program.scale.decompose import Decomposition, decompose_problem
+from program.scale.difficulty import Difficulty
+from program.scale.routing import route, score_decides
+from program.scale.sources import Assessment, DifficultySource, StepView, build_source
+from program.scale.steps import StepResult, render_context, render_steps
 from program.signatures import AssessDifficulty, Decompose, Rewrite, SelectDecomposition, SolveStep
-from program.sources import Assessment, DifficultySource, StepView, build_source
 from program.voting import VoteOutcome, sample_settings, vote
 
 __all__ = ["Plan", "PlanCache", "MemoryPlanCache", "Scale", "shown_problem"]
@@ -138,7 +130,7 @@ def shown_problem(config: ScaleConfig, problem: str, decomposition: Decompositio
 class Scale(dspy.Module):
     """The SCALE program. Knobs come from a frozen ``ScaleConfig``; a search rebuilds it per trial.
 
-    Step scores come from ``config.difficulty_source`` (``program.sources``); a source that solves
+    Step scores come from ``config.difficulty_source`` (``program.scale.sources``); a source that solves
     the step to judge it (``attempt``) scores steps while solving, whatever ``difficulty_mode`` says,
     and its System 1 attempt is the step's solution unless the step is escalated to System 2.
 
@@ -162,7 +154,7 @@ class Scale(dspy.Module):
             systems = systems or build_systems(config.lm)
             config = config.scale
         if systems is None:
-            raise ConfigError("Scale(ScaleConfig) needs `systems=` (see program.lm.build_systems); "
+            raise ConfigError("Scale(ScaleConfig) needs `systems=` (see program.clients.lm.build_systems); "
                               "or pass a ProgramConfig to build them from its LM config.")
         if not assess_difficulty and score_decides(config.threshold):
             raise ConfigError(f"`assess_difficulty=False` needs a threshold that decides alone (>= 1 or < 0), "
@@ -191,7 +183,7 @@ class Scale(dspy.Module):
 
     @property
     def source(self) -> DifficultySource:
-        """Where step scores come from (``program.sources``)."""
+        """Where step scores come from (``program.scale.sources``)."""
         return self._source.value
 
     def idle_predictors(self) -> list[str]:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from program.execute import Failure, Solution
-from program.sources.base import Host, StepView
-from program.sources.learned_model import FEATURES
+from program.calls import Failure, Solution
+from program.scale.sources.base import Host, StepView
+from program.scale.sources.learned_model import FEATURES
 
 __all__ = ["GROUPS", "Measured", "groups_for", "measure"]
 
@@ -48,9 +48,9 @@ def groups_for(features: Iterable[str]) -> list[str]:
 
 def measure(host: Host, step: StepView, groups: Iterable[str]) -> Measured:
     """Measure every feature of ``groups`` for ``step`` (calls: one rating, one 1-token rating, one attempt)."""
-    from program.sources.attempt import AttemptSource
-    from program.sources.rating import RatingSource
-    from program.sources.rating_logprobs import RatingLogprobsSource
+    from program.scale.sources.attempt import AttemptSource
+    from program.scale.sources.rating import RatingSource
+    from program.scale.sources.rating_logprobs import RatingLogprobsSource
 
     measured = Measured()
     asked = replace(step, is_last=False)  # measure the rating even where the last-step rule would force it

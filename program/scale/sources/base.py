@@ -4,7 +4,7 @@ A source turns one step into a ``Difficulty`` (a score in [0, 1] with its raw si
 that solve the step to judge it (``attempt``) also return that System 1 attempt, which SCALE keeps
 when the step is not escalated; its tokens are booked to the step either way, since they were paid.
 A new source is a new small file with a subclass of ``DifficultySource``, registered in
-``program.sources.SOURCES``; ``Scale`` does not change.
+``program.scale.sources.SOURCES``; ``Scale`` does not change.
 
 Example:
     >>> StepView(problem="P", earlier_steps="(none)", current_step="S", is_last=True, index=0).is_last
@@ -19,11 +19,11 @@ from typing import ClassVar, Protocol
 
 import dspy
 
+from program.calls import Failure, Solution
+from program.clients.lm import Systems
 from program.config import ConfigError, ScaleConfig
-from program.difficulty import Difficulty
 from program.errors import LogprobsRefusedError
-from program.execute import Failure, Solution
-from program.lm import Systems
+from program.scale.difficulty import Difficulty
 
 __all__ = ["StepView", "Assessment", "Host", "DifficultySource", "NoLogprobsError", "refused_logprobs"]
 

@@ -1,12 +1,12 @@
 """DSPy engines: how a ``dspy.LM`` of ours turns one request into one server reply.
 
 DSPy 3.4's engine contract is ``complete(Request) -> Response``. Our engines send the request
-through ``program.transport`` (retries, usage-keeping cache, ledger) and return the visible answer
+through ``program.clients.transport`` (retries, usage-keeping cache, ledger) and return the visible answer
 as a text part and the thinking as a thinking part, with the server's usage numbers.
 
 - ``ChatEngine``: a chat call, with the mode's thinking switch (none / Qwen3 chat-template flag /
   provider reasoning effort).
-- ``program.budget_forcing.ForcedEngine``: s1 budget-forced thinking over text continuation.
+- ``program.clients.budget_forcing.ForcedEngine``: s1 budget-forced thinking over text continuation.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import dspy
 from dspy.lm15 import Message, Response, TextPart, ThinkingPart, TokenLogprob, TopLogprob, Usage
 
-from program import transport
+from program.clients import transport
 from program.config import Endpoint, ModeConfig
 
 __all__ = ["ChatEngine", "lm_from_engine", "request_messages", "to_response"]
@@ -27,7 +27,8 @@ def lm_from_engine(engine: object, name: str, *, temperature: float | None = Non
                    max_tokens: int | None = None) -> dspy.LM:
     """Wrap an engine (anything with ``complete(Request) -> Response``) as a ``dspy.LM`` named ``scale/<name>``.
 
-    It lives here, below both ``program.lm`` and ``program.budget_forcing``, so neither imports the other.
+    It lives here, below both ``program.clients.lm`` and ``program.clients.budget_forcing``, so neither imports
+    the other.
     """
     return dspy.LM(f"scale/{name}", engine=engine, cache=False, num_retries=0,
                    temperature=temperature, max_tokens=max_tokens)
@@ -66,7 +67,7 @@ class ChatEngine:
     """One mode of one endpoint over chat completions.
 
     Sampling values come from the request (DSPy fills them from the LM's defaults, which
-    ``program.lm.build_lm`` sets from the mode), so per-call overrides such as a seed work.
+    ``program.clients.lm.build_lm`` sets from the mode), so per-call overrides such as a seed work.
     """
 
     endpoint: Endpoint

@@ -13,7 +13,7 @@ logprobs at no noticeable cost.
 
 Example:
     >>> from program.testing import scripted_systems
-    >>> from program.transport import Completion
+    >>> from program.clients.transport import Completion
     >>> from program.scale import Scale
     >>> from program.config import ScaleConfig
     >>> reply = Completion(text="6", logprobs=[{"token": "6", "logprob": -0.7, "top": [["6", -0.7], ["3", -0.7]]}])
@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import dspy
 
-from program.difficulty import Difficulty
-from program.execute import Failure, call
-from program.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView, refused_logprobs
-from program.sources.confidence import digit_distribution, digit_mass, entropy, expected_digit
+from program.calls import Failure, call
+from program.confidence import digit_distribution, digit_mass, entropy, expected_digit
+from program.scale.difficulty import Difficulty
+from program.scale.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView, refused_logprobs
 
 __all__ = ["RatingLogprobsSource", "digit_predictor"]
 
@@ -52,7 +52,7 @@ def digit_predictor(rating: dspy.Predict) -> dspy.Predict:
     asked.demos = []
     asked.signature = rating.signature.with_instructions(DIGIT_INSTRUCTIONS).with_updated_fields(
         "score", type_=int, desc="the difficulty, one digit from 0 to 9")
-    asked._trace_as = rating  # read by program.execute.call
+    asked._trace_as = rating  # read by program.calls.call
     return asked
 
 

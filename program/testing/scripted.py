@@ -1,4 +1,4 @@
-"""Test doubles for LLM code, as first-class code (the pydantic-ai habit): no network, no model.
+"""Scripted LMs: `function_lm` and `scripted_systems` answer each request with a function you write.
 
 ``FunctionEngine`` answers each request with a function you write, so a test can say "difficulty
 0.8 for step 2" or "thinking of exactly N tokens". It records usage into the ledger like the real
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from program import ledger
-from program.engine import request_messages, to_response
-from program.lm import Systems, lm_from_engine
-from program.transport import Completion
+from program.clients.engine import request_messages, to_response
+from program.clients.lm import Systems, lm_from_engine
+from program.clients.transport import Completion
 
 __all__ = ["FunctionEngine", "function_lm", "scripted_systems", "count_tokens", "chat_fields"]
 

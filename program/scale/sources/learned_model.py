@@ -24,7 +24,7 @@ from program.config import ConfigError
 
 __all__ = ["LearnedModel", "FEATURES"]
 
-# What a learned model may use, and where each value comes from (see program/sources/features.py).
+# What a learned model may use, and where each value comes from (see program/scale/sources/features.py).
 FEATURES: tuple[str, ...] = (
     "problem_words",      # the problem's length, known before any call
     "step_words",         # the current step's length

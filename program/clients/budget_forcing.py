@@ -28,19 +28,19 @@ is made. TEXT is re-fed each time, never token ids (re-feeding ids broke on newe
 Two transports (``forcing.transport``):
 
 - ``completions`` (default): /v1/completions with the chat template applied here
-  (``program.templates``); the prompt is ``render(messages) + "<think>\\n" + thinking so far``.
+  (``program.clients.templates``); the prompt is ``render(messages) + "<think>\\n" + thinking so far``.
 - ``prefill``: chat completions whose last message is the partial assistant text, continued by the
   server (vLLM/SGLang ``continue_final_message``). The server applies the model's own template.
 
-Every server call is recorded in the ledger by ``program.transport`` under the active stage, as
+Every server call is recorded in the ledger by ``program.clients.transport`` under the active stage, as
 thinking (thinking segments) or answer tokens; this module records nothing itself.
 
 Not handled here:
 
 - Provider reasoning models (o-series, Claude, Gemini) only take a cap ("reasoning effort" or a
   thinking budget) and cannot be continued with "Wait": that is ``ModeConfig(thinking="effort")``,
-  served by ``program.engine.ChatEngine``.
-- A prompt that alone fills the context window (``program.context.ContextWindowError``). A window
+  served by ``program.clients.engine.ChatEngine``.
+- A prompt that alone fills the context window (``program.clients.context.ContextWindowError``). A window
   that the thinking fills ends thinking like the budget, with room kept for the answer.
 - A ``prefill`` server whose reasoning parser moves continued text into ``reasoning_content``:
   the text is used wherever it arrives, but the ledger may split answer tokens as thinking.
@@ -63,10 +63,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from program import context, transport
+from program.clients import context, transport
+from program.clients.engine import lm_from_engine, request_messages, to_response
+from program.clients.templates import ChatTemplate, get_template
 from program.config import Endpoint, ForcingConfig, LMConfig, ModeConfig
-from program.engine import lm_from_engine, request_messages, to_response
-from program.templates import ChatTemplate, get_template
 
 __all__ = ["Step", "ForcedResult", "force_budget", "ForcedEngine", "forced_lm"]
 
@@ -215,7 +215,7 @@ class _Sender:
     seed: int | None
 
     def room(self, assistant: str, max_tokens: int) -> int:
-        """``max_tokens``, lowered to what the context window leaves after this prompt (``program.context``)."""
+        """``max_tokens``, lowered to what the context window leaves after this prompt (``program.clients.context``)."""
         if self.forcing.transport == "completions":
             return context.fit(self.endpoint, max_tokens, prompt=self.template.render(self.messages) + assistant)[0]
         messages = [*self.messages, {"role": "assistant", "content": assistant}]
@@ -263,7 +263,7 @@ class ForcedEngine:
 
     Example:
         >>> import dspy
-        >>> from program.engine import lm_from_engine
+        >>> from program.clients.engine import lm_from_engine
         >>> from program.presets import preset
         >>> config = preset("local")
         >>> lm = lm_from_engine(ForcedEngine(config.endpoint, config.system2, config.forcing), "bf")

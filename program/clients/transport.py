@@ -29,10 +29,11 @@ from typing import Any  # noqa: E402
 
 import tenacity  # noqa: E402
 
-from program import context, ledger, replicas  # noqa: E402
+from program import ledger
+from program.clients import context, replicas  # noqa: E402
+from program.clients.failures import is_transient, refuses_logprobs  # noqa: E402
 from program.config import ConfigError, Endpoint  # noqa: E402
 from program.errors import LogprobsRefusedError, ServerError  # noqa: E402
-from program.failures import is_transient, refuses_logprobs  # noqa: E402
 
 __all__ = ["Completion", "chat", "text", "split_thinking", "set_cache_enabled", "server_work", "RETRY_WAIT"]
 
@@ -227,7 +228,7 @@ def server_work(response: Any) -> dict[str, Any]:
     spent evaluating the prompt and generating (each None when the server does not say).
 
     Read from llama.cpp's ``timings`` (``cache_n``, ``prompt_ms``, ``predicted_ms``; also sent by
-    ``program.llama_server``) or the OpenAI/vLLM ``usage.prompt_tokens_details.cached_tokens``.
+    ``program.serving.llama_server``) or the OpenAI/vLLM ``usage.prompt_tokens_details.cached_tokens``.
 
     Example:
         >>> server_work({"timings": {"prompt_n": 30, "cache_n": 70, "prompt_ms": 400.0, "predicted_ms": 900.0}})

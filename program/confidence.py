@@ -1,6 +1,6 @@
 """The arithmetic of difficulty signals read from logprobs and samples (no model, no I/O).
 
-Token lists are ``program.transport.Completion.logprobs``: ``{"token", "logprob", "top": [[token,
+Token lists are ``program.clients.transport.Completion.logprobs``: ``{"token", "logprob", "top": [[token,
 logprob], ...]}`` per generated token. Every function returns a difficulty in [0, 1] or a raw
 number that a source maps into one; monotone maps only, so AUROC is the same either way.
 

@@ -1,4 +1,4 @@
-"""``python -m program.llama_server``: llama-cpp-python's server, reporting where each request's time went.
+"""``python -m program.serving.llama_server``: llama-cpp-python's server, reporting where each request's time went.
 
 llama.cpp's own server answers every completion with a ``timings`` object; llama-cpp-python's
 does not, so a client cannot tell prompt evaluation from generation, nor see the prompt prefix it
@@ -10,7 +10,7 @@ flags) and adds, to every non-streaming completion and chat completion:
   tokens reused from the cached prefix), ``prompt_ms``, ``predicted_n``, ``predicted_ms``;
 - ``usage.prompt_tokens_details.cached_tokens`` (= ``cache_n``), the OpenAI/vLLM field.
 
-``program.transport`` reads either.
+``program.clients.transport`` reads either.
 
 It also works around a crash: on CPUs with AMX (``amx_tile`` in /proc/cpuinfo) llama.cpp's AMX
 matrix multiply segfaults on the first multi-token prompt in some VMs (seen in
@@ -24,7 +24,7 @@ tokenising and prefix matching), ``predicted_ms`` the rest. Not handled: streami
 (sent as they are, without timings).
 
 Example:
-    $ python -m program.llama_server --model model.gguf --port 8765 --logits_all false
+    $ python -m program.serving.llama_server --model model.gguf --port 8765 --logits_all false
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``rating``: the prompted difficulty score in [0, 1], the SCALE paper's method (the default).
 
-One non-thinking stage call per step (``program.difficulty.assess_step``: bounded retries, the
+One non-thinking stage call per step (``program.scale.difficulty.assess_step``: bounded retries, the
 fallback score, the reference's last-step rule).
 
 Example:
@@ -14,8 +14,8 @@ Example:
 
 from __future__ import annotations
 
-from program.difficulty import assess_step
-from program.sources.base import Assessment, DifficultySource, Host, StepView
+from program.scale.difficulty import assess_step
+from program.scale.sources.base import Assessment, DifficultySource, Host, StepView
 
 __all__ = ["RatingSource"]
 

@@ -1,4 +1,4 @@
-r"""Calling predictors: one stage call (``call``), one solution (``solve``), and what a step sees.
+r"""Calling predictors: one stage call (``call``) and one solution (``solve``), with their records.
 
 ``call`` runs a predictor on an LM bound for that call only, books its tokens to a ledger stage,
 and turns an unreadable reply into a recorded reason instead of an exception.
@@ -9,22 +9,15 @@ reply is kept: the engines hand thinking over as a separate part that the adapte
 and any ``<think>`` section that slipped into the text is cut here as well. So earlier thinking
 can never reach a later step's prompt.
 
-``render_context`` is what step i sees of steps 1..i-1: each description with its visible
-answer (``full``) or with only its extracted value (``final_value``, for small-context models).
-
 Example:
-    >>> done = [StepResult("Find the eggs left.", "16 - 3 - 4 = 9, so \\boxed{9}.", "9")]
-    >>> print(render_context(done, "final_value"))
-    Step 1: Find the eggs left.
-    Result: 9
+    >>> rollout(1)
+    {'seed': 1, 'rollout_id': 1}
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError
@@ -33,12 +26,9 @@ from data.grading import extract_answer, strip_thinking
 from program import ledger
 from program.adapter import DEFAULT_ADAPTER
 
-__all__ = ["Failure", "Attempt", "Shared", "call", "rollout", "Solution", "StepResult", "solve", "render_context",
-           "render_steps", "captured", "usage_summary"]
+__all__ = ["Failure", "Attempt", "Shared", "call", "rollout", "Solution", "solve"]
 
 T = TypeVar("T")
-ContextMode = Literal["full", "final_value"]
-NO_EARLIER_STEPS = "(none: this is the first step)"
 
 
 @dataclass(frozen=True)
@@ -133,15 +123,6 @@ class Solution:
     logprobs: list[dict[str, Any]] | None = None  # per token, when the call asked for them
 
 
-@dataclass(frozen=True)
-class StepResult:
-    """A solved step as later steps see it."""
-
-    step: str
-    text: str
-    value: str | None
-
-
 def solve(predictor: dspy.Predict, lm: dspy.LM, stage_name: str, *, config: dict[str, Any] | None = None,
           adapter: dspy.Adapter | None = None, **inputs: Any) -> Solution:
     r"""Ask ``predictor`` (one free-text output) on ``lm`` in ``stage_name`` and extract the answer.
@@ -172,44 +153,3 @@ def _token_logprobs(prediction: dspy.Prediction) -> list[dict[str, Any]] | None:
         return None
     return [{"token": t["token"], "logprob": t["logprob"],
              "top": [[alt["token"], alt["logprob"]] for alt in t.get("top_logprobs") or []]} for t in content]
-
-
-def render_context(done: Sequence[StepResult], mode: ContextMode = "full") -> str:
-    """Earlier steps as step i sees them: descriptions with visible answers, or values only."""
-    if not done:
-        return NO_EARLIER_STEPS
-    blocks = []
-    for i, result in enumerate(done, 1):
-        if mode == "full":
-            blocks.append(f"Step {i}: {result.step}\nSolution: {result.text or '(no solution)'}")
-        else:
-            blocks.append(f"Step {i}: {result.step}\nResult: {result.value if result.value is not None else 'unknown'}")
-    return "\n\n".join(blocks)
-
-
-def render_steps(steps: Sequence[str]) -> str:
-    """Earlier step descriptions only (up-front difficulty scoring: nothing is solved yet)."""
-    return "\n".join(f"Step {i}: {step}" for i, step in enumerate(steps, 1)) or NO_EARLIER_STEPS
-
-
-@contextlib.contextmanager
-def captured() -> Iterator[ledger.Ledger]:
-    """Record the LM calls inside into a fresh ledger, and pass them on to the active one (if any).
-
-    Lets a module know what one part of its work cost (a plan, a step) without hiding any call
-    from the caller's ledger.
-    """
-    outer = ledger.current_ledger()
-    inner = ledger.Ledger()
-    try:
-        with ledger.recording(inner):
-            yield inner
-    finally:
-        if outer is not None:
-            outer.extend(inner)
-
-
-def usage_summary(calls: ledger.Ledger) -> dict[str, int]:
-    """The token counts of a captured ledger, for traces."""
-    totals = calls.totals()
-    return {key: int(totals[key]) for key in ("calls", "prompt_tokens", "completion_tokens", "thinking_tokens")}

@@ -27,8 +27,8 @@ from typing import Any
 
 import dspy
 
+from program.calls import Failure, call, rollout
 from program.config import ScaleConfig
-from program.execute import Failure, call, rollout
 
 __all__ = ["Difficulty", "assess_step"]
 
@@ -41,7 +41,7 @@ class Difficulty:
 
     ``score``: what routing uses. ``raw``: what the model said (None if not asked or unreadable).
     ``forced``: the last-step rule set it. ``fallback``: why the fallback score was used.
-    ``attempts``: calls made. ``source``: the difficulty source (``program.sources``).
+    ``attempts``: calls made. ``source``: the difficulty source (``program.scale.sources``).
     ``signals``: the raw measurements the score came from (an attempt's length, a digit entropy).
     """
 

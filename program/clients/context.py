@@ -2,7 +2,7 @@
 
 A server answers HTTP 400 when prompt + ``max_tokens`` exceeds its context window (vLLM does for a
 32K System 2 cap after a long prompt); the SCALE reference code clamps ``max_tokens`` to the window
-minus the prompt. So does ``program.transport``, for every request, with this module:
+minus the prompt. So does ``program.clients.transport``, for every request, with this module:
 
 - **The window** is ``Endpoint.context_window`` when set, else the server's model list
   (``GET {api_base}/models``: vLLM's ``max_model_len``, or a ``context_length`` /

@@ -6,8 +6,8 @@ Three roles, each its own LM (and so its own line in DSPy's usage tracker):
 - ``system1``: the fast solver (non-thinking);
 - ``system2``: the slow solver (thinking: Qwen3 switch, provider effort, or s1 budget forcing).
 
-The LMs carry custom engines (``program.engine``), so DSPy's own cache is off: ours lives in
-``program.transport`` and keeps usage on cache hits. The LMs are bound with ``dspy.context`` at
+The LMs carry custom engines (``program.clients.engine``), so DSPy's own cache is off: ours lives in
+``program.clients.transport`` and keeps usage on cache hits. The LMs are bound with ``dspy.context`` at
 call time, never stored on predictors, so saved programs hold no connection settings.
 
 Example:
@@ -29,8 +29,8 @@ from typing import Literal  # noqa: E402
 
 import dspy  # noqa: E402
 
+from program.clients.engine import ChatEngine, lm_from_engine  # noqa: E402
 from program.config import LMConfig, ModeConfig  # noqa: E402
-from program.engine import ChatEngine, lm_from_engine  # noqa: E402
 
 __all__ = ["Role", "Systems", "build_lm", "build_systems", "lm_from_engine"]
 
@@ -74,7 +74,7 @@ def build_mode_lm(config: LMConfig, mode: ModeConfig, name: str) -> dspy.LM:
     """
     endpoint = config.endpoint_for(mode)
     if mode.thinking == "forced":
-        from program.budget_forcing import ForcedEngine
+        from program.clients.budget_forcing import ForcedEngine
 
         engine: object = ForcedEngine(endpoint, mode, config.forcing)
     else:

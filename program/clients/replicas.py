@@ -8,7 +8,7 @@ four vLLM servers of Qwen3-32B. Every chat request of that endpoint goes through
 - puts a replica that failed (refused connection, timeout, 5xx, 429) in cooldown for
   ``COOLDOWN_SECONDS`` and retries the request at once on another one (up to one retry per
   replica), so one replica going down costs no request;
-- leaves the rest to ``program.transport``: when every replica fails, its bounded backoff
+- leaves the rest to ``program.clients.transport``: when every replica fails, its bounded backoff
   retries, then a ``ServerError`` naming the endpoint.
 
 Raw text completions (s1 budget forcing over ``/v1/completions``) get the same behaviour from a
@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from program.failures import is_transient
+from program.clients.failures import is_transient
 
 if TYPE_CHECKING:
     from program.config import Endpoint

@@ -18,12 +18,12 @@ Example:
 from __future__ import annotations
 
 from program.config import ProgramConfig, ScaleConfig
-from program.sources.attempt import AttemptSource
-from program.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView
-from program.sources.learned import LearnedSource
-from program.sources.learned_model import FEATURES, LearnedModel
-from program.sources.rating import RatingSource
-from program.sources.rating_logprobs import RatingLogprobsSource
+from program.scale.sources.attempt import AttemptSource
+from program.scale.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView
+from program.scale.sources.learned import LearnedSource
+from program.scale.sources.learned_model import FEATURES, LearnedModel
+from program.scale.sources.rating import RatingSource
+from program.scale.sources.rating_logprobs import RatingLogprobsSource
 
 __all__ = ["SOURCES", "build_source", "needs_logprobs", "Assessment", "DifficultySource", "Host", "NoLogprobsError",
            "StepView", "AttemptSource", "LearnedSource", "RatingSource", "RatingLogprobsSource", "LearnedModel",

@@ -21,7 +21,7 @@ the server must run with ``--logits_all true``. Use them on vLLM or SGLang; ``le
 
 Example:
     >>> from program.testing import function_lm
-    >>> from program.lm import Systems
+    >>> from program.clients.lm import Systems
     >>> from program.scale import Scale
     >>> from program.config import ScaleConfig
     >>> systems = Systems(function_lm(str), function_lm(lambda m: "2 + 2 = 4, so \\boxed{4}", max_tokens=64),
@@ -37,11 +37,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from program.calls import Solution, rollout, solve
+from program.confidence import agreement, confidence_difficulty, lowest_group_confidence, mean_logprob
 from program.config import ConfigError
-from program.difficulty import Difficulty
-from program.execute import Solution, captured, rollout, solve
-from program.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView, refused_logprobs
-from program.sources.confidence import agreement, confidence_difficulty, lowest_group_confidence, mean_logprob
+from program.ledger import captured
+from program.scale.difficulty import Difficulty
+from program.scale.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView, refused_logprobs
 
 __all__ = ["AttemptSource"]
 

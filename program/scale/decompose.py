@@ -32,8 +32,8 @@ from typing import Any
 
 import dspy
 
+from program.calls import Failure, call, rollout
 from program.config import ScaleConfig
-from program.execute import Failure, call, rollout
 
 __all__ = ["Decomposition", "decompose_problem", "rewrite_problem", "sample_candidates", "select_candidate",
            "render_candidates", "instructed", "range_sentence", "limit_sentence", "within_limit"]
@@ -77,7 +77,7 @@ def rewrite_problem(predictor: dspy.Predict, lm: dspy.LM, problem: str) -> tuple
 def instructed(predictor: dspy.Predict, sentence: str) -> dspy.Predict:
     """``predictor`` with ``sentence`` appended to its instruction (tuned instruction and demos kept).
 
-    The copy's calls are traced as ``predictor``'s (``program.execute.call``): optimizers find a
+    The copy's calls are traced as ``predictor``'s (``program.calls.call``): optimizers find a
     predictor's traces by identity (bootstrap) or by signature (GEPA), and the one they tune is the
     original, whose instruction the sentence is appended to at call time.
 
@@ -91,7 +91,7 @@ def instructed(predictor: dspy.Predict, sentence: str) -> dspy.Predict:
         return predictor
     asked = predictor.deepcopy()
     asked.signature = predictor.signature.with_instructions(predictor.signature.instructions.rstrip() + "\n" + sentence)
-    asked._trace_as = predictor  # read by program.execute.call
+    asked._trace_as = predictor  # read by program.calls.call
     return asked
 
 

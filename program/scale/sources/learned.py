@@ -14,10 +14,10 @@ Example:
 
 from __future__ import annotations
 
-from program.difficulty import Difficulty
-from program.sources.base import Assessment, DifficultySource, Host, StepView
-from program.sources.features import groups_for, measure
-from program.sources.learned_model import LearnedModel
+from program.scale.difficulty import Difficulty
+from program.scale.sources.base import Assessment, DifficultySource, Host, StepView
+from program.scale.sources.features import groups_for, measure
+from program.scale.sources.learned_model import LearnedModel
 
 __all__ = ["LearnedSource"]
 
