@@ -1,6 +1,8 @@
 """Issue 25's check: programs saved before program/ was grouped into layers still load, demos included.
 
-Run: .venv/bin/python experiments/results/layout/load-saved-programs.py > experiments/results/layout/load-saved-programs.txt
+Run:
+    .venv/bin/python experiments/results/layout/load-saved-programs.py \
+        > experiments/results/layout/load-saved-programs.txt
 """
 
 from optimize.compiling.saved import load_program
