@@ -46,7 +46,7 @@ __all__ = [
     "load_experiment", "experiment_from_dict", "experiment_to_dict", "lm_from_dict", "save_experiment",
 ]
 
-OPTIMIZERS = ("bootstrap", "random-search", "mipro", "gepa", "simba", "none")
+OPTIMIZERS = ("bootstrap", "labeled", "random-search", "mipro", "gepa", "simba", "none")
 # What a compile tunes: the whole program, or one stage on its own examples (optimize.compiling.stage).
 COMPILE_STAGES = ("program", "system1", "decompose", "difficulty")
 
@@ -56,7 +56,9 @@ class DataConfig:
     """Which problems: the test benchmark for evaluation, and a dev slice of a pool for tuning.
 
     ``dev`` is ``POOL:N`` (a train pool, never a test set); ``val`` more pool problems held out
-    after the dev ones, for a compile's held-out score.
+    after the dev ones, for a compile's held-out score. ``val_offset``: where the held-out problems
+    start in the same seeded shuffle (default: right after the dev ones), so a held-out slice can
+    skip problems earlier work already used; it may not overlap the dev slice.
     """
 
     benchmark: str = "gsm8k"
@@ -65,6 +67,7 @@ class DataConfig:
     dev: str = "gsm8k_train:20"
     val: int = 0
     data_dir: str | None = None
+    val_offset: int | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit <= 0:
@@ -74,6 +77,9 @@ class DataConfig:
             raise ConfigError(f"`dev={self.dev!r}` must look like POOL:N, e.g. 'gsm8k_train:20'.")
         if self.val < 0:
             raise ConfigError(f"`val={self.val!r}` must be non-negative.")
+        if self.val_offset is not None and self.val_offset < int(count):
+            raise ConfigError(f"`val_offset={self.val_offset!r}` would overlap the dev slice (its first {count} "
+                              f"problems): use {count} or more, or leave it out (held-out right after dev).")
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,17 @@ class CompileConfig:
     candidate; ``decompose`` tunes the decomposition on dev problems, scored by its all-System-1
     solve (``optimize.compiling.stage``). ``reflection``: the LM GEPA reflects with (its authors use a strong
     model at temperature 1.0 with a long reply), e.g. ``{endpoint: {model: openai/gpt-4.1}, temperature:
-    1.0, max_tokens: 8000}``; default: the stages LM.
+    1.0, max_tokens: 8000}``; default: the stages LM (a note in the saved metadata says so).
+
+    Gold demos (``optimize.compiling.gold``): ``gold_demos`` > 0 draws that many train problems with
+    their gold worked solutions (GSM8K ``solution``) as labelled demos in the stage's own reply
+    format, from the end of the dev slice's seeded shuffle, never a dev, held-out or recorded id
+    (``recorded``: a folder whose saved programs' slices and calibration labels are excluded too).
+    The demo optimizers (``labeled``, ``bootstrap``, ``mipro``) take their demos from it and GEPA
+    reflects on it. ``shortest`` keeps only the k shortest solutions; ``max_demo_tokens`` bounds the
+    demo tokens one prompt carries. ``cap_penalty`` is charged once per problem whose System 1
+    attempt was cut off at its cap or gave no boxed answer (``optimize.compiling.metric``).
+    ``keep_if_better``: save nothing unless the held-out accuracy rose.
     """
 
     optimizer: str = "bootstrap"
@@ -136,6 +152,12 @@ class CompileConfig:
     stage: str = "program"
     labels: str | None = None
     reflection: ModeConfig | None = None
+    gold_demos: int = 0
+    shortest: int | None = None
+    max_demo_tokens: int | None = None
+    recorded: str | None = "experiments/results"
+    cap_penalty: float = 0.0
+    keep_if_better: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -151,6 +173,19 @@ class CompileConfig:
                               f"{self.optimizer!r}.")
         if self.token_penalty < 0:
             raise ConfigError(f"`token_penalty={self.token_penalty!r}` must be non-negative.")
+        if self.cap_penalty < 0:
+            raise ConfigError(f"`cap_penalty={self.cap_penalty!r}` must be non-negative.")
+        for name in ("gold_demos", "shortest", "max_demo_tokens"):
+            value = getattr(self, name)
+            least = 0 if name == "gold_demos" else 1
+            if value is not None and value < least:
+                raise ConfigError(f"`{name}={value!r}` must be {'non-negative' if least == 0 else 'positive'}.")
+        if self.optimizer == "labeled" and not self.gold_demos:
+            raise ConfigError("`optimizer: labeled` puts gold worked solutions in the prompt: set `gold_demos: N` "
+                              "(how many train problems form the demo pool).")
+        if self.shortest is not None and self.shortest > self.gold_demos:
+            raise ConfigError(f"`shortest={self.shortest}` keeps the k shortest of the `gold_demos={self.gold_demos}` "
+                              "pool: make gold_demos at least as large.")
         if self.reflection is not None and self.optimizer != "gepa":
             raise ConfigError(f"`reflection` is GEPA's reflection LM; the optimizer is {self.optimizer!r}. "
                               "Drop `reflection` or use `optimizer: gepa`.")

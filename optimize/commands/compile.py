@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "config.yaml, metadata.json) and log it to MLflow.",
         epilog=EXIT_STATUS_HELP)
     parser.add_argument("--optimizer", choices=OPTIMIZERS,
-                        help="bootstrap, random-search, mipro, gepa, simba, or none (default: the config's)")
+                        help="bootstrap, labeled, random-search, mipro, gepa, simba, or none (default: the config's)")
     parser.add_argument("--auto", choices=("light", "medium", "heavy"),
                         help="let MIPROv2 / GEPA size their budgets (their authors' presets) instead of the config's")
     parser.add_argument("--stage", choices=COMPILE_STAGES,
@@ -44,6 +44,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dev", metavar="POOL:N", help="dev problems from a train pool, e.g. gsm8k_train:20")
     parser.add_argument("--val", type=int, metavar="N",
                         help="held-out problems after the dev ones, for an honest score")
+    parser.add_argument("--val-offset", type=int, metavar="N",
+                        help="start the held-out problems at position N of the shuffle (default: right after dev), "
+                             "to skip problems earlier runs used")
+    parser.add_argument("--gold-demos", type=int, metavar="N",
+                        help="draw N train problems' gold worked solutions (boxed, no calculator marks) as the demo "
+                             "pool, never a dev, held-out or recorded id (default: the config's; 0 = none)")
+    parser.add_argument("--shortest", type=int, metavar="K", help="keep only the K shortest gold solutions")
+    parser.add_argument("--max-demo-tokens", type=int, metavar="T",
+                        help="at most T demo tokens in one prompt (demos are dropped from the last to fit)")
+    parser.add_argument("--cap-penalty", type=float, metavar="X",
+                        help="charge X once per problem whose System 1 attempt was cut off at its cap or unboxed")
+    parser.add_argument("--keep-if-better", action="store_true",
+                        help="save the program only if its held-out accuracy rose (needs --val N)")
     parser.add_argument("--output", metavar="DIR", help="program directory (default: runs/<name>/compiled-<optimizer>)")
     parser.add_argument("--workers", type=positive_int, metavar="W",
                         help="problems run at once (default: the config's)")
@@ -66,10 +79,14 @@ def run(args: argparse.Namespace) -> int:
 
     config = experiment_for_args(args)
     data = replace(config.data, dev=args.dev or config.data.dev,
-                   val=args.val if args.val is not None else config.data.val)
+                   val=args.val if args.val is not None else config.data.val,
+                   val_offset=args.val_offset if args.val_offset is not None else config.data.val_offset)
+    given = {name: getattr(args, name) for name in ("gold_demos", "shortest", "max_demo_tokens", "cap_penalty")
+             if getattr(args, name) is not None}
     compile_config = replace(config.compile, optimizer=args.optimizer or config.compile.optimizer,
                              auto=args.auto or config.compile.auto, stage=args.stage or config.compile.stage,
-                             labels=args.labels or config.compile.labels)
+                             labels=args.labels or config.compile.labels,
+                             keep_if_better=args.keep_if_better or config.compile.keep_if_better, **given)
     tracking = replace(config.tracking, workers=args.workers or config.tracking.workers)
     config = replace(config, data=data, compile=compile_config, tracking=tracking)
     with ensure_server(config.program.lm, logprobs=needs_logprobs(config.program)):
@@ -88,27 +105,50 @@ def scores_status(result: CompileResult) -> int:
 
 
 def print_result(result: CompileResult) -> None:
-    """Where the program and its MLflow run are, the scores, and any budget warnings."""
-    c = result.config.compile
+    """The verdict first when the program got worse or was not kept, then where it is, scores, cost, warnings."""
+    c, verdict = result.config.compile, result.verdict
+    if verdict.get("worse"):
+        print(f"WARNING: the compiled program is {verdict['note']}")
+    if not result.kept:
+        print(f"Nothing saved (--keep-if-better): {verdict.get('note')} See {result.directory}/rejected.json.")
     print(f"Compiled {result.config.program.method} with {c.optimizer}.")
-    print(f"Program:  {result.directory}")
-    print(f"          run it: scale run --program {result.directory} \"PROBLEM\"")
+    if result.kept:
+        print(f"Program:  {result.directory}")
+        print(f"          run it: scale run --program {result.directory} \"PROBLEM\"")
     if result.run_id:
         print(f"MLflow:   {result.tracking_uri}  (run {result.run_id})")
         print(f"          browse: mlflow ui --backend-store-uri {result.tracking_uri}")
     if result.model_uri:
         print(f"Model:    {result.model_uri}  (mlflow.dspy.load_model)")
+    record = result.optimizer
+    if record:
+        print(f"Optimizer: {record['seconds']:.0f} s, {record['calls']} model calls ({record['cached_calls']} from "
+              f"cache), {record['workers']} worker(s)")
+        timing = ", ".join(f"{k} {v:.0f} s" for k, v in (record.get("scoring_seconds") or {}).items())
+        if timing:
+            print(f"Scoring:  {timing} (the problems' wall seconds, summed)")
+        for name, demos in (record.get("demo_tokens") or {}).items():
+            print(f"Demos:    {name}: {demos['demos']} demo(s), about {demos['tokens']} prompt tokens per call")
     for name, label in (("dev", "Dev"), ("heldout", "Held-out")):
         scores = result.scores.get(name)
         if scores:
-            failed = f", {int(scores['failed'])} failed" if scores["failed"] else ""
-            print(f"{label + ':':9} accuracy {scores['accuracy']:.1f}% on {int(scores['n'])} problems, "
-                  f"score {scores['score']:.3f}, {scores['mean_tokens']:.0f} tokens/problem{failed}")
+            print(f"{label + ':':9} {_line(scores)}")
             before, change = result.scores.get(f"{name}_before"), result.scores.get(f"{name}_change")
             if before and change:
-                print(f"{'':9} untuned {before['accuracy']:.1f}% ({before['mean_tokens']:.0f} tokens/problem): "
-                      f"{change['difference']:+.1f} points, paired 95% interval [{change['low']:+.1f}, "
+                print(f"{'':9} untuned {_line(before)}")
+                print(f"{'':9} {change['difference']:+.1f} points, paired 95% interval [{change['low']:+.1f}, "
                       f"{change['high']:+.1f}], {int(change['gained'])} gained / {int(change['lost'])} lost, "
                       f"McNemar p {change['p_value']:.3f}")
     for warning in result.warnings:
         print(f"warning: {warning}")
+
+
+def _line(scores: dict) -> str:
+    """Accuracy, tokens (prompt sent / evaluated, completion), calls and seconds of one scored split."""
+    failed = f", {int(scores['failed'])} failed" if scores["failed"] else ""
+    evaluated = scores.get("mean_prompt_evaluated")
+    shown = "not reported" if evaluated is None else f"{evaluated:.0f}"
+    return (f"accuracy {scores['accuracy']:.1f}% on {int(scores['n'])} problems, score {scores['score']:.3f}, "
+            f"{scores['mean_tokens']:.0f} tokens/problem (prompt {scores.get('mean_prompt_tokens', 0):.0f} sent, "
+            f"{shown} evaluated; completion {scores.get('mean_completion_tokens', 0):.0f}), "
+            f"{scores.get('calls', 0)} calls{failed}")

@@ -5,13 +5,16 @@
 1. draw the dev problems (``data.dev``, ``POOL:N``) and ``data.val`` held-out problems after them
    from the same seeded shuffle of a TRAIN pool (a test set is refused: tuning on it would make
    every later test score optimistic);
-2. run the optimizer (``optimize.compiling.optimizers``) over the program's predictors;
+2. run the optimizer over the program's predictors or one stage, with gold demos when asked
+   (``optimize.compiling.tuning``): its seconds, model calls and demo tokens are recorded;
 3. save the program directory (``optimize.compiling.saved``) at once, so an interrupted scoring step never
    loses the tuning;
 4. score the tuned program and the untuned one on the dev and held-out problems
    (``optimize.evaluation.evaluate``: resumable, one results file each under ``<dir>/eval/``), with the
    paired difference (after - before, a paired bootstrap 95 % interval and McNemar's p), and add
-   them to metadata.json (``<split>``, ``<split>_before``, ``<split>_change``);
+   them to metadata.json (``<split>``, ``<split>_before``, ``<split>_change``) with the verdict
+   (``optimize.compiling.verdict``): a worse held-out score is marked, and ``keep_if_better``
+   saves nothing unless the held-out score rose;
 5. log to MLflow: params (the flattened config), scores, and the pickle-free program directory
    as artifacts; with ``log_model=True`` (``--log-mlflow-model``) also the program as an MLflow
    dspy model (``mlflow.dspy.load_model(result.model_uri)`` restores it).
@@ -33,16 +36,18 @@ import contextlib
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optimize.compare.stats import paired_difference
-from optimize.compiling.optimizers import METRIC_DESCRIPTION, budget_warnings, optimize_program
+from optimize.compiling.gold import Counter
+from optimize.compiling.metric import METRIC_DESCRIPTION
+from optimize.compiling.optimizers import budget_warnings
 from optimize.compiling.saved import Builder, default_builder, program_fingerprint, save_program, update_metadata
-from optimize.compiling.stage import build_stage, put_back
+from optimize.compiling.tuning import default_counter, tune
+from optimize.compiling.verdict import judge, reject
 from optimize.experiment import DataConfig, ExperimentConfig, experiment_to_dict
 from optimize.tracking import Tracker, default_tracking_uri
 
@@ -61,9 +66,13 @@ class CompileResult:
     """What a compile produced and where it went.
 
     ``scores`` maps ``dev`` / ``heldout`` to ``{n, accuracy (percent), score (mean metric),
-    mean_tokens, failed}`` (``heldout`` is None without held-out problems). ``run_id`` and
-    ``model_uri`` are None when tracking was off; ``model_uri`` also when the MLflow model was not
-    asked for (``log_model``) or could not be logged (see warnings).
+    mean_tokens, mean_prompt_tokens, mean_completion_tokens, mean_prompt_evaluated (None: the server
+    did not say), calls, failed}``; ``scoring_seconds`` the problems' own wall seconds, summed, per scored
+    run (kept apart: a resumed run's timings differ, its scores do not) (``heldout`` is None without held-out problems).
+    ``verdict``: ``optimize.compiling.verdict.judge``; ``kept`` is False when ``keep_if_better``
+    saved nothing. ``optimizer``: the run's record (seconds, model calls, demos and their tokens).
+    ``run_id`` and ``model_uri`` are None when tracking was off; ``model_uri`` also when the MLflow
+    model was not asked for (``log_model``) or could not be logged (see warnings).
     """
 
     directory: Path
@@ -74,10 +83,13 @@ class CompileResult:
     tracking_uri: str | None = None
     run_id: str | None = None
     model_uri: str | None = None
+    verdict: dict[str, Any] = field(default_factory=dict)
+    kept: bool = True
+    optimizer: dict[str, Any] = field(default_factory=dict)
 
 
 def dev_and_heldout(data: DataConfig) -> tuple[list[dspy.Example], list[dspy.Example]]:
-    """The dev problems (``data.dev``) and the ``data.val`` held-out ones after them, from a train pool.
+    """The dev problems (``data.dev``) and ``data.val`` held-out ones after them (or from ``data.val_offset``).
 
     Raises:
         DataError: ``data.dev`` names a test set, an unknown pool, or more problems than it has.
@@ -92,13 +104,15 @@ def dev_and_heldout(data: DataConfig) -> tuple[list[dspy.Example], list[dspy.Exa
                         f"({', '.join(benchmark_names('pool'))}), so that test scores stay honest.")
     seed = data.seed if data.seed is not None else 0
     dev = dev_split(pool, n, seed=seed, data_dir=data.data_dir)
-    heldout = dev_split(pool, data.val, seed=seed, offset=n, data_dir=data.data_dir) if data.val else []
+    offset = n if data.val_offset is None else data.val_offset
+    heldout = dev_split(pool, data.val, seed=seed, offset=offset, data_dir=data.data_dir) if data.val else []
     return dev, heldout
 
 
 def compile_experiment(config: ExperimentConfig, *, output_dir: str | Path | None = None,
                        systems: Systems | None = None, builder: Builder | None = None, track: bool = True,
-                       trace: bool = False, progress: bool = True, log_model: bool = False) -> CompileResult:
+                       trace: bool = False, progress: bool = True, log_model: bool = False,
+                       count: Counter | None = None) -> CompileResult:
     """Tune ``config``'s program with ``config.compile``, then score, save and track it.
 
     Args:
@@ -110,6 +124,7 @@ def compile_experiment(config: ExperimentConfig, *, output_dir: str | Path | Non
         trace: also record DSPy traces in MLflow (``mlflow.dspy.autolog``).
         progress: show progress bars while scoring.
         log_model: also log the program as an MLflow dspy model (cloudpickle: see the module docstring).
+        count: tokens of a text, for demo tokens (default: System 1's server or litellm's estimate).
 
     Example:
         >>> result = compile_experiment(config, output_dir="runs/demo/compiled")  # doctest: +SKIP
@@ -118,6 +133,11 @@ def compile_experiment(config: ExperimentConfig, *, output_dir: str | Path | Non
 
     directory = Path(output_dir) if output_dir else config.run_dir / f"compiled-{config.compile.optimizer}"
     dev, heldout = dev_and_heldout(config.data)
+    if config.compile.keep_if_better and not heldout:
+        from program.config import ConfigError
+
+        raise ConfigError("--keep-if-better keeps the program only if its held-out accuracy rose, and there are no "
+                          "held-out problems: pass --val N.")
     warnings = budget_warnings(config.compile, len(dev), len(heldout))
     for warning in warnings:
         log.warning("compile budget: %s", warning)
@@ -130,65 +150,67 @@ def compile_experiment(config: ExperimentConfig, *, output_dir: str | Path | Non
     model_uri = None
     with _active_run(tracker, run_id):
         with _autolog(trace):
-            tuned, scores, seconds = _tune_save_score(
-                program, systems, config, dev, heldout, directory, progress,
+            tuned, scores, record = _tune_save_score(
+                program, systems, config, dev, heldout, directory, progress, count or default_counter(config),
                 mlflow={"uri": tracker.uri if tracker else None, "run_id": run_id})
+        warnings.extend(record["notes"])
+        verdict = judge(scores)
+        kept = not (config.compile.keep_if_better and not verdict["better"])
+        if verdict["worse"]:
+            log.warning("compile: %s", verdict["note"])
+        if kept:
+            update_metadata(directory, scores=scores, verdict=verdict, scoring_seconds=record["scoring_seconds"])
+        else:
+            reject(directory, verdict)
         if tracker and run_id:  # after autolog is off: its callbacks must not travel with the model
-            split_scores = {f"{name}_{k}": v for name, s in scores.items() for k, v in (s or {}).items()}
-            tracker.log_metrics(run_id, {"optimizer_seconds": seconds, **split_scores})
+            split_scores = {f"{name}_{k}": v for name, s in scores.items() for k, v in (s or {}).items()
+                            if isinstance(v, (int, float))}
+            tracker.log_metrics(run_id, {"optimizer_seconds": record["seconds"], "optimizer_calls": record["calls"],
+                                         **split_scores})
             tracker.log_artifact(run_id, directory, "program_dir")
-            model_uri = _log_model_or_warn(tuned, warnings) if log_model else None
+            model_uri = _log_model_or_warn(tuned, warnings) if log_model and kept else None
     return CompileResult(directory=directory, program=tuned, config=config, scores=scores, warnings=warnings,
-                         tracking_uri=tracker.uri if tracker else None, run_id=run_id, model_uri=model_uri)
+                         tracking_uri=tracker.uri if tracker else None, run_id=run_id, model_uri=model_uri,
+                         verdict=verdict, kept=kept, optimizer=record)
 
 
 def _tune_save_score(program: dspy.Module, systems: Systems, config: ExperimentConfig, dev: list[dspy.Example],
-                     heldout: list[dspy.Example], directory: Path, progress: bool,
-                     mlflow: dict[str, Any]) -> tuple[dspy.Module, dict[str, dict[str, float] | None], float]:
+                     heldout: list[dspy.Example], directory: Path, progress: bool, count: Counter,
+                     mlflow: dict[str, Any]) -> tuple[dspy.Module, dict[str, dict[str, Any] | None], dict[str, Any]]:
     """Optimize, save the directory at once (scoring may be interrupted), then score dev and held-out."""
     c = config.compile
     before = program.deepcopy()  # the untuned program, scored on the same problems for the paired difference
-    reflection = None
-    if c.reflection is not None:
-        from program.clients.lm import build_mode_lm
-
-        reflection = build_mode_lm(config.program.lm, c.reflection, "reflection")
-    started = time.monotonic()
-    if c.stage != "program":  # one predictor on its own stage's examples and metric (optimize.compiling.stage)
-        stage = build_stage(c.stage, program, labels=c.labels, dev=dev)
-        tuned_stage = optimize_program(stage.student, stage.examples, config=c, prompt_lm=systems.stages,
-                                       workers=config.tracking.workers, metric=stage.metric,
-                                       reflection_lm=reflection)
-        tuned = put_back(program, stage, tuned_stage)
-    else:
-        tuned = optimize_program(program, dev, config=c, prompt_lm=systems.stages, workers=config.tracking.workers,
-                                 reflection_lm=reflection)
-    seconds = round(time.monotonic() - started, 1)
+    tuning = tune(program, systems, config, dev, heldout, count=count)
+    tuned = tuning.program
     budgets = {k: getattr(c, k) for k in ("max_bootstrapped_demos", "max_labeled_demos", "num_candidates",
-                                          "num_trials", "max_metric_calls")}
+                                          "num_trials", "max_metric_calls", "auto", "gold_demos", "shortest",
+                                          "max_demo_tokens")}
     save_program(tuned, config, directory,
-                 data={"dev": _slice(config.data, dev, 0), "heldout": _slice(config.data, heldout, len(dev))},
+                 data={"dev": _slice(config.data, dev, 0),
+                       "heldout": _slice(config.data, heldout, len(dev) if config.data.val_offset is None
+                                         else config.data.val_offset)},
                  metric={"description": METRIC_DESCRIPTION, "token_penalty": c.token_penalty,
-                         "grader": _grader_version()},
-                 optimizer={"name": c.optimizer, "seconds": seconds, "seed": c.seed,
-                            "budgets": budgets, "stage": c.stage, "labels": c.labels},
+                         "cap_penalty": c.cap_penalty, "grader": _grader_version()},
+                 optimizer={"name": c.optimizer, "seed": c.seed, "budgets": budgets, "stage": c.stage,
+                            "labels": c.labels, **tuning.record},
                  scores={"dev": None, "heldout": None}, mlflow=mlflow)
     fingerprint = program_fingerprint(directory)
-    scores: dict[str, dict[str, float] | None] = {}
+    record = {**tuning.record, "scoring_seconds": {}}
+    scores: dict[str, dict[str, Any] | None] = {}
     for name, problems in (("dev", dev), ("heldout", heldout)):
         if not problems:
             scores[name] = None
             continue
-        after, after_correct = _score(tuned, problems, directory / "eval" / name, fingerprint, config, progress)
-        untuned, before_correct = _score(before, problems, directory / "eval" / f"{name}-before",
-                                         f"untuned:{fingerprint}", config, progress)
+        after, after_correct, record["scoring_seconds"][name] = _score(
+            tuned, problems, directory / "eval" / name, fingerprint, config, progress)
+        untuned, before_correct, record["scoring_seconds"][f"{name}_before"] = _score(
+            before, problems, directory / "eval" / f"{name}-before", f"untuned:{fingerprint}", config, progress)
         change = paired_difference([before_correct[str(p.id)] for p in problems],
                                    [after_correct[str(p.id)] for p in problems], seed=c.seed)
         scores[name] = after
         scores[f"{name}_before"] = untuned
         scores[f"{name}_change"] = change.to_dict()
-    update_metadata(directory, scores=scores)
-    return tuned, scores, seconds
+    return tuned, scores, record
 
 
 def log_program_model(program: dspy.Module, name: str = "program") -> str:
@@ -269,19 +291,30 @@ def _autolog(enabled: bool) -> Iterator[None]:
 
 
 def _score(program: dspy.Module, problems: Sequence[dspy.Example], out_dir: Path, fingerprint: str,
-           config: ExperimentConfig, progress: bool) -> tuple[dict[str, float], dict[str, bool]]:
-    """Accuracy, mean metric score and tokens of ``program`` on ``problems`` (resumable results file),
-    and each problem's correctness by id (for the paired difference)."""
+           config: ExperimentConfig, progress: bool) -> tuple[dict[str, Any], dict[str, bool], float]:
+    """Accuracy, mean metric score, tokens and calls of ``program`` on ``problems`` (resumable results file),
+    each problem's correctness by id (for the paired difference), and the problems' wall seconds, summed.
+
+    ``mean_prompt_evaluated`` is None when no call said what it reused from a cached prefix: the
+    server did not report it, and "not reported" is not the prompt size.
+    """
     from optimize.evaluation.evaluate import evaluate
 
     report = evaluate(program, problems, results_path=out_dir / "results.jsonl", fingerprint=fingerprint,
                       workers=config.tracking.workers, progress=progress, description=f"score {out_dir.name}")
     penalty = config.compile.token_penalty
     values = [float(r.correct) - penalty * r.totals.get("total_tokens", 0) / 1000 for r in report.results]
-    return ({"n": report.summary.n, "accuracy": report.summary.accuracy,
+    summary, n = report.summary, max(1, len(report.results))
+    reported = any(r.totals.get("timed_calls") or r.totals.get("prompt_reused") for r in report.results)
+    evaluated = sum(r.totals.get("prompt_evaluated", 0) for r in report.results) / n if reported else None
+    return ({"n": summary.n, "accuracy": summary.accuracy,
              "score": round(sum(values) / len(values), 6) if values else 0.0,
-             "mean_tokens": report.summary.mean_tokens, "failed": report.summary.n_failed},
-            {r.id: bool(r.correct) for r in report.results})
+             "mean_tokens": summary.mean_tokens,
+             "mean_prompt_tokens": round(summary.mean_tokens_by_kind.get("prompt_tokens", 0.0), 2),
+             "mean_completion_tokens": round(summary.mean_tokens_by_kind.get("completion_tokens", 0.0), 2),
+             "mean_prompt_evaluated": None if evaluated is None else round(evaluated, 2),
+             "calls": int(sum(r.totals.get("calls", 0) for r in report.results)), "failed": summary.n_failed},
+            {r.id: bool(r.correct) for r in report.results}, summary.wall_seconds)
 
 
 def _slice(data: DataConfig, problems: Sequence[dspy.Example], offset: int) -> dict[str, Any]:

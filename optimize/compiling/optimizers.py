@@ -1,21 +1,26 @@
-"""The DSPy side of compiling: the metric, its GEPA feedback, budgets, and the optimizers.
+"""The DSPy side of compiling: hiding idle predictors, budgets, and the optimizers as their authors run them.
 
-The metric is correctness (``data.grading``) minus ``token_penalty`` x tokens / 1000, the tokens
-read from a fresh ledger per problem (``Metered``). GEPA gets the same score plus text feedback
-(``CompileMetric.feedback``): gold vs predicted answer, the plan's steps and routing, failures
-and what the predictor being tuned produced. Budgets are explicit (``CompileConfig``) and
-``budget_warnings`` says when they are too small to mean anything.
+The metric and its GEPA feedback live in ``optimize.compiling.metric`` (re-exported here).
+Budgets are explicit (``CompileConfig``) and ``budget_warnings`` says when they are too small to
+mean anything.
 
-``optimizer`` maps to DSPy: bootstrap -> BootstrapFewShot, random-search ->
-BootstrapFewShotWithRandomSearch, mipro -> MIPROv2 (auto=None), gepa -> GEPA (the stages LM
-reflects), simba -> SIMBA, none -> no tuning. ``optimize.compiling.compile.compile_experiment`` adds the
-data split, evaluation, the saved directory and MLflow.
+``optimizer`` maps to DSPy 3.4 (``dspy/teleprompt``): bootstrap -> BootstrapFewShot, labeled ->
+LabeledFewShot, random-search -> BootstrapFewShotWithRandomSearch, mipro -> MIPROv2, gepa -> GEPA
+(reflecting with ``compile.reflection``, else the stages LM), simba -> SIMBA, none -> no tuning.
+
+With gold demos (``demos``: train problems with their worked solutions, ``optimize.compiling.gold``)
+each optimizer gets them the way its authors feed labelled data: LabeledFewShot and
+BootstrapFewShot take them as the trainset (labelled demos, and bootstrapping on them: a demo of
+the model's own is kept only when it is right within the cap); MIPROv2 bootstraps and proposes
+from them and scores candidates on the dev examples (its valset); GEPA reflects on them and
+tracks its Pareto front on the dev examples (its valset). Without gold demos, every optimizer
+works on the dev examples alone. ``optimize.compiling.compile.compile_experiment`` adds the data
+split, evaluation, the saved directory and MLflow.
 
 Example:
-    >>> metric = CompileMetric(token_penalty=0.1)
-    >>> ex = dspy.Example(problem="2+2?", answer="4").with_inputs("problem")
-    >>> metric(ex, dspy.Prediction(answer="4"))
-    1.0
+    >>> build_optimizer(CompileConfig(optimizer="labeled", gold_demos=8, max_labeled_demos=4), None,
+    ...                 prompt_lm=None, dev_size=8).k
+    4
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import dspy
 
+from optimize.compiling.metric import METRIC_DESCRIPTION, CompileMetric, Metered, describe_outcome, prediction_tokens
 from optimize.experiment import CompileConfig
 from program.ledger import Ledger, recording
 
@@ -36,11 +41,7 @@ __all__ = ["METRIC_DESCRIPTION", "Metered", "hidden", "CompileMetric", "predicti
 
 log = logging.getLogger(__name__)
 
-METRIC_DESCRIPTION = ("correct (data.grading: the answer field vs the gold answer, math-verify) minus "
-                      "token_penalty x total tokens (prompt + completion, all stages) / 1000; "
-                      "while bootstrapping demos: correct only")
-_DEMO_OPTIMIZERS = ("bootstrap", "random-search")
-_MAX_TEXT = 600  # characters of one model output quoted in GEPA feedback
+_DEMO_OPTIMIZERS = ("bootstrap", "labeled", "random-search")
 
 
 class _Idle:
@@ -84,118 +85,6 @@ def hidden(program: dspy.Module, names: Sequence[str]) -> Iterator[Callable[[dsp
             setattr(program, name, predictor)
 
 
-class Metered(dspy.Module):
-    """Runs ``program`` in a fresh token ledger per call and hangs the ledger on the prediction.
-
-    Optimizers call programs from worker threads, where no caller's ledger is active; this gives
-    every problem its own (as ``optimize.evaluation.evaluate`` does), so the metric can charge its tokens.
-    The wrapped program is ``.program``; its predictors appear as ``program.<name>``.
-    """
-
-    def __init__(self, program: dspy.Module) -> None:
-        super().__init__()
-        self.program = program
-
-    def forward(self, **inputs: Any) -> Any:
-        ledger = Ledger()
-        with recording(ledger):
-            prediction = self.program(**inputs)
-        if isinstance(prediction, dspy.Prediction):
-            prediction._scale_ledger = ledger  # an underscore attribute, not an output field
-        return prediction
-
-
-def prediction_tokens(prediction: Any) -> int:
-    """Total tokens of one prediction: from its ledger (``Metered``), else its trace's steps, else 0.
-
-    The trace fallback (a SCALE trace's per-step usage) misses the planning calls: prefer ``Metered``.
-    """
-    ledger = getattr(prediction, "_scale_ledger", None)
-    if isinstance(ledger, Ledger):
-        return int(ledger.totals()["total_tokens"])
-    trace = getattr(prediction, "trace", None) if isinstance(prediction, dspy.Prediction) else None
-    steps = trace.get("steps") or [] if isinstance(trace, dict) else []
-    usages = [s.get("usage") or {} for s in steps if isinstance(s, dict)]
-    return int(sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usages))
-
-
-@dataclass(frozen=True)
-class CompileMetric:
-    """The compile metric: ``correct - token_penalty * tokens / 1000`` (see ``METRIC_DESCRIPTION``).
-
-    Called with a ``trace`` (an optimizer bootstrapping demos) it returns correctness as a bool:
-    a penalised wrong answer is a negative float, which DSPy would read as a success.
-    """
-
-    token_penalty: float = 0.0
-
-    def __call__(self, example: Any, prediction: Any, trace: Any = None) -> float | bool:
-        correct = self.correct(example, prediction)
-        if trace is not None:
-            return correct
-        return float(correct) - self.token_penalty * prediction_tokens(prediction) / 1000
-
-    @staticmethod
-    def correct(example: Any, prediction: Any) -> bool:
-        from data.grading import metric
-
-        return prediction is not None and bool(metric(example, prediction))
-
-    def feedback(self, gold: Any, pred: Any, trace: Any = None, pred_name: str | None = None,
-                 pred_trace: Any = None) -> dspy.Prediction:
-        """GEPA's 5-argument metric: the score, and text saying what went wrong and where.
-
-        Example:
-            >>> out = CompileMetric().feedback(dspy.Example(answer="4"), dspy.Prediction(answer="5"))
-            >>> out.score, out.feedback.splitlines()[0]
-            (0.0, 'Wrong: the gold answer is 4, the program answered 5.')
-        """
-        score = self(gold, pred)
-        return dspy.Prediction(score=score, feedback=describe_outcome(gold, pred, self.token_penalty,
-                                                                         pred_name, pred_trace))
-
-
-def describe_outcome(gold: Any, pred: Any, token_penalty: float = 0.0, pred_name: str | None = None,
-                     pred_trace: Any = None) -> str:
-    """Feedback text: verdict, the plan's steps with difficulty and mode, failures, the tuned predictor's output."""
-    answer = getattr(pred, "answer", None) if pred is not None else None
-    if CompileMetric.correct(gold, pred):
-        lines = [f"Correct: the program answered {answer}, matching the gold answer {gold.answer}."]
-    else:
-        shown = answer if answer not in (None, "") else "nothing (no final answer)"
-        lines = [f"Wrong: the gold answer is {gold.answer}, the program answered {shown}."]
-    tokens = prediction_tokens(pred)
-    if tokens:
-        cost = f" (costing {token_penalty * tokens / 1000:.3f} of the score)" if token_penalty else ""
-        lines.append(f"It used {tokens} tokens{cost}.")
-    trace = getattr(pred, "trace", None) if isinstance(pred, dspy.Prediction) else None
-    if isinstance(trace, dict):
-        for step in trace.get("steps") or []:
-            lines.append(_describe_step(step))
-        for failure in trace.get("failures") or []:
-            if isinstance(failure, dict):
-                where = f" at step {failure['step'] + 1}" if failure.get("step") is not None else ""
-                lines.append(f"Problem in {failure.get('stage')}{where}: {failure.get('reason')}.")
-    if pred_name:
-        outputs = [dict(out) for _, _, out in (pred_trace or []) if hasattr(out, "items")]
-        if outputs:
-            text = "; ".join(str(o)[:_MAX_TEXT] for o in outputs)
-            lines.append(f"The predictor being tuned ({pred_name}) produced: {text}")
-    return "\n".join(lines)
-
-
-def _describe_step(step: Any) -> str:
-    if not isinstance(step, dict):
-        return f"Step: {str(step)[:_MAX_TEXT]}"
-    difficulty = step.get("difficulty")
-    score = difficulty.get("score") if isinstance(difficulty, dict) else difficulty
-    rated = f"difficulty {score:.2f}, " if isinstance(score, (int, float)) else ""
-    value = step.get("value")
-    result = f"result {value}" if value not in (None, "") else "NO result (no \\boxed{} answer)"
-    return (f"Step {int(step.get('index', 0)) + 1} ({rated}{step.get('mode', '?')}): "
-            f"{str(step.get('step', ''))[:_MAX_TEXT]} -> {result}")
-
-
 def budget_warnings(config: CompileConfig, dev_size: int, val_size: int = 0) -> list[str]:
     """Reasons the budgets are too small to mean anything (empty when they are fine).
 
@@ -211,7 +100,10 @@ def budget_warnings(config: CompileConfig, dev_size: int, val_size: int = 0) -> 
         found.append(f"dev set has {dev_size} problems (< 5): its score is noise, and so is what the optimizer "
                      "picks by it.")
     demos = c.max_bootstrapped_demos + c.max_labeled_demos
-    if c.optimizer in _DEMO_OPTIMIZERS and demos == 0:
+    if c.optimizer == "labeled" and c.max_labeled_demos == 0:
+        found.append("labeled puts max_labeled_demos gold demos in the prompt, and max_labeled_demos = 0: nothing "
+                     "will change.")
+    elif c.optimizer in _DEMO_OPTIMIZERS and demos == 0:
         found.append(f"{c.optimizer} tunes demos only, and max_bootstrapped_demos + max_labeled_demos = 0: "
                      "nothing will change.")
     if c.optimizer == "mipro" and (c.num_candidates < 2 or c.num_trials < 2):
@@ -237,7 +129,7 @@ def build_optimizer(config: CompileConfig, metric: Any, *, prompt_lm: Any, dev_s
     ``prompt_lm`` writes instructions (MIPROv2, SIMBA) and reflects (GEPA) unless ``reflection_lm``
     is given (``compile.reflection``): the stages LM.
     """
-    from dspy.teleprompt import GEPA, SIMBA, BootstrapFewShot, BootstrapFewShotWithRandomSearch, MIPROv2
+    from dspy.teleprompt import GEPA, SIMBA, BootstrapFewShot, BootstrapFewShotWithRandomSearch, LabeledFewShot, MIPROv2
 
     c = config
     demos = {"max_bootstrapped_demos": c.max_bootstrapped_demos, "max_labeled_demos": c.max_labeled_demos}
@@ -245,6 +137,8 @@ def build_optimizer(config: CompileConfig, metric: Any, *, prompt_lm: Any, dev_s
         return None
     if c.optimizer == "bootstrap":
         return BootstrapFewShot(metric=metric, max_rounds=1, **demos)
+    if c.optimizer == "labeled":
+        return LabeledFewShot(k=c.max_labeled_demos)
     if c.optimizer == "random-search":
         return BootstrapFewShotWithRandomSearch(metric=metric, num_candidate_programs=c.num_candidates,
                                                 num_threads=workers, **demos)
@@ -261,14 +155,21 @@ def build_optimizer(config: CompileConfig, metric: Any, *, prompt_lm: Any, dev_s
         return SIMBA(metric=metric, bsize=max(1, min(32, dev_size)), num_candidates=c.num_candidates,
                      max_steps=c.num_trials, max_demos=c.max_bootstrapped_demos, prompt_model=prompt_lm,
                      num_threads=workers)
-    raise ValueError(f"`optimizer={c.optimizer!r}` is not one of bootstrap, random-search, mipro, gepa, simba, none.")
+    raise ValueError(f"`optimizer={c.optimizer!r}` is not one of bootstrap, labeled, random-search, mipro, gepa, "
+                     "simba, none.")
+
+
 
 
 def optimize_program(program: dspy.Module, trainset: Sequence[dspy.Example], *, config: CompileConfig,
-                     prompt_lm: Any, workers: int = 1, metric: Any = None, reflection_lm: Any = None) -> dspy.Module:
-    """Run ``config.optimizer`` over ``program``'s predictors on ``trainset``; returns the tuned copy.
+                     prompt_lm: Any, workers: int = 1, metric: Any = None, reflection_lm: Any = None,
+                     demos: Sequence[dspy.Example] | None = None, spent: Ledger | None = None) -> dspy.Module:
+    """Run ``config.optimizer`` over ``program``'s predictors; returns the tuned copy.
 
-    Every problem the optimizer runs is metered (a fresh ledger), so ``token_penalty`` applies.
+    ``trainset``: the dev examples (what candidates are scored on). ``demos``: gold demos of the
+    program's one predictor (see the module docstring); None for none. Every problem the optimizer
+    runs is metered (a fresh ledger), so ``token_penalty`` and ``cap_penalty`` apply; ``spent``
+    receives every call made (the program's and the optimizer's own), for the cost of the compile.
     ``metric``: a stage's own metric (``optimize.compiling.stage``); default the compile metric.
     ``reflection_lm``: GEPA's reflection LM (``compile.reflection``); default ``prompt_lm``.
 
@@ -278,31 +179,37 @@ def optimize_program(program: dspy.Module, trainset: Sequence[dspy.Example], *, 
     """
     if not trainset:
         raise ValueError("`trainset` is empty: compile needs dev problems (--dev POOL:N).")
-    metric = metric or CompileMetric(config.token_penalty)
-    optimizer = build_optimizer(config, metric, prompt_lm=prompt_lm, dev_size=len(trainset), workers=workers,
+    metric = metric or CompileMetric(config.token_penalty, config.cap_penalty)
+    reflects_on = len(demos) if demos and config.optimizer == "gepa" else len(trainset)  # GEPA's minibatches
+    optimizer = build_optimizer(config, metric, prompt_lm=prompt_lm, dev_size=reflects_on, workers=workers,
                                 reflection_lm=reflection_lm)
     if optimizer is None:
         return program
     idle = list(getattr(program, "idle_predictors", list)())
     if idle:
         log.info("compile: not offering %s to the optimizer (this configuration never calls them)", ", ".join(idle))
-    with hidden(program, idle) as restore:
-        tuned = _compile(optimizer, program, trainset, config, prompt_lm)
+    with hidden(program, idle) as restore, recording(spent if spent is not None else Ledger()):
+        tuned = _compile(optimizer, Metered(program, spent), list(trainset), list(demos or []), config, prompt_lm)
         restore(tuned)
     return tuned
 
 
-def _compile(optimizer: Any, program: dspy.Module, trainset: Sequence[dspy.Example], config: CompileConfig,
-             prompt_lm: Any) -> dspy.Module:
-    student, train = Metered(program), list(trainset)
+def _compile(optimizer: Any, student: Metered, dev: list[dspy.Example], demos: list[dspy.Example],
+             config: CompileConfig, prompt_lm: Any) -> dspy.Module:
+    name = config.optimizer
     with dspy.context(lm=prompt_lm):  # for optimizer internals that use the default LM
-        if config.optimizer == "mipro":
-            # MIPROv2 holds out 80% of the trainset as its valset; minibatches need more than 35 of them.
+        if name == "labeled":  # the k shortest stay in their order; otherwise LabeledFewShot samples (seed 0)
+            tuned = optimizer.compile(student, trainset=demos, sample=config.shortest is None)
+        elif name == "mipro":
+            valset = dev if demos else None  # without gold demos MIPROv2 holds out 80 % of the dev set itself
             trials = {} if config.auto else {"num_trials": config.num_trials}
-            tuned = optimizer.compile(student, trainset=train, seed=config.seed, minibatch=int(len(train) * 0.8) > 35,
-                                      **trials)
-        elif config.optimizer == "simba":
-            tuned = optimizer.compile(student, trainset=train, seed=config.seed)
-        else:
-            tuned = optimizer.compile(student, trainset=train)
+            scored = len(dev) if demos else int(len(dev) * 0.8)
+            tuned = optimizer.compile(student, trainset=demos or dev, valset=valset, seed=config.seed,
+                                      minibatch=scored > 35, **trials)
+        elif name == "gepa":
+            tuned = optimizer.compile(student, trainset=demos or dev, valset=dev if demos else None)
+        elif name == "simba":
+            tuned = optimizer.compile(student, trainset=dev, seed=config.seed)
+        else:  # bootstrap, random-search: demos of the model's own (and labelled ones) from the trainset
+            tuned = optimizer.compile(student, trainset=demos or dev)
     return tuned.program

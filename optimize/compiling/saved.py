@@ -40,13 +40,15 @@ if TYPE_CHECKING:
 
     from program.clients.lm import Systems
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "PROGRAM_FILE", "CONFIG_FILE", "METADATA_FILE", "LoadedProgram", "Builder",
+__all__ = ["FORMAT", "FORMAT_VERSION", "PROGRAM_FILE", "CONFIG_FILE", "METADATA_FILE", "REJECTED_FILE", "LoadedProgram",
+           "Builder",
            "default_builder", "load_program", "save_program", "update_metadata", "read_metadata",
            "read_saved_config", "program_fingerprint", "package_versions"]
 
 FORMAT = "scale-tts/program"
 FORMAT_VERSION = 1
 PROGRAM_FILE, CONFIG_FILE, METADATA_FILE = "program.json", "config.yaml", "metadata.json"
+REJECTED_FILE = "rejected.json"  # left by `scale compile --keep-if-better` when it saved nothing
 _PACKAGES = ("dspy", "optuna", "mlflow", "litellm", "math-verify", "scale-tts")
 _RECOMPILE = "run `scale compile` again to write a fresh directory"
 
@@ -111,6 +113,7 @@ def save_program(program: dspy.Module, config: ExperimentConfig, directory: str 
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / REJECTED_FILE).unlink(missing_ok=True)  # an earlier --keep-if-better rejection no longer holds
     program_path = directory / PROGRAM_FILE
     program.save(str(program_path))  # .json suffix: DSPy writes JSON state, never a pickle
     state = json.loads(program_path.read_text(encoding="utf-8"))
@@ -147,6 +150,11 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
     if not directory.is_dir():
         raise SavedProgramError(f"{directory}: no such program directory. Pass a directory written by "
                                 f"`scale compile` (it holds {PROGRAM_FILE}, {CONFIG_FILE} and {METADATA_FILE}).")
+    if (directory / REJECTED_FILE).is_file() and not (directory / PROGRAM_FILE).is_file():
+        note = _read_json(directory / REJECTED_FILE)
+        why = note.get("note") if isinstance(note, dict) else None
+        raise SavedProgramError(f"{directory}: `scale compile --keep-if-better` saved no program here ({why}); see "
+                                f"{directory / REJECTED_FILE}.")
     for name in (PROGRAM_FILE, CONFIG_FILE, METADATA_FILE):
         if not (directory / name).is_file():
             raise SavedProgramError(f"{directory / name} is missing: {directory} is not a complete program "
