@@ -7,7 +7,13 @@ dropped connection). When the script runs out, ``default`` answers.
 
 For load tests it can act like a batching model server: every request takes ``latency`` seconds,
 at most ``slots`` are served at once (the rest queue), and ``served`` keeps each request's
-(start, end) times (``time.monotonic``) for throughput measurements.
+(start, end) times (``time.monotonic``) for throughput measurements. ``peak_in_flight`` is the most
+requests it held at once (received and not yet answered, queued ones included): what a client-side
+concurrency limit must keep at or under its limit.
+
+With ``total_slots`` it answers ``GET /props`` as llama.cpp's server does (tools/server/README.md,
+``GET /props``: ``total_slots`` is the slot count set by ``--parallel``, ``build_info`` the build);
+without it ``/props`` is a 404, as on servers that have no such route (vLLM, llama-cpp-python).
 
 Example:
     >>> import json, urllib.request
@@ -69,10 +75,14 @@ class FakeServer:
     # alternatives), or llama.cpp's refusal without --logits_all ("refuse").
     logprobs: str = "send"
     served: list[tuple[float, float]] = field(default_factory=list)
+    total_slots: int | None = None
+    build_info: str = "b0-fake"
+    peak_in_flight: int = 0
 
     def __post_init__(self) -> None:
         self._queue = list(self.script)
         self._lock = threading.Lock()
+        self._in_flight = 0
         self._server: ThreadingHTTPServer | None = None
         self._slots = threading.BoundedSemaphore(self.slots) if self.slots else None
 
@@ -85,16 +95,29 @@ class FakeServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                if self.path.rstrip("/").endswith("/props"):
+                    if owner.total_slots is None:
+                        owner._send(self, 404, {"error": {"message": "File Not Found", "type": "not_found_error"}})
+                    else:
+                        owner._send(self, 200, {"total_slots": owner.total_slots, "build_info": owner.build_info})
+                    return
                 owner._send(self, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                if owner._slots is None:
-                    owner._handle(self, body)
-                    return
-                with owner._slots:  # a busy server queues the request until a slot frees
-                    owner._handle(self, body)
+                with owner._lock:
+                    owner._in_flight += 1
+                    owner.peak_in_flight = max(owner.peak_in_flight, owner._in_flight)
+                try:
+                    if owner._slots is None:
+                        owner._handle(self, body)
+                        return
+                    with owner._slots:  # a busy server queues the request until a slot frees
+                        owner._handle(self, body)
+                finally:
+                    with owner._lock:
+                        owner._in_flight -= 1
 
         self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
