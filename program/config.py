@@ -61,6 +61,10 @@ class Endpoint:
         api_bases: several replicas of one model (e.g. four vLLM servers): requests are spread over
             them, a failing one is cooled down and its request retried on another
             (``program.clients.replicas``). ``api_base`` defaults to the first; give one or the other.
+        max_concurrency: requests sent to each server (replica) at once by this process, all its
+            worker threads together (``program.clients.limits``). None: the server's slot count where
+            it reports one (llama.cpp ``/props``), else a default by server kind (docs/concurrency.md).
+            1 sends one request at a time, as before concurrency inside a problem existed.
     """
 
     model: str
@@ -70,6 +74,7 @@ class Endpoint:
     retries: int = 3
     context_window: int | None = None
     api_bases: tuple[str, ...] = ()
+    max_concurrency: int | None = None
 
     def __post_init__(self) -> None:
         bases = (self.api_bases,) if isinstance(self.api_bases, str) else tuple(self.api_bases or ())
@@ -87,6 +92,11 @@ class Endpoint:
         _check_positive("timeout", self.timeout)
         _check_positive("retries", self.retries, allow_zero=True)
         _check_positive("context_window", self.context_window)
+        _check(self.max_concurrency is None or (isinstance(self.max_concurrency, int)
+                                                 and not isinstance(self.max_concurrency, bool)
+                                                 and self.max_concurrency >= 1),
+               f"`max_concurrency={self.max_concurrency!r}` must be a whole number >= 1 (requests at once per "
+               "server), or left out to take the server's slot count.")
         if self.api_key_env is not None:
             name = self.api_key_env
             # Not echoed whole: a value that is no variable name may well be the key itself.

@@ -13,6 +13,15 @@ soon as the answer is settled:
 With ``weight: confidence`` each vote weighs its trace's DeepConf lowest-window confidence (the
 samples then need logprobs); stopping still counts votes, since an unseen sample's weight is unknown.
 
+**Rounds.** On a server that takes several requests at once, ``vote(..., slots=...)`` draws in
+rounds: each round draws as many samples as there are free slots, or more when a one-by-one vote
+is sure to draw more (3 of a 5-sample majority vote before it can stop), and the stopping rule is
+checked between rounds. The outcome is the one-by-one vote's: the stopping rule is replayed over
+the drawn samples in index order, and the majority is taken over the samples up to where it
+stops. Samples drawn past that point (``extra_samples``, at most a round's size minus one) were
+paid for and are in the ledger, but do not vote, so answers do not depend on the server's slots.
+With one slot every round is one sample: exactly the one-by-one vote.
+
 Example:
     >>> from program.calls import Solution
     >>> replies = iter(["7", "7", "7", "3", "3"])
@@ -25,9 +34,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from program.calls import Solution
+from program.concurrent import run_all
 from program.confidence import lowest_group_confidence
 from program.config_methods import VoteConfig
 from program.tally import answer_key, tally
@@ -39,7 +50,11 @@ CONFIDENCE_WINDOW = 16  # tokens; a step's trace is short
 
 @dataclass(frozen=True)
 class VoteOutcome:
-    """The winning sample (its solution), every sample's answer and weight, and how many were drawn."""
+    """The winning sample (its solution), every sample's answer and weight, and how many were drawn.
+
+    ``rounds``: the samples drawn per round; ``extra_samples``: those drawn past the point where a
+    one-by-one vote would have stopped (they do not vote); ``at_once``: the most drawn at the same time.
+    """
 
     solution: Solution
     answer: str | None
@@ -49,11 +64,18 @@ class VoteOutcome:
     samples_max: int
     stopped_early: bool
     solutions: list[Solution] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)
+    extra_samples: int = 0
+    at_once: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"answer": self.answer, "answers": self.answers, "weights": self.weights,
                 "samples_used": self.samples_used, "samples_max": self.samples_max,
-                "stopped_early": self.stopped_early}
+                "stopped_early": self.stopped_early, **self.rounds_record()}
+
+    def rounds_record(self) -> dict[str, Any]:
+        """The rounds, for a trace: only when samples were drawn at once (a one-by-one vote has none)."""
+        return {"rounds": self.rounds, "extra_samples": self.extra_samples} if self.at_once > 1 else {}
 
 
 def settled(counts: Sequence[float], remaining: int, config: VoteConfig) -> bool:
@@ -95,14 +117,23 @@ def sample_settings(config: VoteConfig, index: int) -> dict[str, Any]:
     return settings
 
 
-def vote(draw: Callable[[int], Solution], config: VoteConfig, *, window: int = CONFIDENCE_WINDOW) -> VoteOutcome:
-    """Draw samples until settled (or all k), then the (weighted) majority. See the module docstring."""
-    solutions: list[Solution] = []
-    for i in range(config.samples):
-        solutions.append(draw(i))
-        counts = tally([s.answer for s in solutions])[1]
-        if config.adaptive and settled(counts, config.samples - len(solutions), config):
-            break
+def vote(draw: Callable[[int], Solution], config: VoteConfig, *, window: int = CONFIDENCE_WINDOW,
+         slots: Callable[[], int] | int = 1) -> VoteOutcome:
+    """Draw samples until settled (or all k), then the (weighted) majority. See the module docstring.
+
+    ``slots``: how many samples may be drawn at once now (the free slots of the server), or a number.
+    """
+    drawn: list[Solution] = []
+    rounds: list[int] = []
+    at_once, stop = 1, None
+    while stop is None and len(drawn) < config.samples:
+        free = max(1, slots() if callable(slots) else slots)
+        size = min(config.samples - len(drawn), max(free, _sure_to_draw(drawn, config)))
+        drawn += run_all([partial(draw, i) for i in range(len(drawn), len(drawn) + size)], free)
+        rounds.append(size)
+        at_once = max(at_once, min(free, size))
+        stop = _one_by_one_stop(drawn, len(drawn) - size, config)
+    solutions = drawn[:stop] if stop is not None else drawn
     answers = [s.answer for s in solutions]
     if config.weight == "confidence":
         weights = [lowest_group_confidence(s.logprobs, window) if s.logprobs else 0.0 for s in solutions]
@@ -112,4 +143,32 @@ def vote(draw: Callable[[int], Solution], config: VoteConfig, *, window: int = C
     chosen = next((s for s in solutions if winner is not None and s.answer is not None
                    and answer_key(s.answer) == answer_key(winner)), solutions[0])
     return VoteOutcome(chosen, winner, answers, weights, len(solutions), config.samples,
-                       len(solutions) < config.samples, solutions)
+                       len(solutions) < config.samples, solutions, rounds, len(drawn) - len(solutions), at_once)
+
+
+def _one_by_one_stop(drawn: Sequence[Solution], checked: int, config: VoteConfig) -> int | None:
+    """Where a one-by-one vote stops within ``drawn`` (its first ``checked`` samples did not settle it)."""
+    if not config.adaptive:
+        return None
+    for n in range(checked + 1, len(drawn) + 1):
+        if settled(tally([s.answer for s in drawn[:n]])[1], config.samples - n, config):
+            return n
+    return None
+
+
+def _sure_to_draw(drawn: Sequence[Solution], config: VoteConfig) -> int:
+    """Samples a one-by-one vote draws after ``drawn`` whatever they say: the fewest that could settle it.
+
+    Example:
+        >>> _sure_to_draw([], VoteConfig(samples=5))
+        3
+    """
+    remaining = config.samples - len(drawn)
+    if not config.adaptive:
+        return remaining
+    counts = tally([s.answer for s in drawn])[1]
+    leader, rest = (counts[0], counts[1:]) if counts else (0.0, [])
+    for more in range(1, remaining + 1):  # the best case: every new sample agrees with the leader
+        if settled(sorted([leader + more, *rest], reverse=True), remaining - more, config):
+            return more
+    return remaining

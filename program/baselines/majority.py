@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import dspy
 
 from program.calls import Failure, Shared, Solution, solve
+from program.clients import limits
 from program.config import VoteConfig
 from program.ledger import captured, usage_summary
 from program.signatures import SolveProblem
@@ -50,18 +51,19 @@ class MajorityVote(dspy.Module):
 
     def forward(self, problem: str) -> dspy.Prediction:
         """``Prediction(answer, solution, trace)``: the winning answer and one solution that gave it."""
-        failures: list[dict[str, object]] = []
+        lm = self._lm.value
 
         def draw(i: int) -> Solution:
-            result = solve(self.solver, self._lm.value, STAGE, config=sample_settings(self.vote, i), problem=problem)
-            if result.reason:
-                failures.append(Failure(STAGE, f"sample {i}: {result.reason}").to_dict())
-            return result
+            return solve(self.solver, lm, STAGE, config=sample_settings(self.vote, i), problem=problem)
 
         with captured() as calls:
-            outcome = vote(draw, self.vote)
+            outcome = vote(draw, self.vote, slots=lambda: limits.free(lm))
+        # Failures of the samples that voted, in sample order (samples drawn past the stop do not vote).
+        failures = [Failure(STAGE, f"sample {i}: {s.reason}").to_dict()
+                    for i, s in enumerate(outcome.solutions) if s.reason]
         votes = [{"sample": i, "answer": s.answer, "visible": s.text} for i, s in enumerate(outcome.solutions)]
         trace = {"method": "vote", "votes": votes, "answer": outcome.answer, "samples_used": outcome.samples_used,
-                 "samples_max": outcome.samples_max, "usage": usage_summary(calls), "failures": failures}
+                 "samples_max": outcome.samples_max, **outcome.rounds_record(), "usage": usage_summary(calls),
+                 "failures": failures}
         return dspy.Prediction(answer=outcome.answer or "", solution=outcome.solution.text if outcome.answer else "",
                                trace=trace)

@@ -9,6 +9,12 @@ Every request of the project passes here, which is where three promises are kept
 - **Usage survives the cache.** Responses are cached by us (not by DSPy, whose cache hits report
   no usage) together with the usage the server reported, so token accounting is the same whether
   or not the cache was warm. The ledger flags cache hits so a run can also report what it paid.
+- **No server gets more than its limit.** Each attempt holds a slot of the server's process-wide
+  limiter (``program.clients.limits``) while it is on the wire; the time spent waiting for the slot
+  is not counted in the call's seconds.
+- **A cached answer names its engine.** The cache key includes the server's kind and version when
+  it says them (llama.cpp's ``/props``, vLLM's ``/version``), so after the embedded engine changes
+  (or a server is upgraded) on the same URL, answers cached from the old one are not served.
 - **Secrets stay in the environment.** The API key is read from the variable the endpoint names,
   at call time, and is never part of a cache key, a log line or a saved file.
 """
@@ -30,7 +36,7 @@ from typing import Any  # noqa: E402
 import tenacity  # noqa: E402
 
 from program import ledger
-from program.clients import context, replicas  # noqa: E402
+from program.clients import context, limits, replicas  # noqa: E402
 from program.clients.failures import is_transient, refuses_logprobs  # noqa: E402
 from program.config import ConfigError, Endpoint  # noqa: E402
 from program.errors import LogprobsRefusedError, ServerError  # noqa: E402
@@ -328,6 +334,9 @@ def _failure_name(state: tenacity.RetryCallState) -> str:
 def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Completion:
     cache_key = {"_fn_identifier": "scale_tts.transport", **_with_sample(request)}
     if _CACHE_ENABLED:
+        engine = limits.server_identity(endpoint).cache_tag()
+        if engine:  # a server that says nothing keeps the keys it had before engines were told apart
+            cache_key["engine"] = engine
         import dspy
 
         hit = dspy.cache.get(cache_key)
@@ -335,6 +344,15 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
             result = Completion(**{k: v for k, v in hit.items() if k != "_scale_completion"}, cached=True)
             _record(endpoint, result, seconds=0.0)
             return result
+
+    limiter = limits.limiter_for(endpoint)
+    waited = 0.0
+
+    def attempt() -> Completion:
+        nonlocal waited
+        with limiter.slot() as wait:
+            waited += wait
+            return call()
 
     started = time.monotonic()
     retrying = tenacity.Retrying(
@@ -348,7 +366,7 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
         reraise=True,
     )
     try:
-        result = retrying(call)
+        result = retrying(attempt)
     except Exception as exc:
         if refuses_logprobs(exc):
             raise LogprobsRefusedError(f"The LLM server {endpoint.api_base or endpoint.model} does not return token "
@@ -359,7 +377,7 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
                 f"attempts ({type(exc).__name__}: {_short(exc)}). Check that it is running "
                 f"(curl {endpoint.api_base or '<api_base>'}/models) or raise `retries`/`timeout`.") from exc
         raise
-    seconds = time.monotonic() - started
+    seconds = time.monotonic() - started - waited
     _record(endpoint, result, seconds=seconds, server=replicas.last_server())
     if _CACHE_ENABLED and result.finish_reason != "error":
         import dspy

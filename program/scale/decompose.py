@@ -28,11 +28,14 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import dspy
 
 from program.calls import Failure, call, rollout
+from program.clients import limits
+from program.concurrent import run_all
 from program.config import ScaleConfig
 
 __all__ = ["Decomposition", "decompose_problem", "rewrite_problem", "sample_candidates", "select_candidate",
@@ -162,23 +165,33 @@ def sample_candidates(predictor: dspy.Predict, lm: dspy.LM, problem: str, *, k: 
                       temperature: float | None = None) -> tuple[list[list[str]], list[Failure]]:
     """Up to ``k`` decompositions. Attempt j of candidate i uses rollout id and seed ``i + j*k``.
 
+    The candidates are asked at once, up to the server's limit (``program.concurrent.run_all``);
+    the result is the sequential one: candidates and failures in index order.
+
     With k > 1, ``temperature`` (if given) replaces the LM's own: distinct seeds only give
     distinct candidates when sampling is not greedy.
     """
     sampling = {"temperature": temperature} if k > 1 and temperature is not None else {}
-    candidates: list[list[str]] = []
-    failures: list[Failure] = []
-    for i in range(k):
+
+    def candidate(i: int) -> tuple[list[str] | None, list[Failure]]:
+        failed: list[Failure] = []
         for attempt in range(retries + 1):
             result = call(predictor, lm, "decompose", config={**rollout(i + attempt * k), **sampling},
                           problem=problem)
             steps = [s.strip() for s in (result.prediction.steps or [])] if result.prediction is not None else []
             steps = [s for s in steps if s]
             if steps:
-                candidates.append(steps)
-                break
+                return steps, failed
             reason = result.reason or "the decomposition was empty"
-            failures.append(Failure("decompose", f"candidate {i + 1}, attempt {attempt + 1}: {reason}"))
+            failed.append(Failure("decompose", f"candidate {i + 1}, attempt {attempt + 1}: {reason}"))
+        return None, failed
+
+    # The k candidates are independent: they run at once, up to the server's limit, in index order.
+    candidates: list[list[str]] = []
+    failures: list[Failure] = []
+    for steps, failed in run_all([partial(candidate, i) for i in range(k)], limits.width(lm)):
+        candidates += [steps] if steps is not None else []
+        failures += failed
     return candidates, failures
 
 

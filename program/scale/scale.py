@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Protocol
 
 import dspy
 
 from program import ledger
 from program.calls import Failure, Shared, Solution, solve
+from program.clients import limits
 from program.clients.lm import Systems, build_systems
+from program.concurrent import run_all
 from program.config import ConfigError, ProgramConfig, ScaleConfig, VoteConfig
 from program.ledger import captured, usage_summary
 from program.scale.decompose import Decomposition, decompose_problem
@@ -247,13 +250,14 @@ class Scale(dspy.Module):
             failures = list(decomposition.failures)
             difficulties = None
             if self.scores_up_front():
-                difficulties = []
-                for i, step in enumerate(decomposition.steps):
-                    verdict = self.source.assess(self, StepView(
-                        problem, render_steps(decomposition.steps[:i]), step, is_last=i == len(decomposition.steps) - 1,
-                        index=i))
-                    difficulties.append(verdict.difficulty)
-                    failures += verdict.failures
+                steps = decomposition.steps
+                views = [StepView(problem, render_steps(steps[:i]), step, is_last=i == len(steps) - 1, index=i)
+                         for i, step in enumerate(steps)]
+                # Up-front ratings are independent of each other: at once, up to the server's limit.
+                verdicts = run_all([partial(self.source.assess, self, view) for view in views],
+                                   limits.width(self.systems.stages))
+                difficulties = [verdict.difficulty for verdict in verdicts]
+                failures += [failure for verdict in verdicts for failure in verdict.failures]
         plan = Plan(problem, decomposition, difficulties, failures, list(calls.calls), settings)
         if cache is not None:
             cache.put(problem, plan)
@@ -324,7 +328,7 @@ class Scale(dspy.Module):
             return solve(self.system2, lm, "system2", config=sample_settings(config, i), problem=seen,
                          earlier_steps=earlier, current_step=step)
 
-        return vote(draw, config, window=self.config.confidence_window)
+        return vote(draw, config, window=self.config.confidence_window, slots=lambda: limits.free(lm))
 
     def _assess(self, plan: Plan, problem: str, seen: str, done: list[StepResult], index: int) -> Assessment | None:
         """The step's verdict: from the plan (up front), now (solved context), or none (uniform)."""

@@ -15,12 +15,15 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from program import ledger
 from program.clients.engine import request_messages, to_response
+from program.clients.limits import Limiter
 from program.clients.lm import Systems, lm_from_engine
 from program.clients.transport import Completion
 
@@ -42,14 +45,43 @@ def chat_fields(**fields: Any) -> str:
 
 @dataclass
 class FunctionEngine:
-    """An engine that answers with ``responder(messages)``; keeps every request it saw."""
+    """An engine that answers with ``responder(messages)``; keeps every request it saw.
+
+    ``max_concurrency`` > 1 makes it a server with that many slots (``limiter``, as
+    ``program.clients.limits`` gives a real endpoint), so the calls of one problem run at once;
+    ``peak_in_flight`` is the most it answered at the same time.
+    """
 
     responder: Responder
     name: str = "function"
     requests: list[list[dict[str, str]]] = field(default_factory=list)
     configs: list[Any] = field(default_factory=list)
+    max_concurrency: int = 1
+    peak_in_flight: int = 0
+
+    def __post_init__(self) -> None:
+        self.limiter = Limiter(self.max_concurrency) if self.max_concurrency > 1 else None
+        self._lock = threading.Lock()
+        self._in_flight = 0
 
     def complete(self, request: Any) -> Any:
+        if self.limiter is None:
+            return self._answer(request)
+        with self.limiter.slot(), self._counted():
+            return self._answer(request)
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _answer(self, request: Any) -> Any:
         messages = request_messages(request)
         self.requests.append(messages)
         self.configs.append(request.config)
@@ -70,9 +102,9 @@ class FunctionEngine:
         pass
 
 
-def function_lm(responder: Responder, name: str = "function", **defaults: Any) -> Any:
+def function_lm(responder: Responder, name: str = "function", *, max_concurrency: int = 1, **defaults: Any) -> Any:
     """A ``dspy.LM`` driven by ``responder``; its engine is at ``lm.engine``."""
-    return lm_from_engine(FunctionEngine(responder, name), name, **defaults)
+    return lm_from_engine(FunctionEngine(responder, name, max_concurrency=max_concurrency), name, **defaults)
 
 
 def scripted_systems(stages: Responder, system1: Responder, system2: Responder | None = None) -> Systems:

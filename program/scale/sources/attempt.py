@@ -35,9 +35,12 @@ Example:
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 from program.calls import Solution, rollout, solve
+from program.clients import limits
+from program.concurrent import run_all
 from program.confidence import agreement, confidence_difficulty, lowest_group_confidence, mean_logprob
 from program.config import ConfigError
 from program.ledger import captured
@@ -68,23 +71,29 @@ class AttemptSource(DifficultySource):
                               "attempt; set `lm.system1.max_tokens`.")
         settings: dict[str, Any] = {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if option in (
             "deepconf", "mean_logprob") else {}
-        with captured() as calls:
-            try:
-                first = solve(host.system1, lm, STAGE, config=settings, problem=step.problem,
-                              earlier_steps=step.earlier_steps, current_step=step.current_step)
-            except Exception as exc:
-                if refused_logprobs(exc):
-                    raise NoLogprobsError(f"{self.name}:{option}") from exc
-                raise
-        length = float(calls.totals()["completion_tokens"])
+        lengths: dict[int, float] = {}
+
+        def attempt_at(i: int) -> Solution:  # 0: the attempt; 1, 2, ...: agreement's other samples
+            sampling = settings if i == 0 else {**rollout(i), "temperature": config.attempt_temperature}
+            with captured() as calls:
+                try:
+                    solution = solve(host.system1, lm, STAGE, config=sampling, problem=step.problem,
+                                     earlier_steps=step.earlier_steps, current_step=step.current_step)
+                except Exception as exc:
+                    if refused_logprobs(exc):
+                        raise NoLogprobsError(f"{self.name}:{option}") from exc
+                    raise
+            lengths[i] = float(calls.totals()["completion_tokens"])
+            return solution
+
+        # Agreement's samples are independent of each other: at once, up to the server's limit.
+        n = config.attempt_samples if option == "agreement" else 1
+        samples = run_all([partial(attempt_at, i) for i in range(n)], limits.width(lm))
+        first, length = samples[0], lengths[0]
         signals = {"attempt_length": length, "attempt_ratio": round(length / cap, 6),
                    "attempt_capped": float(length >= cap), "attempt_no_answer": float(first.answer is None)}
         attempt, calls_made = first, 1
         if option == "agreement" and config.attempt_samples > 1:
-            samples = [first] + [
-                solve(host.system1, lm, STAGE, config={**rollout(i), "temperature": config.attempt_temperature},
-                      problem=step.problem, earlier_steps=step.earlier_steps, current_step=step.current_step)
-                for i in range(1, config.attempt_samples)]
             calls_made = len(samples)
             spread, winner = agreement([s.answer for s in samples])
             signals["attempt_agreement"] = round(1.0 - spread, 6)
