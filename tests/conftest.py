@@ -34,8 +34,9 @@ def _no_real_llm_requests(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
     """
     import litellm
 
-    from program.clients import transport
+    from program.clients import limits, transport
 
+    limits.forget()  # a port a finished test's server used may be reused by another server
     monkeypatch.setitem(transport.RETRY_WAIT, "multiplier", 0.001)
     monkeypatch.setitem(transport.RETRY_WAIT, "max", 0.01)
     if request.node.get_closest_marker("integration") or request.node.get_closest_marker("fake_server"):

@@ -82,12 +82,16 @@ def solver(messages: list[dict[str, str]]) -> str:
     return f"3 + 5 - 2 = {value}{filler}, so \\boxed{{{value}}}."
 
 
-def run_case(name: str) -> dict[str, Any]:
+def run_case(name: str, max_concurrency: int = 1) -> dict[str, Any]:
+    """One case's answers, traces, ledgers and requests; ``max_concurrency`` > 1 runs each problem's
+    independent calls at once (tests/unit/test_concurrency.py compares that run with this file)."""
     config, options = CASES[name]
-    systems = Systems(stages=function_lm(stages, "stages"), system1=function_lm(solver, "system1", max_tokens=256),
-                      system2=function_lm(solver, "system2", max_tokens=1024))
+    n = max_concurrency
+    systems = Systems(stages=function_lm(stages, "stages", max_concurrency=n),
+                      system1=function_lm(solver, "system1", max_concurrency=n, max_tokens=256),
+                      system2=function_lm(solver, "system2", max_concurrency=n, max_tokens=1024))
     if config.method == "bf":
-        options = {**options, "lm": function_lm(solver, "bf")}
+        options = {**options, "lm": function_lm(solver, "bf", max_concurrency=n)}
     program = build_program(config, systems, **options)
     out: list[dict[str, Any]] = []
     for problem in PROBLEMS:
