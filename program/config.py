@@ -63,8 +63,8 @@ class Endpoint:
             (``program.clients.replicas``). ``api_base`` defaults to the first; give one or the other.
         max_concurrency: requests sent to each server (replica) at once by this process, all its
             worker threads together (``program.clients.limits``). None: the server's slot count where
-            it reports one (llama.cpp ``/props``), else a default by server kind (docs/concurrency.md).
-            1 sends one request at a time, as before concurrency inside a problem existed.
+            it reports one (llama.cpp ``/props``), else a default by server kind; a server of unknown
+            kind gets no limit and one request at a time inside a problem, as before (docs/concurrency.md).
     """
 
     model: str

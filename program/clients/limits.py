@@ -12,10 +12,12 @@ The limit is ``Endpoint.max_concurrency``, else what the server says, else a def
 
 ==================  =====================================================================
 llama.cpp           ``total_slots`` of ``GET /props`` (tools/server/README.md): its ``--parallel``
-vLLM, SGLang        32: they batch far more (vLLM's ``max_num_seqs``); 32 lets 4 workers run k = 8 at once
-Ollama              1: ``OLLAMA_NUM_PARALLEL``'s usual setting; set ``max_concurrency`` to yours
-hosted API          8 (no ``api_base``): rate limits answer 429, which the transport retries
-anything else       1: a server that says nothing may serialise (llama-cpp-python's does)
+vLLM, SGLang        256: vLLM's ``max_num_seqs`` default (vllm/engine/arg_utils.py; 1024 on
+                    70 GiB GPUs); past its batch a server queues, so a higher limit gains nothing
+hosted API          64 (no ``api_base``): rate limits answer 429, which the transport retries
+Ollama, unknown     no limit, and one request at a time inside a problem: exactly as before this
+                    module (``--workers N`` sends N at once). Set ``max_concurrency`` to the
+                    server's slots (Ollama: ``OLLAMA_NUM_PARALLEL``) to run a problem's calls at once
 ==================  =====================================================================
 
 The kind comes from ``server_identity``: the litellm provider prefix, llama.cpp's ``/props``,
@@ -46,8 +48,10 @@ __all__ = ["DEFAULTS", "Identity", "Limiter", "for_lm", "forget", "free", "limit
 
 log = logging.getLogger(__name__)
 
-# Requests at once by server kind, when the server does not report its slots (see the table above).
-DEFAULTS: dict[str, int] = {"llama.cpp": 1, "vllm": 32, "sglang": 32, "ollama": 1, "api": 8, "unknown": 1}
+# Requests at once by server kind, when the server does not report its slots (see the table above);
+# None: no limit, one request at a time inside a problem.
+DEFAULTS: dict[str, int | None] = {"llama.cpp": 1, "vllm": 256, "sglang": 256, "api": 64, "ollama": None,
+                                   "unknown": None}
 _OWNED_BY = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llama.cpp"}
 
 
@@ -67,6 +71,9 @@ class Identity:
 class Limiter:
     """A counting semaphore that also says how many of its slots are free (for vote rounds).
 
+    ``limit`` None: no limit (a server of unknown kind): nothing waits, and ``width`` is 1, so the
+    calls of a problem are sent one at a time, as before concurrency inside a problem.
+
     Example:
         >>> limiter = Limiter(2)
         >>> with limiter.slot():
@@ -74,15 +81,22 @@ class Limiter:
         1
     """
 
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
+    def __init__(self, limit: int | None) -> None:
+        if limit is not None and limit < 1:
             raise ValueError(f"a limiter needs at least one slot, got {limit}")
         self.limit = limit
         self._busy = 0
         self._changed = threading.Condition()
 
+    @property
+    def width(self) -> int:
+        """How many calls of one problem may run at once."""
+        return self.limit or 1
+
     def free(self) -> int:
-        """Slots free right now (a snapshot: other threads may take them)."""
+        """Slots free right now (a snapshot: other threads may take them); 1 without a limit."""
+        if self.limit is None:
+            return 1
         with self._changed:
             return self.limit - self._busy
 
@@ -91,7 +105,7 @@ class Limiter:
         """Hold one slot, waiting for it; yields the seconds spent waiting."""
         started = time.monotonic()
         with self._changed:
-            while self._busy >= self.limit:
+            while self.limit is not None and self._busy >= self.limit:
                 self._changed.wait()
             self._busy += 1
         try:
@@ -117,13 +131,15 @@ def limiter_for(endpoint: Endpoint) -> Limiter:
     with _LOCK:
         found = _LIMITERS.get(key)
     if found is not None:
-        if endpoint.max_concurrency is not None and found.limit != endpoint.max_concurrency * len(key):
-            log.warning("max_concurrency=%d for %s is ignored: this process already limits that server to %d",
-                        endpoint.max_concurrency, key[0], found.limit // len(key))
+        wanted = None if endpoint.max_concurrency is None else endpoint.max_concurrency * len(key)
+        if wanted is not None and found.limit != wanted:
+            log.warning("max_concurrency=%d for %s is ignored: this process already limits that server to %s",
+                        endpoint.max_concurrency, key[0],
+                        "nothing" if found.limit is None else found.limit // len(key))
         return found
     per_server = endpoint.max_concurrency or _default_limit(endpoint)
     with _LOCK:
-        return _LIMITERS.setdefault(key, Limiter(per_server * len(key)))
+        return _LIMITERS.setdefault(key, Limiter(None if per_server is None else per_server * len(key)))
 
 
 def for_lm(lm: Any) -> Limiter | None:
@@ -145,7 +161,7 @@ def width(lm: Any) -> int:
         1
     """
     limiter = for_lm(lm)
-    return 1 if limiter is None else limiter.limit
+    return 1 if limiter is None else limiter.width
 
 
 def free(lm: Any) -> int:
@@ -193,9 +209,9 @@ def forget() -> None:
 
 # --- internals -------------------------------------------------------------------------------
 
-def _default_limit(endpoint: Endpoint) -> int:
+def _default_limit(endpoint: Endpoint) -> int | None:
     identity = server_identity(endpoint)
-    return identity.slots or DEFAULTS.get(identity.kind, 1)
+    return identity.slots or DEFAULTS.get(identity.kind)
 
 
 def _root(api_base: str) -> str:

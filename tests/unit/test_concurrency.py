@@ -91,13 +91,19 @@ def test_limiter_is_never_exceeded_by_many_threads() -> None:
             with lock:
                 busy[0] += 1
                 peak[0] = max(peak[0], busy[0])
-            time.sleep(0.01)
+            time.sleep(0.05)
             with lock:
                 busy[0] -= 1
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         list(pool.map(lambda _: hold(), range(40)))
     assert peak[0] == 3 and limiter.free() == 3
+
+    # No limit (a server of unknown kind): the workers' requests are not serialised.
+    limiter, peak[0] = limits.Limiter(None), 0
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: hold(), range(8)))
+    assert peak[0] > 3 and limiter.free() == limiter.width == 1
 
 
 def test_max_concurrency_is_validated() -> None:
@@ -112,7 +118,8 @@ def test_default_limit_is_llama_cpp_slot_count_else_by_server_kind(monkeypatch: 
         slotted, silent = Endpoint("openai/m", api_base=llama.api_base), Endpoint("openai/m", api_base=quiet.api_base)
         assert limits.limiter_for(slotted).limit == 3
         assert limits.server_identity(slotted).cache_tag() == "llama.cpp b6000-abc"
-        assert limits.limiter_for(silent).limit == 1  # says nothing
+        assert limits.limiter_for(silent).limit is None  # says nothing: no limit, as before,
+        assert limits.limiter_for(silent).width == 1  # and one call at a time inside a problem
         assert limits.server_identity(silent).cache_tag() == ""
         # An explicit limit wins; the replicas of one endpoint share one limiter of limit x replicas.
         assert limits.limiter_for(Endpoint("openai/x", api_base=llama.api_base + "/", max_concurrency=5)).limit == 5
