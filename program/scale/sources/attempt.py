@@ -8,7 +8,7 @@ failed where anyone can see. Otherwise ``ScaleConfig.attempt_confidence`` decide
 - ``mean_logprob``: ``1 - exp(mean token logprob)``;
 - ``agreement``: ``attempt_samples`` System 1 samples (the first greedy, the others at
   ``attempt_temperature`` with their own seeds); 1 - largest agreeing share. A step that is not
-  escalated keeps the majority's solution.
+  escalated keeps the majority's solution. The samples are sent at once, up to the server's limit.
 
 SCALE re-solves a step whose score is above tau with System 2; otherwise the attempt is the
 step's solution. Its tokens are booked to the step (stage ``system1``) either way.
