@@ -46,6 +46,10 @@ def _no_real_llm_requests(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         raise AssertionError("A unit test tried to call a real LLM. Use program.testing (function_lm, "
                              "scripted_systems) or mark the test @pytest.mark.integration.")
 
+    def no_probe(url: str, timeout: float) -> None:
+        raise OSError(f"unit tests ask no server ({url}); a server that says nothing is of unknown kind")
+
+    monkeypatch.setattr(limits, "_get", no_probe)  # the server-kind questions of program.clients.limits
     monkeypatch.setattr(litellm, "completion", blocked)
     monkeypatch.setattr(litellm, "text_completion", blocked)
     monkeypatch.setattr(transport, "_CACHE_ENABLED", False)
