@@ -5,8 +5,8 @@
   rating; ``sources/``: every difficulty source; ``routing``: the threshold rule;
 - ``steps``: what a step sees of the earlier ones; ``cascade``: the whole problem as one step.
 
-May import: ``program.clients``, ``program.calls``, ``program.voting``, ``program.signatures``, the
-config and the ledger. Not the baselines, ``program.methods`` or the test doubles.
+May import: ``program.clients``, ``program.calls``, ``program.concurrent``, ``program.voting``,
+``program.signatures``, the config and the ledger. Not the baselines, ``program.methods`` or the test doubles.
 
 Example:
     >>> from program.scale import Scale
