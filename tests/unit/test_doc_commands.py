@@ -8,8 +8,9 @@ start with ``scale``. A command in a code block is a line to copy: it must parse
 run --program`` refuses it"): its sub-command and every option it names must exist, and it must parse
 whole if it gives values. Nothing is parsed with ``--help`` (argparse exits 0 on ``--help`` whatever
 else is wrong): a ``--help`` is dropped from the line first. Placeholders written in capitals (``DIR``,
-``K``, ``"PROBLEM"``) stand for a value and are parsed as ``1``, which every option of ours that takes
-a value accepts; a ``...`` (more arguments elided) is dropped. Spans that are clearly not one command
+``K``, ``"PROBLEM"``) stand for a value: after an option with choices (``--method NAME``) they are
+parsed as its first choice, anywhere else as ``1``, which every other option of ours that takes a value
+accepts; a ``...`` (more arguments elided) is dropped. Spans that are clearly not one command
 (``scale eval/compile/run --config``: several commands named at once) are skipped.
 """
 
@@ -75,7 +76,7 @@ def _scale_args(command: str) -> list[str] | None:
         return None
     if not words or words[0] != "scale":
         return None
-    args = ["1" if PLACEHOLDER.fullmatch(a) else a for a in words[1:] if a not in {"--help", "..."}]
+    args = [a for a in words[1:] if a not in {"--help", "..."}]
     if not args or "/" in args[0] and not args[0].startswith("-"):
         return None  # `scale` (`scale --help`) alone, or several sub-commands at once (`scale eval/compile`)
     return args
@@ -96,12 +97,28 @@ def _commands(kind: str) -> list[tuple[str, list[str]]]:
 BLOCKS, SPANS = _commands("block"), _commands("inline")
 
 
+def _sub_commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def _with_values(args: list[str]) -> list[str]:
+    """``args`` with each capitalised placeholder replaced by a value its option accepts."""
+    parser = build_parser()
+    command = _sub_commands(parser).get(args[0])
+    options = {**parser._option_string_actions, **(command._option_string_actions if command else {})}
+    filled = []
+    for before, arg in zip(["", *args[:-1]], args, strict=True):
+        choices = getattr(options.get(before), "choices", None)
+        filled.append((str(next(iter(choices))) if choices else "1") if PLACEHOLDER.fullmatch(arg) else arg)
+    return filled
+
+
 def _parse_error(args: list[str]) -> str | None:
     """argparse's complaint about ``scale ARGS`` (its last line), or None when they parse."""
     errors = io.StringIO()
     try:
         with contextlib.redirect_stderr(errors):
-            build_parser().parse_args(args)
+            build_parser().parse_args(_with_values(args))
     except SystemExit as exc:
         lines = errors.getvalue().strip().splitlines()
         return f"exit {exc.code}: {lines[-1] if lines else ''}"
@@ -111,7 +128,7 @@ def _parse_error(args: list[str]) -> str | None:
 def _unknown_names(args: list[str]) -> list[str]:
     """The sub-command, or the options of it, that ``scale ARGS`` names and the CLI does not have."""
     parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    commands = _sub_commands(parser)
     if args[0] not in commands:
         return [args[0]]
     known = set(commands[args[0]]._option_string_actions) | set(parser._option_string_actions)
@@ -150,5 +167,7 @@ def test_a_wrong_flag_fails_here() -> None:
 
 def test_placeholders_and_continuations_are_read() -> None:
     text = "```bash\nscale run --program DIR \\\n    \"PROBLEM\"   # a comment\n```\n`scale eval/compile --config`\n"
-    assert [(n, _scale_args(c)) for n, c in _shell_lines(text)] == [(2, ["run", "--program", "1", "1"])]
+    assert [(n, _scale_args(c)) for n, c in _shell_lines(text)] == [(2, ["run", "--program", "DIR", "PROBLEM"])]
+    assert _with_values(["run", "--program", "DIR", "PROBLEM"]) == ["run", "--program", "1", "1"]
+    assert _with_values(["eval", "--method", "NAME", "--limit", "N"]) == ["eval", "--method", "scale", "--limit", "1"]
     assert [_scale_args(span) for _, span in _inline_spans(text)] == [None]
