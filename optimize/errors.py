@@ -1,7 +1,7 @@
 """Which exceptions are the user's to fix (printed as one line by the CLI, no traceback), and the
 exit statuses of the ``scale`` command.
 
-Exit statuses (the CLI's and the README's "Exit statuses"):
+Exit statuses (the CLI's, and "Exit statuses" in docs/RELIABILITY.md):
 
 - ``EXIT_OK`` (0): the command finished; every problem it evaluated was answered (right or wrong).
 - 1: an unexpected error (a bug: the traceback is printed).
