@@ -89,7 +89,7 @@ def test_modules_import_each_other_in_no_circle() -> None:
 PROGRAM_LAYERS: list[tuple[str, ...]] = [
     ("program.errors", "program.validation", "program.lazy", "program.moved"),
     ("program.config", "program.config_data", "program.config_methods", "program.presets"),
-    ("program.ledger", "program.tally", "program.confidence"),
+    ("program.ledger", "program.tally", "program.confidence", "program.concurrent"),
     ("program.clients", "program.serving"),
     ("program.adapter", "program.signatures", "program.calls"),
     ("program.voting",),
@@ -136,6 +136,7 @@ def test_every_program_module_has_a_layer() -> None:
 @pytest.mark.parametrize("module", PROGRAM_MODULES)
 def test_no_program_module_imports_a_higher_layer_of_program(module: str) -> None:
     layer = _program_layer(module)
+    assert layer >= 0, f"{module} belongs to no layer: add it to PROGRAM_LAYERS in {Path(__file__).name}"
     upward = sorted(d for d in PROGRAM_IMPORTS[module] if d.split(".")[0] == "program" and _program_layer(d) > layer)
     assert not upward, (f"{module} (layer {PROGRAM_LAYERS[layer]}) imports {upward} from a higher layer: move the "
                         "shared piece down, or pass it in (layers: PROGRAM_LAYERS in tests/unit/test_layering.py)")
