@@ -43,6 +43,11 @@ _NUMBERED = re.compile(r"^(?:(?:step|sub-?problem|part)\s*)?\(?(\d{1,2})\)?(?:[.
                        r"^(?:step|sub-?problem|part)\s+(\d{1,2})\s+(\S.*)$", re.I)
 _BULLET = re.compile(r"^[-*•]\s+(\S.*)$")
 _NUMBER = re.compile(r"(?<![\w.])(-?(?:\d+(?:\.\d+)?|\.\d+))(?:\s*/\s*(\d+(?:\.\d+)?))?(\s*%)?")
+# parse_index: a whole number; one named as the pick; what follows a number that counts the candidates.
+_WHOLE_NUMBER = re.compile(r"(?<![\w.])(\d+)(?![\d.]\d)")
+_NAMED_INDEX = re.compile(r"(?:\bcandidate|\boption|\bdecomposition|#)\s*(?:number\s*|no\.\s*)?(\d+)(?![\d.]\d)",
+                          re.IGNORECASE)
+_COUNTED = re.compile(r"\s+(?:candidates|options|decompositions|choices)\b", re.IGNORECASE)
 
 
 class ParseError(AdapterParseError):
@@ -106,11 +111,23 @@ def parse_number(text: str) -> float:
 
 
 def parse_index(text: str) -> int:
-    """The first whole number in a reply ("Candidate 2 is best" -> 2). Raises ``ValueError`` if none."""
-    match = re.search(r"(?<![\w.])(\d+)(?![\d.]\d)", text)
-    if match is None:
-        raise ValueError("no number in the reply")
-    return int(match.group(1))
+    """The number a reply picks: the one after "Candidate"/"#", else the first that counts nothing.
+
+    A judge's reply often says how many there were before naming its pick ("Of the 3 candidates,
+    2 is best"): a number followed by "candidates" (or "options", "decompositions") is a count,
+    not a choice. Raises ``ValueError`` if no number is left.
+
+    Example:
+        >>> parse_index("Of the 3 candidates, 2 is best"), parse_index("Candidate 2"), parse_index("7")
+        (2, 2, 7)
+    """
+    named = _NAMED_INDEX.search(text)
+    if named is not None:
+        return int(named.group(1))
+    for match in _WHOLE_NUMBER.finditer(text):
+        if not _COUNTED.match(text, match.end()):
+            return int(match.group(1))
+    raise ValueError("no number in the reply")
 
 
 def _unfence(text: str) -> str:

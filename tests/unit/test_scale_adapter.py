@@ -143,3 +143,11 @@ def test_an_unreadable_reply_becomes_a_reason_not_an_exception() -> None:
     attempt = call(dspy.Predict(AssessDifficulty), function_lm(lambda m: ""), "difficulty", problem="P",
                    earlier_steps="", current_step="S")
     assert not attempt.ok and attempt.reason
+
+
+@pytest.mark.parametrize(("reply", "index"), [
+    ("Of the 3 candidates, 2 is best", 2), ("Candidate 2", 2), ("Candidate 2 is the best.", 2),
+    ("After comparing all 4 decompositions: candidate #3.", 3), ("1", 1), ("The best is 2 of 3.", 2),
+])
+def test_index_is_the_pick_not_the_count(reply: str, index: int) -> None:
+    assert parse_index(reply) == index
