@@ -4,8 +4,8 @@ Example:
     >>> from program.config import ProgramConfig
     >>> from program.testing import scripted_systems
     >>> program = build_program(ProgramConfig(method="system2"), scripted_systems(str, str))
-    >>> program.config.threshold
-    -1.0
+    >>> program.config.threshold, program(problem="2 + 2?").trace["method"]
+    (-1.0, 'system2')
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ def build_program(config: ProgramConfig, systems: Systems | None = None, **optio
         return Cascade(config.scale, systems, vote=config.vote, **options)
     if method in ("system1", "system2"):
         uniform = replace(config.scale, threshold=1.0 if method == "system1" else -1.0, last_step_score=None)
-        return Scale(uniform, systems, assess_difficulty=False, vote=config.vote, **options)
+        program = Scale(uniform, systems, assess_difficulty=False, vote=config.vote, **options)
+        program.method = method  # its traces say which uniform method ran, not "scale"
+        return program
     if method == "cot":
         return CoT(systems.system1)
     if method == "vote":

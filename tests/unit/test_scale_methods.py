@@ -47,7 +47,7 @@ def test_uniform_methods_are_scale_at_tau_one_and_minus_one_without_scoring(meth
     ledger = Ledger()
     with recording(ledger):
         prediction = program(problem=PROBLEM)
-    assert {s["mode"] for s in prediction.trace["steps"]} == {mode}
+    assert {s["mode"] for s in prediction.trace["steps"]} == {mode} and prediction.trace["method"] == method
     assert set(ledger.by_stage()) == {"decompose", mode}
 
 
