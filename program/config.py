@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 from program.config_methods import InftyThinkConfig, VoteConfig
-from program.validation import ConfigError, _check, _check_positive, _check_probability, check_known_keys
+from program.validation import ConfigError, check, check_known_keys, check_positive, check_probability
 
 __all__ = [
     "ConfigError",
@@ -78,29 +78,29 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         bases = (self.api_bases,) if isinstance(self.api_bases, str) else tuple(self.api_bases or ())
-        _check(all(isinstance(b, str) and b.startswith(("http://", "https://")) for b in bases),
+        check(all(isinstance(b, str) and b.startswith(("http://", "https://")) for b in bases),
                f"`api_bases` must be a list of server URLs like http://gpu1:8000/v1; got {list(bases)!r}.")
-        _check(len(set(bases)) == len(bases), f"`api_bases` lists a server twice: {list(bases)!r}.")
-        _check(not bases or self.api_base in (None, bases[0]),
+        check(len(set(bases)) == len(bases), f"`api_bases` lists a server twice: {list(bases)!r}.")
+        check(not bases or self.api_base in (None, bases[0]),
                "give `api_base` (one server) or `api_bases` (replicas), not both.")
         object.__setattr__(self, "api_bases", bases)  # a YAML list becomes a tuple: the config stays hashable
         if bases and self.api_base is None:
             object.__setattr__(self, "api_base", bases[0])
-        _check(isinstance(self.model, str) and "/" in self.model,
+        check(isinstance(self.model, str) and "/" in self.model,
                f"`model={self.model!r}` must be a litellm model name with a provider prefix, "
                "e.g. 'openai/Qwen/Qwen3-32B' for an OpenAI-compatible server.")
-        _check_positive("timeout", self.timeout)
-        _check_positive("retries", self.retries, allow_zero=True)
-        _check_positive("context_window", self.context_window)
-        _check(self.max_concurrency is None or (isinstance(self.max_concurrency, int)
-                                                 and not isinstance(self.max_concurrency, bool)
-                                                 and self.max_concurrency >= 1),
-               f"`max_concurrency={self.max_concurrency!r}` must be a whole number >= 1 (requests at once per "
-               "server), or left out to take the server's slot count.")
+        check_positive("timeout", self.timeout)
+        check_positive("retries", self.retries, allow_zero=True)
+        check_positive("context_window", self.context_window)
+        check(self.max_concurrency is None or (isinstance(self.max_concurrency, int)
+                                                and not isinstance(self.max_concurrency, bool)
+                                                and self.max_concurrency >= 1),
+              f"`max_concurrency={self.max_concurrency!r}` must be a whole number >= 1 (requests at once per "
+              "server), or left out to take the server's slot count.")
         if self.api_key_env is not None:
             name = self.api_key_env
             # Not echoed whole: a value that is no variable name may well be the key itself.
-            _check(name.replace("_", "").isalnum(),
+            check(name.replace("_", "").isalnum(),
                    f"`api_key_env` must be the NAME of an environment variable (like OPENAI_API_KEY), not the "
                    f"key itself; got {name[:3]!r}... ({len(name)} characters, the rest not shown).")
 
@@ -128,17 +128,17 @@ class ModeConfig:
     reasoning_effort: str | None = None
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.temperature, (int, float)) and 0.0 <= self.temperature <= 2.0,
+        check(isinstance(self.temperature, (int, float)) and 0.0 <= self.temperature <= 2.0,
                f"`temperature={self.temperature!r}` must be in [0, 2].")
-        _check_probability("top_p", self.top_p)
-        _check_positive("top_k", self.top_k)
-        _check_positive("max_tokens", self.max_tokens)
-        _check(self.thinking in THINKING_SWITCHES,
+        check_probability("top_p", self.top_p)
+        check_positive("top_k", self.top_k)
+        check_positive("max_tokens", self.max_tokens)
+        check(self.thinking in THINKING_SWITCHES,
                f"`thinking={self.thinking!r}` must be one of {', '.join(THINKING_SWITCHES)}.")
-        _check_positive("thinking_budget", self.thinking_budget, allow_zero=True)
-        _check(self.thinking != "forced" or self.thinking_budget > 0,
+        check_positive("thinking_budget", self.thinking_budget, allow_zero=True)
+        check(self.thinking != "forced" or self.thinking_budget > 0,
                "`thinking='forced'` needs `thinking_budget` > 0 (the s1 cap on thinking tokens).")
-        _check(self.reasoning_effort in (None, "low", "medium", "high", "minimal"),
+        check(self.reasoning_effort in (None, "low", "medium", "high", "minimal"),
                f"`reasoning_effort={self.reasoning_effort!r}` must be low, medium, high or minimal.")
 
 
@@ -174,11 +174,11 @@ class ForcingConfig:
     force_empty_answer: bool = True
 
     def __post_init__(self) -> None:
-        _check_positive("num_waits", self.num_waits, allow_zero=True)
-        _check_positive("answer_max_tokens", self.answer_max_tokens)
-        _check_positive("min_tokens_after_wait", self.min_tokens_after_wait, allow_zero=True)
-        _check(bool(self.wait.strip()), "`wait` must be a non-empty string such as 'Wait'.")
-        _check(self.transport in ("completions", "prefill"),
+        check_positive("num_waits", self.num_waits, allow_zero=True)
+        check_positive("answer_max_tokens", self.answer_max_tokens)
+        check_positive("min_tokens_after_wait", self.min_tokens_after_wait, allow_zero=True)
+        check(bool(self.wait.strip()), "`wait` must be a non-empty string such as 'Wait'.")
+        check(self.transport in ("completions", "prefill"),
                f"`transport={self.transport!r}` must be 'completions' or 'prefill'.")
 
 
@@ -306,39 +306,39 @@ class ScaleConfig:
     system2_kind: Literal["think", "vote"] = "think"
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.threshold, (int, float)) and -1.0 <= self.threshold <= 1.0,
+        check(isinstance(self.threshold, (int, float)) and -1.0 <= self.threshold <= 1.0,
                f"`threshold={self.threshold!r}` must be in [-1, 1] (-1: all System 2, 1: all System 1).")
-        _check_positive("num_candidates", self.num_candidates)
-        _check(isinstance(self.candidate_temperature, (int, float)) and 0.0 <= self.candidate_temperature <= 2.0,
+        check_positive("num_candidates", self.num_candidates)
+        check(isinstance(self.candidate_temperature, (int, float)) and 0.0 <= self.candidate_temperature <= 2.0,
                f"`candidate_temperature={self.candidate_temperature!r}` must be in [0, 2].")
-        _check(self.difficulty_mode in ("upfront", "solved_context"),
+        check(self.difficulty_mode in ("upfront", "solved_context"),
                f"`difficulty_mode={self.difficulty_mode!r}` must be 'upfront' or 'solved_context'.")
-        _check_positive("difficulty_retries", self.difficulty_retries, allow_zero=True)
-        _check_probability("fallback_difficulty", self.fallback_difficulty)
-        _check_probability("last_step_score", self.last_step_score)
-        _check(self.context in ("full", "final_value"),
+        check_positive("difficulty_retries", self.difficulty_retries, allow_zero=True)
+        check_probability("fallback_difficulty", self.fallback_difficulty)
+        check_probability("last_step_score", self.last_step_score)
+        check(self.context in ("full", "final_value"),
                f"`context={self.context!r}` must be 'full' or 'final_value'.")
-        _check(self.step_layout in ("conditions", "problem"),
+        check(self.step_layout in ("conditions", "problem"),
                f"`step_layout={self.step_layout!r}` must be 'conditions' or 'problem'.")
-        _check_positive("max_steps", self.max_steps)
-        _check_positive("range_min_steps", self.range_min_steps)
-        _check_positive("range_max_steps", self.range_max_steps)
+        check_positive("max_steps", self.max_steps)
+        check_positive("range_min_steps", self.range_min_steps)
+        check_positive("range_max_steps", self.range_max_steps)
         lo, hi = self.range_min_steps, self.range_max_steps
-        _check((lo is None) == (hi is None) and (lo is None or hi is None or lo <= hi),
+        check((lo is None) == (hi is None) and (lo is None or hi is None or lo <= hi),
                f"`range_min_steps={lo!r}`, `range_max_steps={hi!r}`: set both (min <= max) or neither.")
         sources = ("rating", "rating_logprobs", "attempt", "learned")
-        _check(self.difficulty_source in sources,
+        check(self.difficulty_source in sources,
                f"`difficulty_source={self.difficulty_source!r}` must be one of {', '.join(sources)}.")
         options = ("length", "deepconf", "mean_logprob", "agreement")
-        _check(self.attempt_confidence in options,
+        check(self.attempt_confidence in options,
                f"`attempt_confidence={self.attempt_confidence!r}` must be one of {', '.join(options)}.")
-        _check_positive("attempt_samples", self.attempt_samples)
-        _check(isinstance(self.attempt_temperature, (int, float)) and 0.0 < self.attempt_temperature <= 2.0,
+        check_positive("attempt_samples", self.attempt_samples)
+        check(isinstance(self.attempt_temperature, (int, float)) and 0.0 < self.attempt_temperature <= 2.0,
                f"`attempt_temperature={self.attempt_temperature!r}` must be in (0, 2]: the extra samples must differ.")
-        _check_positive("confidence_window", self.confidence_window)
-        _check(self.system2_kind in ("think", "vote"),
+        check_positive("confidence_window", self.confidence_window)
+        check(self.system2_kind in ("think", "vote"),
                f"`system2_kind={self.system2_kind!r}` must be 'think' or 'vote'.")
-        _check(self.difficulty_source != "learned" or bool(self.learned_path),
+        check(self.difficulty_source != "learned" or bool(self.learned_path),
                "`difficulty_source='learned'` needs `learned_path`: the JSON file written by "
                "`scale calibrate --fit learned`.")
 
@@ -361,4 +361,4 @@ class ProgramConfig:
     inftythink: InftyThinkConfig = field(default_factory=InftyThinkConfig)
 
     def __post_init__(self) -> None:
-        _check(self.method in METHODS, f"`method={self.method!r}` must be one of {', '.join(METHODS)}.")
+        check(self.method in METHODS, f"`method={self.method!r}` must be one of {', '.join(METHODS)}.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from program.validation import _check, _check_positive
+from program.validation import check, check_positive
 
 __all__ = ["VoteConfig", "InftyThinkConfig"]
 
@@ -47,15 +47,15 @@ class VoteConfig:
     max_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        _check_positive("samples", self.samples)
-        _check_positive("max_tokens", self.max_tokens)
-        _check(0.0 < self.temperature <= 2.0,
+        check_positive("samples", self.samples)
+        check_positive("max_tokens", self.max_tokens)
+        check(0.0 < self.temperature <= 2.0,
                f"`temperature={self.temperature!r}` must be in (0, 2]: identical greedy samples cannot vote.")
-        _check(self.stop_rule in ("majority", "beta"), f"`stop_rule={self.stop_rule!r}` must be 'majority' or 'beta'.")
-        _check(isinstance(self.confidence, (int, float)) and 0.5 < self.confidence < 1.0,
+        check(self.stop_rule in ("majority", "beta"), f"`stop_rule={self.stop_rule!r}` must be 'majority' or 'beta'.")
+        check(isinstance(self.confidence, (int, float)) and 0.5 < self.confidence < 1.0,
                f"`confidence={self.confidence!r}` must be in (0.5, 1).")
-        _check(self.weight in ("none", "confidence"), f"`weight={self.weight!r}` must be 'none' or 'confidence'.")
-        _check(self.lm in ("system1", "system2"), f"`lm={self.lm!r}` must be 'system1' or 'system2'.")
+        check(self.weight in ("none", "confidence"), f"`weight={self.weight!r}` must be 'none' or 'confidence'.")
+        check(self.lm in ("system1", "system2"), f"`lm={self.lm!r}` must be 'system1' or 'system2'.")
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,6 @@ class InftyThinkConfig:
     summary_max_tokens: int = 512
 
     def __post_init__(self) -> None:
-        _check_positive("segment_tokens", self.segment_tokens)
-        _check_positive("max_iterations", self.max_iterations)
-        _check_positive("summary_max_tokens", self.summary_max_tokens)
+        check_positive("segment_tokens", self.segment_tokens)
+        check_positive("max_iterations", self.max_iterations)
+        check_positive("summary_max_tokens", self.summary_max_tokens)
