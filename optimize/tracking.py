@@ -14,7 +14,8 @@ Everything logged passes through ``redact``: the values of API-key variables nam
 config, and anything that looks like a key, are replaced by ``[REDACTED]``.
 
 Example:
-    >>> tracker = Tracker.create("sqlite:///mlflow-doc.db", "doc")
+    >>> import tempfile
+    >>> tracker = Tracker.create(f"sqlite:///{tempfile.mkdtemp()}/mlflow.db", "doc")
     >>> parent = tracker.start("study", params={"trials": 4})
     >>> child = tracker.child(parent, "trial-0", params={"threshold": 0.2}, metrics={"accuracy": 50.0})
     >>> tracker.client.get_run(child).data.metrics

@@ -6,8 +6,10 @@ optimize/evaluation/plots.py.
 Example:
     >>> from optimize.calibration.metrics import gain_recovery
     >>> curve = gain_recovery([0.9, 0.2, 0.4], [False, True, True], [True, True, True], [5, 5, 5], [50, 50, 50])
-    >>> plot_gain_curves({"rating": curve}, "runs/demo/gain.png", title="Gain recovery (demo)")
-    PosixPath('runs/demo/gain.png')
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "gain.png"
+    >>> plot_gain_curves({"rating": curve}, out, title="Gain recovery (demo)") == out
+    True
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ System 2 calls, and it cannot resume. Here a plain thread pool runs each problem
   server error, however few it had (``ServerDownError.reached`` is False: never reached).
 
 Example:
-    >>> report = evaluate(program, examples, results_path="runs/demo/results.jsonl",
+    >>> import tempfile
+    >>> report = evaluate(program, examples, results_path=f"{tempfile.mkdtemp()}/results.jsonl",
     ...                   config=program_config, workers=4)  # doctest: +SKIP
     >>> report.summary.accuracy  # doctest: +SKIP
     0.75

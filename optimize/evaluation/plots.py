@@ -3,8 +3,10 @@
 Uses matplotlib's Agg backend (no display needed; safe on servers and in worker threads).
 
 Example:
-    >>> plot_scaling([(128, 90.0, 20.0), (256, 170.0, 40.0)], "runs/demo/scaling.png")
-    PosixPath('runs/demo/scaling.png')
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "scaling.png"
+    >>> plot_scaling([(128, 90.0, 20.0), (256, 170.0, 40.0)], out).is_file()
+    True
 """
 
 from __future__ import annotations

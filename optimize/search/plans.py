@@ -13,7 +13,8 @@ store through ``store.view(plan_key(config, program_state))``.
 
 Example:
     >>> from program.config import ProgramConfig
-    >>> store = PlanStore("runs/demo/plans.jsonl")
+    >>> import tempfile
+    >>> store = PlanStore(f"{tempfile.mkdtemp()}/plans.jsonl")
     >>> cache = store.view(plan_key(ProgramConfig()))
     >>> cache.get("What is 2 + 2?") is None
     True

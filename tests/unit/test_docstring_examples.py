@@ -2,7 +2,10 @@
 
 One test per module that holds an example (``>>>`` in its source). Examples that need a model
 server or a network are marked ``# doctest: +SKIP`` where they stand; every other one runs here,
-under the unit tests' guard against real LLM calls, in a fresh working directory.
+under the unit tests' guard against real LLM calls, in a fresh working directory, which they must
+leave empty: an example writes only into a temporary directory of its own, so
+``pytest --doctest-modules`` run twice in a checkout passes (a study written into ``runs/demo``
+would resume at trial 1 the second time).
 """
 
 from __future__ import annotations
@@ -48,3 +51,5 @@ def test_docstring_examples_run(name: str, tmp_path: Path, monkeypatch: pytest.M
         runner.run(test, out=report.append)
     failed, _ = runner.summarize(verbose=False)
     assert failed == 0, "".join(report)
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert written == [], f"{name}'s examples wrote into the working directory: {written}; use a temporary directory"
