@@ -27,6 +27,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from program.clients.litellm_import import import_litellm
 from program.config import Endpoint
 from program.errors import ProgramError
 
@@ -99,7 +100,7 @@ def count_prompt_tokens(endpoint: Endpoint, prompt: str) -> int:
     counted = _tokenize(endpoint, prompt)
     if counted is not None:
         return counted
-    import litellm
+    litellm = import_litellm()
 
     name = endpoint.model.partition("/")[2] or endpoint.model
     try:

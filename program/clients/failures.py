@@ -14,12 +14,14 @@ Example:
 
 from __future__ import annotations
 
+from program.clients.litellm_import import import_litellm
+
 __all__ = ["is_transient", "refuses_logprobs"]
 
 
 def is_transient(exc: BaseException) -> bool:
     """A litellm connection error, timeout, rate limit or server error, or any exception with status 429 / 5xx."""
-    import litellm
+    litellm = import_litellm()
 
     if refuses_logprobs(exc):
         return False  # a server setting: retrying cannot help

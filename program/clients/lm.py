@@ -19,18 +19,14 @@ Example:
 
 from __future__ import annotations
 
-import os
+import logging
+from dataclasses import dataclass
+from typing import Literal
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+import dspy
 
-import logging  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Literal  # noqa: E402
-
-import dspy  # noqa: E402
-
-from program.clients.engine import ChatEngine, lm_from_engine  # noqa: E402
-from program.config import LMConfig, ModeConfig  # noqa: E402
+from program.clients.engine import ChatEngine, lm_from_engine
+from program.config import LMConfig, ModeConfig
 
 __all__ = ["Role", "Systems", "build_lm", "build_systems", "lm_from_engine"]
 

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from program.clients.failures import is_transient
+from program.clients.litellm_import import import_litellm
 
 if TYPE_CHECKING:
     from program.config import Endpoint
@@ -111,15 +112,13 @@ def _router(endpoint: Endpoint, request: dict[str, Any]) -> Any:
     with _ROUTERS_LOCK:
         router = _ROUTERS.get(key)
         if router is None:
-            from litellm import Router
-
             deployments = [{"model_name": _GROUP,
                             "litellm_params": {"model": request["model"], "api_base": base,
                                                "api_key": request.get("api_key"), "timeout": endpoint.timeout},
                             "model_info": {"id": f"replica-{i}"}}
                            for i, base in enumerate(endpoint.api_bases)]
-            router = Router(model_list=deployments, routing_strategy="simple-shuffle",
-                            num_retries=len(endpoint.api_bases) - 1, retry_after=0, allowed_fails=0,
-                            cooldown_time=COOLDOWN_SECONDS, timeout=endpoint.timeout)
+            router = import_litellm().Router(model_list=deployments, routing_strategy="simple-shuffle",
+                                             num_retries=len(endpoint.api_bases) - 1, retry_after=0, allowed_fails=0,
+                                             cooldown_time=COOLDOWN_SECONDS, timeout=endpoint.timeout)
             _ROUTERS[key] = router
         return router

@@ -21,25 +21,23 @@ Every request of the project passes here, which is where three promises are kept
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
 import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-import contextlib  # noqa: E402
-import contextvars  # noqa: E402
-import logging  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
-from typing import Any  # noqa: E402
-
-import tenacity  # noqa: E402
+import tenacity
 
 from program import ledger
-from program.clients import context, limits, replicas  # noqa: E402
-from program.clients.failures import is_transient, refuses_logprobs  # noqa: E402
-from program.config import ConfigError, Endpoint  # noqa: E402
-from program.errors import LogprobsRefusedError, ServerError  # noqa: E402
+from program.clients import context, limits, replicas
+from program.clients.failures import is_transient, refuses_logprobs
+from program.clients.litellm_import import import_litellm
+from program.config import ConfigError, Endpoint
+from program.errors import LogprobsRefusedError, ServerError
 
 __all__ = ["Completion", "chat", "text", "split_thinking", "set_cache_enabled", "server_work", "RETRY_WAIT"]
 
@@ -144,7 +142,7 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
     request = {"kind": "chat", "model": endpoint.model, "api_base": endpoint.api_base, "messages": messages, **params}
 
     def call() -> Completion:
-        litellm = _litellm()
+        litellm = import_litellm()
         response = replicas.send(endpoint, litellm.completion, model=endpoint.model, messages=messages,
                                  **_connection(endpoint), **params)
         choice = response.choices[0]
@@ -198,7 +196,7 @@ def text(endpoint: Endpoint, prompt: str, *, max_tokens: int, temperature: float
     request = {"kind": "text", "model": endpoint.model, "api_base": endpoint.api_base, "prompt": prompt, **params}
 
     def call() -> Completion:
-        litellm = _litellm()
+        litellm = import_litellm()
         response = replicas.send(endpoint, litellm.text_completion, model=f"text-completion-openai/{name}",
                                  prompt=prompt, **_connection(endpoint), **params)
         choice = response.choices[0]
@@ -297,15 +295,6 @@ def _valid_unicode(text: str) -> str:
     as if the server had, and no file could store it.
     """
     return text.encode("utf-8", "replace").decode("utf-8")
-
-
-def _litellm() -> Any:
-    import litellm
-
-    # litellm prints a "Give Feedback / Get Help" banner on every failed call; with a server down
-    # that floods an evaluation's output. Our own error says what failed and how to check.
-    litellm.suppress_debug_info = True
-    return litellm
 
 
 def _optional(params: dict[str, Any], **values: Any) -> None:

@@ -107,3 +107,25 @@ def test_api_key_is_read_from_the_named_variable(monkeypatch: pytest.MonkeyPatch
 def test_split_thinking_unclosed_section_is_all_thinking() -> None:
     assert transport.split_thinking("<think>still going") == ("", "still going")
     assert transport.split_thinking("no thinking here") == ("no thinking here", "")
+
+
+def test_importing_the_clients_sets_no_variable_and_litellm_is_first_imported_offline() -> None:
+    """The cost-map switch is set by ``import_litellm`` just before litellm loads, not by an import of ours."""
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import os, sys
+import program.clients.lm, program.clients.transport, program.clients.replicas, program.clients.context
+assert "LITELLM_LOCAL_MODEL_COST_MAP" not in os.environ, "set at import time"
+assert "litellm" not in sys.modules, "litellm imported by an import"
+from program.clients.litellm_import import import_litellm
+import_litellm()
+from litellm.litellm_core_utils.get_model_cost_map import _cost_map_source_info
+print(os.environ["LITELLM_LOCAL_MODEL_COST_MAP"], _cost_map_source_info.source, _cost_map_source_info.is_env_forced)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "local", "True"]
