@@ -118,3 +118,16 @@ def test_a_vote_cap_reaches_every_sample_call_and_none_keeps_the_lms_own() -> No
     MajorityVote(own, VoteConfig(samples=2, adaptive=False))(problem="2 + 2?")
     assert [c.max_tokens for c in capped.engine.configs] == [768, 768, 768]
     assert [c.max_tokens for c in own.engine.configs] == [256, 256]
+
+
+def test_voting_imports_nothing_that_uses_it() -> None:
+    """SCALE and the majority baseline build on ``program.voting``: it may not import them (nor what builds them)."""
+    import ast
+    from pathlib import Path
+
+    import program.voting
+
+    tree = ast.parse(Path(program.voting.__file__).read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    above = ("program.scale", "program.baselines", "program.methods", "program.testing", "optimize")
+    assert sorted(m for m in imported if m.startswith(above)) == []
