@@ -74,24 +74,22 @@ def results_fingerprint(config: ProgramConfig, state: str = "") -> str:
 
 
 def build_trial_program(config: ProgramConfig, *, program_dir: str | Path | None = None,
-                        systems: Systems | None = None, plan_cache: Any = None) -> Any:
-    """The program of ``config``, with a saved program's demos/instructions and a plan cache if given.
+                        systems: Systems | None = None) -> Any:
+    """The program of ``config``, with a saved program's demos/instructions if given.
 
     Example:
         >>> program = build_trial_program(ProgramConfig(), program_dir="runs/q/compiled-bootstrap")  # doctest: +SKIP
     """
-    from program.methods import METHOD_OPTIONS, build_program
+    from program.methods import build_program
 
-    options = {"plan_cache": plan_cache} if plan_cache is not None and "plan_cache" in METHOD_OPTIONS.get(
-        config.method, ()) else {}
     if program_dir is None:
-        return build_program(config, systems, **options)
+        return build_program(config, systems)
     from optimize.compiling.saved import load_program, read_saved_config
 
     # the saved directory's config with this program config: load_program checks the method matches
     experiment = replace(read_saved_config(program_dir), program=config)
     return load_program(program_dir, config=experiment, systems=systems,
-                        builder=lambda cfg, lms: build_program(cfg, lms, **options)).program
+                        builder=lambda cfg, lms: build_program(cfg, lms)).program
 
 
 class SearchObjective:
@@ -142,9 +140,12 @@ class SearchObjective:
             raise
 
     def build(self, config: ProgramConfig) -> Any:
-        """The trial's program: ``config``'s method, the shared plans, the saved program's state."""
-        cache = self.plans.view(plan_key(config, self.program_state)) if self.plans is not None else None
-        return build_trial_program(config, program_dir=self.program_dir, systems=self.systems, plan_cache=cache)
+        """The trial's program: ``config``'s method, the saved program's state, and the shared plans
+        of the plan settings it reports (``Scale.plan_settings``; a method that does not plan has none)."""
+        program = build_trial_program(config, program_dir=self.program_dir, systems=self.systems)
+        if self.plans is not None and hasattr(program, "plan_settings"):
+            program.plan_cache = self.plans.view(plan_key(program, config, self.program_state))
+        return program
 
     def _run(self, trial: optuna.trial.BaseTrial, values: dict[str, Any]) -> tuple[float, float]:
         config = self.space.apply(self.experiment.program, values)

@@ -6,16 +6,21 @@ trial reuses them. Plans are kept in a JSONL file in the run directory, one line
 appends are serialised by a file lock, and a miss re-reads lines other processes added since,
 so a second worker or a resumed study reuses them too.
 
-A plan is only valid for the settings that made it: the stages' LM and sampling, the plan knobs
-of ``ScaleConfig`` (everything but ``threshold`` and ``context``) and the program's own state
-(demos and instructions of a compiled program). ``plan_key`` hashes them; each trial reads the
-store through ``store.view(plan_key(config, program_state))``.
+A plan is only valid for the settings that made it: what the program says its plans depend on
+(``Scale.plan_settings()``, the one list of plan knobs), the stages' LM and sampling, their
+endpoint, and the program's own state (demos and instructions of a compiled program).
+``plan_key`` hashes them; each trial's program reads the store through
+``program.plan_cache = store.view(plan_key(program, config, program_state))``.
 
 Example:
-    >>> from program.config import ProgramConfig
     >>> import tempfile
+    >>> from program.config import ProgramConfig
+    >>> from program.methods import build_program
+    >>> from program.testing import scripted_systems
+    >>> config = ProgramConfig()
+    >>> program = build_program(config, scripted_systems(str, str))
     >>> store = PlanStore(f"{tempfile.mkdtemp()}/plans.jsonl")
-    >>> cache = store.view(plan_key(ProgramConfig()))
+    >>> cache = store.view(plan_key(program, config))
     >>> cache.get("What is 2 + 2?") is None
     True
 """
@@ -30,33 +35,40 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 from optimize.evaluation.results import config_fingerprint
 from program.config import ProgramConfig
 from program.scale import Plan
 
-__all__ = ["PlanStore", "PlanView", "plan_key"]
+__all__ = ["PlanStore", "PlanView", "Planner", "plan_key"]
 
 log = logging.getLogger(__name__)
 
-# Knobs that act after planning: changing them must not throw plans away.
-_SOLVE_ONLY = ("threshold", "context")
+class Planner(Protocol):
+    """A program that plans (``program.scale.Scale`` and the cascade): it names what its plans depend on."""
+
+    def plan_settings(self) -> dict[str, Any]: ...
 
 
-def plan_key(config: ProgramConfig, program_state: str = "") -> str:
-    """A short hash of everything a plan depends on (not tau, not the solvers' budgets).
+def plan_key(program: Planner, config: ProgramConfig, program_state: str = "") -> str:
+    """A short hash of everything ``program``'s plans depend on: its plan settings, the stages' LM
+    and endpoint (from ``config``, the program's config), and its tuned state.
 
     Example:
-        >>> from dataclasses import replace
         >>> from program.config import ProgramConfig, ScaleConfig
-        >>> plan_key(ProgramConfig()) == plan_key(ProgramConfig(scale=ScaleConfig(threshold=0.9)))
+        >>> from program.methods import build_program
+        >>> from program.testing import scripted_systems
+        >>> def key(**scale):
+        ...     config = ProgramConfig(scale=ScaleConfig(**scale))
+        ...     return plan_key(build_program(config, scripted_systems(str, str)), config)
+        >>> key() == key(threshold=0.9) == key(system2_kind="vote")
         True
-        >>> plan_key(ProgramConfig()) == plan_key(ProgramConfig(scale=ScaleConfig(num_candidates=3)))
+        >>> key() == key(num_candidates=3)
         False
     """
-    scale = {k: v for k, v in dataclasses.asdict(config.scale).items() if k not in _SOLVE_ONLY}
     lm = config.lm
-    return config_fingerprint({"method": config.method, "scale": scale, "stages": dataclasses.asdict(lm.stages),
+    return config_fingerprint({"plan": program.plan_settings(), "stages": dataclasses.asdict(lm.stages),
                                "endpoint": dataclasses.asdict(lm.endpoint_for(lm.stages)),
                                "program": program_state})
 

@@ -44,6 +44,10 @@ class Cascade(Scale):
         """SCALE's idle predictors, and the planning ones: a cascade never decomposes."""
         return sorted(set(super().idle_predictors()) | {"decompose", "select", "rewrite"})
 
+    def plan_settings(self) -> dict[str, Any]:
+        """SCALE's, marked: a cascade's one-step plan is never a SCALE plan with the same knobs."""
+        return {**super().plan_settings(), "plan": "whole problem"}
+
     def decomposition_of(self, problem: str) -> Decomposition:
         """One step, the whole problem; no call."""
         return Decomposition(steps=[WHOLE_PROBLEM])

@@ -185,6 +185,15 @@ class Scale(dspy.Module):
         return self._systems.value
 
     @property
+    def plan_cache(self) -> PlanCache | None:
+        """Where plans are reused from (shared by every copy of the program); set it after building."""
+        return self._plan_cache.value
+
+    @plan_cache.setter
+    def plan_cache(self, cache: PlanCache | None) -> None:
+        self._plan_cache.value = cache
+
+    @property
     def source(self) -> DifficultySource:
         """Where step scores come from (``program.scale.sources``)."""
         return self._source.value
@@ -222,9 +231,12 @@ class Scale(dspy.Module):
         return self.solve(problem, self.plan(problem))
 
     def plan_settings(self) -> dict[str, Any]:
-        """The knobs a plan depends on (not tau, not the solvers' budgets)."""
+        """The knobs a plan depends on (not tau, not the solvers' budgets, not what System 2 is): the
+        one list of them, which a cached plan must match and a search's plan key hashes
+        (``optimize.search.plans.plan_key``)."""
         c = self.config
         return {"num_candidates": c.num_candidates, "rewrite": c.rewrite, "max_steps": c.max_steps,
+                **({"candidate_temperature": c.candidate_temperature} if c.num_candidates > 1 else {}),
                 "range_min_steps": c.range_min_steps, "range_max_steps": c.range_max_steps,
                 "difficulty_mode": c.difficulty_mode, "difficulty_retries": c.difficulty_retries,
                 "fallback_difficulty": c.fallback_difficulty, "last_step_score": c.last_step_score,
@@ -235,7 +247,7 @@ class Scale(dspy.Module):
 
     def plan(self, problem: str) -> Plan:
         """Rewrite + decompose + select + up-front difficulty, or the cached plan (its calls re-booked as cached)."""
-        cache = self._plan_cache.value
+        cache = self.plan_cache
         settings = self.plan_settings()
         if cache is not None:
             hit = cache.get(problem)

@@ -266,8 +266,9 @@ def test_corrupt_results_lines_are_skipped_and_rerun(tmp_path: Path, caplog: pyt
 def test_corrupt_plan_lines_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "plans.jsonl"
     store = PlanStore(path)
-    key = plan_key(experiment(tmp_path).program)
-    program = Scale(experiment(tmp_path).program.scale, scripted_systems(stages, solver), plan_cache=store.view(key))
+    program = Scale(experiment(tmp_path).program.scale, scripted_systems(stages, solver))
+    key = plan_key(program, experiment(tmp_path).program)
+    program.plan_cache = store.view(key)
     program(problem="Row 1. What is 3 + 4?")
     with path.open("a") as handle:
         handle.write("\n".join(JUNK_LINES + ['{"key": "k", "problem": "p", "plan": {"problem": 1}}']) + "\n")

@@ -14,7 +14,7 @@ from optuna.trial import FixedTrial, TrialState
 
 from optimize.experiment import DataConfig, ExperimentConfig, SearchConfig, TrackingConfig, load_experiment
 from optimize.search.objective import SearchObjective
-from optimize.search.plans import PlanStore
+from optimize.search.plans import PlanStore, plan_key
 from optimize.search.run import PARENT_RUN_ATTR, run_search
 from program.clients.lm import Systems
 from program.config import ProgramConfig
@@ -136,6 +136,32 @@ def test_plans_are_not_shared_across_plan_settings(tmp_path: Path) -> None:
     objective(FixedTrial({"threshold": 0.2, "num_candidates": 1}))
     objective(FixedTrial({"threshold": 0.2, "num_candidates": 2}))
     assert stage_requests(systems)["decompose"] == 1 + 2  # k = 2 is a new plan: two candidates
+
+
+def test_a_search_over_system2_kind_plans_each_problem_once(tmp_path: Path) -> None:
+    """What System 2 is does not change a plan (``Scale.plan_settings``): the second kind reuses the first's plans."""
+    systems = toy_systems()
+    config = experiment(tmp_path, space={"threshold": 0.2, "system2_kind": {"choices": ["think", "vote"]}})
+    objective = SearchObjective(config, toy_examples(), run_dir=tmp_path / "run", systems=systems,
+                                plans=PlanStore(tmp_path / "plans.jsonl"))
+    objective(FixedTrial({"system2_kind": "think"}))
+    planned = stage_requests(systems)
+    objective(FixedTrial({"system2_kind": "vote"}, number=1))
+    assert planned == stage_requests(systems) == {"decompose": 3, "difficulty": 6}  # 3 problems, planned once
+
+
+def test_the_plan_key_follows_the_plan_settings() -> None:
+    from program.config import ScaleConfig
+    from program.methods import build_program
+
+    def key(method: str = "scale", **scale: Any) -> str:
+        config = ProgramConfig(method=method, scale=ScaleConfig(**scale))
+        return plan_key(build_program(config, toy_systems()), config)
+
+    assert key() == key(threshold=0.9) == key(system2_kind="vote") == key(context="final_value")
+    assert key() != key("cascade")  # a one-step plan is no SCALE plan
+    assert key(num_candidates=2) != key(num_candidates=2, candidate_temperature=1.0)  # k > 1 samples candidates
+    assert key() == key(candidate_temperature=1.0)  # k = 1 samples nothing
 
 
 # --- the study ---------------------------------------------------------------------------------
