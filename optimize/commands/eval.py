@@ -83,16 +83,18 @@ def run(args: argparse.Namespace) -> int:
         if args.budgets:
             return _sweep(config, examples, args.budgets, run_dir, options)
         out_dir = run_dir / f"{config.program.method}-{data.benchmark}"
-        fingerprint = None
+        fingerprint: str | None = None
+        older: tuple[str, ...] = ()
         if args.program:  # a saved program: its own folder, and its tuned state in the fingerprint
             out_dir = run_dir / f"{Path(args.program).name}-{data.benchmark}"
             fingerprint = saved_program_fingerprint(args, config)
+            older = (saved_program_fingerprint(args, config, legacy=True),)
         save_experiment(config, out_dir / "config.yaml")
         report = evaluation.evaluate(functools.partial(load_program_for_args, args, config), examples,
                                      results_path=out_dir / "results.jsonl", config=config.program,
-                                     fingerprint=fingerprint,
+                                     fingerprint=fingerprint, accept=older,
                                      description=f"{config.program.method} on {data.benchmark}", **options)
-        extra = _more_samples(args, config, examples, out_dir, fingerprint, options) if args.samples else []
+        extra = _more_samples(args, config, examples, out_dir, fingerprint, older, options) if args.samples else []
     print_summary(report.summary, title=f"{config.program.method} on {data.benchmark}")
     print(f"Results: {report.results_path} ({report.n_new} new, {report.n_resumed} resumed)")
     print(f"Summary: {report.summary_path}")
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _more_samples(args: argparse.Namespace, config: ExperimentConfig, examples: list[dspy.Example], out_dir: Path,
-                  fingerprint: str | None, options: dict[str, Any]) -> list[Any]:
+                  fingerprint: str | None, older: tuple[str, ...], options: dict[str, Any]) -> list[Any]:
     """Samples 1..K-1 of ``--samples K`` (sample 0 is the usual run), each in ``sample-<k>/``."""
     from optimize.compare.entries import is_greedy
     from optimize.evaluation import evaluate as evaluation
@@ -124,7 +126,7 @@ def _more_samples(args: argparse.Namespace, config: ExperimentConfig, examples: 
         return []
     return [evaluation.evaluate(functools.partial(load_program_for_args, args, config), examples,
                                 results_path=out_dir / f"sample-{k}" / "results.jsonl", config=config.program,
-                                fingerprint=fingerprint, sample=k,
+                                fingerprint=fingerprint, accept=older, sample=k,
                                 description=f"{config.program.method} sample {k + 1}/{args.samples}", **options)
             for k in range(1, args.samples)]
 

@@ -122,6 +122,7 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
     report = evaluate(build_trial_program(best_config, program_dir=program_dir, systems=systems), test,
                       results_path=config.run_dir / "test" / f"trial-{best.number}" / "results.jsonl",
                       fingerprint=results_fingerprint(best_config, program_state(program_dir)),
+                      accept=(results_fingerprint(best_config, program_state(program_dir), legacy=True),),
                       workers=config.tracking.workers, progress=progress, description=f"test {data.benchmark}")
     timings["test"] = round(time.monotonic() - mark, 1)
     if search.parent_run_id and track:

@@ -51,8 +51,9 @@ def load_saved_program(args: argparse.Namespace, config: ExperimentConfig) -> An
     return load_program(args.program, config=config).program
 
 
-def saved_program_fingerprint(args: argparse.Namespace, config: ExperimentConfig) -> str:
-    """The results fingerprint of ``--program DIR`` under ``config``: tuned state included."""
+def saved_program_fingerprint(args: argparse.Namespace, config: ExperimentConfig, *, legacy: bool = False) -> str:
+    """The results fingerprint of ``--program DIR`` under ``config``: tuned state included (``legacy``:
+    the one recorded before defaults were left out)."""
     from optimize.compiling.saved import program_fingerprint
 
-    return program_fingerprint(args.program, config)
+    return program_fingerprint(args.program, config, legacy=legacy)

@@ -120,12 +120,12 @@ def _run_entry(entry: Entry, examples: Sequence[dspy.Example], output: Path, sam
                progress: bool, make: Callable[[ProgramConfig], Any]) -> EntryResult:
     greedy = is_greedy(entry.program)
     runs = 1 if greedy else samples
-    factory, fingerprint = _program_source(entry, make)
+    factory, fingerprint, older = _program_source(entry, make)
     summaries, paths, traces, calls = [], [], [], []
     for k in range(runs):
         path = output / entry.name / f"sample-{k}" / "results.jsonl"
         report = evaluate(factory, examples, results_path=path, config=entry.program, fingerprint=fingerprint,
-                          workers=workers, progress=progress, sample=k,
+                          accept=older, workers=workers, progress=progress, sample=k,
                           description=f"{entry.name} (sample {k + 1}/{runs})")
         summaries.append(report.summary)
         paths.append(str(path))
@@ -155,16 +155,18 @@ def _run_entry(entry: Entry, examples: Sequence[dspy.Example], output: Path, sam
     return result
 
 
-def _program_source(entry: Entry, make: Callable[[ProgramConfig], Any]) -> tuple[Callable[[], Any], str | None]:
+def _program_source(entry: Entry, make: Callable[[ProgramConfig], Any],
+                    ) -> tuple[Callable[[], Any], str | None, tuple[str, ...]]:
     """A factory for the entry's program and, for a saved program, a fingerprint with its tuned state
-    (so results of another compile in the same folder are not taken for this one's)."""
+    (so results of another compile in the same folder are not taken for this one's) and its legacy one."""
     if entry.saved is None:
-        return (lambda: make(entry.program)), None
+        return (lambda: make(entry.program)), None, ()
     from optimize.compiling.saved import load_program, program_fingerprint, read_saved_config
 
     config = replace(read_saved_config(entry.saved), program=entry.program)
-    fingerprint = program_fingerprint(entry.saved, config)
-    return (lambda: load_program(entry.saved, config=config, builder=lambda c, _systems: make(c)).program), fingerprint
+    fingerprint, older = program_fingerprint(entry.saved, config), program_fingerprint(entry.saved, config, legacy=True)
+    return ((lambda: load_program(entry.saved, config=config, builder=lambda c, _systems: make(c)).program),
+            fingerprint, (older,))
 
 
 def server_seconds(problems: Sequence[Sequence[dict[str, Any]]]) -> float | None:

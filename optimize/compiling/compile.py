@@ -194,7 +194,7 @@ def _tune_save_score(program: dspy.Module, systems: Systems, config: ExperimentC
                  optimizer={"name": c.optimizer, "seed": c.seed, "budgets": budgets, "stage": c.stage,
                             "labels": c.labels, **tuning.record},
                  scores={"dev": None, "heldout": None}, mlflow=mlflow)
-    fingerprint = program_fingerprint(directory)
+    fingerprint, older = program_fingerprint(directory), program_fingerprint(directory, legacy=True)
     record = {**tuning.record, "scoring_seconds": {}}
     scores: dict[str, dict[str, Any] | None] = {}
     for name, problems in (("dev", dev), ("heldout", heldout)):
@@ -202,9 +202,10 @@ def _tune_save_score(program: dspy.Module, systems: Systems, config: ExperimentC
             scores[name] = None
             continue
         after, after_correct, record["scoring_seconds"][name] = _score(
-            tuned, problems, directory / "eval" / name, fingerprint, config, progress)
+            tuned, problems, directory / "eval" / name, (fingerprint, older), config, progress)
         untuned, before_correct, record["scoring_seconds"][f"{name}_before"] = _score(
-            before, problems, directory / "eval" / f"{name}-before", f"untuned:{fingerprint}", config, progress)
+            before, problems, directory / "eval" / f"{name}-before", (f"untuned:{fingerprint}", f"untuned:{older}"),
+            config, progress)
         change = paired_difference([before_correct[str(p.id)] for p in problems],
                                    [after_correct[str(p.id)] for p in problems], seed=c.seed)
         scores[name] = after
@@ -290,17 +291,19 @@ def _autolog(enabled: bool) -> Iterator[None]:
         mlflow.dspy.autolog(disable=True)
 
 
-def _score(program: dspy.Module, problems: Sequence[dspy.Example], out_dir: Path, fingerprint: str,
+def _score(program: dspy.Module, problems: Sequence[dspy.Example], out_dir: Path, fingerprints: tuple[str, str],
            config: ExperimentConfig, progress: bool) -> tuple[dict[str, Any], dict[str, bool], float]:
     """Accuracy, mean metric score, tokens and calls of ``program`` on ``problems`` (resumable results file),
     each problem's correctness by id (for the paired difference), and the problems' wall seconds, summed.
+    ``fingerprints``: the current one, and the legacy one whose results resume too.
 
     ``mean_prompt_evaluated`` is None when no call said what it reused from a cached prefix: the
     server did not report it, and "not reported" is not the prompt size.
     """
     from optimize.evaluation.evaluate import evaluate
 
-    report = evaluate(program, problems, results_path=out_dir / "results.jsonl", fingerprint=fingerprint,
+    report = evaluate(program, problems, results_path=out_dir / "results.jsonl", fingerprint=fingerprints[0],
+                      accept=fingerprints[1:],
                       workers=config.tracking.workers, progress=progress, description=f"score {out_dir.name}")
     penalty = config.compile.token_penalty
     values = [float(r.correct) - penalty * r.totals.get("total_tokens", 0) / 1000 for r in report.results]

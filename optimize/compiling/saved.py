@@ -74,19 +74,22 @@ class LoadedProgram:
         return _fingerprint(self.config, self.metadata)
 
 
-def program_fingerprint(directory: str | Path, config: ExperimentConfig | None = None) -> str:
+def program_fingerprint(directory: str | Path, config: ExperimentConfig | None = None, *,
+                        legacy: bool = False) -> str:
     """A results fingerprint for a saved program: its program config AND its tuned state.
 
     ``config_fingerprint`` alone would let results of the untuned program pass for the tuned one.
-    ``config`` replaces the saved config (as in ``load_program``).
+    ``config`` replaces the saved config (as in ``load_program``). ``legacy``: the fingerprint of
+    results recorded before defaults were left out (``optimize.evaluation.results.legacy_fingerprint``).
     """
-    return _fingerprint(config or read_saved_config(directory), read_metadata(directory))
+    return _fingerprint(config or read_saved_config(directory), read_metadata(directory), legacy=legacy)
 
 
-def _fingerprint(config: ExperimentConfig, metadata: Mapping[str, Any]) -> str:
-    from optimize.evaluation.results import config_fingerprint
+def _fingerprint(config: ExperimentConfig, metadata: Mapping[str, Any], *, legacy: bool = False) -> str:
+    from optimize.evaluation.results import config_fingerprint, legacy_fingerprint
 
-    return f"{config_fingerprint(config.program)}-{metadata['sha256'][PROGRAM_FILE][:12]}"
+    hashed = (legacy_fingerprint if legacy else config_fingerprint)(config.program)
+    return f"{hashed}-{metadata['sha256'][PROGRAM_FILE][:12]}"
 
 
 def package_versions() -> dict[str, str]:

@@ -27,7 +27,7 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import dspy
 
 from optimize.errors import ServerDownError
-from optimize.evaluation.results import ProblemResult, ResultsFile, config_fingerprint, latest_by_id
+from optimize.evaluation.results import ProblemResult, ResultsFile, config_fingerprint, latest_by_id, legacy_fingerprint
 from optimize.evaluation.summary import Summary, summarize, write_summary
 from program.clients import transport
 from program.config import ConfigError
@@ -81,7 +81,8 @@ def build_program(config: ProgramConfig) -> Any:
 
 
 def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: str | Path,
-             config: ProgramConfig | None = None, fingerprint: str | None = None, workers: int = 1,
+             config: ProgramConfig | None = None, fingerprint: str | None = None,
+             accept: Collection[str] = (), workers: int = 1,
              progress: bool = True, max_server_errors: int = 3, retry_failed: bool = True,
              context: dict[str, Any] | None = None, description: str = "eval", sample: int = 0) -> EvalReport:
     """Run ``program`` on ``examples``, appending one graded line per problem to ``results_path``.
@@ -93,6 +94,9 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
         examples: ``dspy.Example``s with ``id``, ``problem``, ``answer`` (and ``benchmark``).
         config: the program's config; its fingerprint marks the results for resuming.
         fingerprint: given directly instead of ``config``.
+        accept: older fingerprints of the same program (``legacy_fingerprint``): their lines resume
+            too, and are appended once more under ``fingerprint`` so the file speaks one name. With
+            ``config`` (and no ``fingerprint``) its legacy fingerprint is accepted.
         workers: problems run at once.
         max_server_errors: stop after this many problems in a row failed with ``ServerError``.
         retry_failed: rerun problems whose stored result is a failure.
@@ -111,11 +115,13 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
     _check_ids(examples)
     if fingerprint is None:
         fingerprint = config_fingerprint(config) if config is not None else "unspecified"
+        accept = (*accept, legacy_fingerprint(config)) if config is not None else accept
     started = time.monotonic()
     store = ResultsFile(results_path)
     stored = store.read()
-    previous = latest_by_id(stored, fingerprint)
-    others = {r.id for r in stored if r.fingerprint != fingerprint}
+    accepted = {fingerprint, *accept}
+    previous = latest_by_id(stored, accepted)
+    others = {r.id for r in stored if r.fingerprint not in accepted}
     if others:
         log.warning("%s holds results of %d problem(s) from another config; they are kept but not reused "
                     "(use another output directory to keep runs apart)", results_path, len(others))
@@ -123,6 +129,7 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
     finished = {i: previous[i] for i in ids if i in previous and not (retry_failed and previous[i].failed)}
     todo = [ex for ex, i in zip(examples, ids, strict=True) if i not in finished]
     n_resumed = len(finished)
+    _map_once(store, finished, fingerprint)
 
     if todo:  # start the grader's worker processes now, beside the first LLM calls, not after them
         threading.Thread(target=_warm_grader, name="scale-eval-grader-warmup", daemon=True).start()
@@ -143,6 +150,18 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
     summary_path = write_summary(summary, Path(results_path).with_name("summary.json"))
     return EvalReport(results_path=Path(results_path), summary_path=summary_path, results=results, summary=summary,
                       n_new=len(results) - n_resumed, n_resumed=n_resumed, fingerprint=fingerprint)
+
+
+def _map_once(store: ResultsFile, finished: dict[str, ProblemResult], fingerprint: str) -> None:
+    """Reused lines recorded under an older fingerprint are appended again under ``fingerprint``
+    (the latest line wins), so a later reader, ``load_results`` included, sees one config."""
+    older = [result for result in finished.values() if result.fingerprint != fingerprint]
+    for result in older:
+        result.fingerprint = fingerprint
+        store.append(result)
+    if older:
+        log.info("%s: %d result(s) recorded under an older fingerprint resumed and re-marked %s",
+                 store.path, len(older), fingerprint)
 
 
 def _run_all(solve: _Solver, todo: list[dspy.Example], finished: dict[str, ProblemResult], *, workers: int,

@@ -25,12 +25,12 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ProblemResult", "ResultsFile", "config_fingerprint", "latest_by_id", "load_results"]
+__all__ = ["ProblemResult", "ResultsFile", "config_fingerprint", "legacy_fingerprint", "latest_by_id", "load_results"]
 
 log = logging.getLogger(__name__)
 
@@ -109,22 +109,75 @@ def _is_number(value: Any) -> bool:
 
 
 def config_fingerprint(config: Any) -> str:
-    """A short hash of everything in a program config that can change an answer.
+    """A short hash of what a result depends on: the fields of a program config that differ from their defaults.
 
-    Accepts a config dataclass or plain data. Connection details (``api_base``, timeouts,
-    retries, the key's variable name, ``embedded``) are left out.
+    Accepts a config dataclass or plain data holding them. A field left at its default is left out
+    (also inside nested configs), so adding an optional field to a config does not orphan the
+    results recorded before it. Connection details (``api_base``, timeouts, retries, the key's
+    variable name, ``embedded``) are left out too. Results recorded under the old fingerprint,
+    which hashed every field, still resume: see ``legacy_fingerprint``.
 
     Example:
-        >>> from program.config import ProgramConfig
-        >>> config_fingerprint(ProgramConfig()) == config_fingerprint(ProgramConfig())
+        >>> from program.config import ProgramConfig, ScaleConfig
+        >>> config_fingerprint(ProgramConfig()) == config_fingerprint(ProgramConfig(scale=ScaleConfig(threshold=0.5)))
         True
         >>> config_fingerprint(ProgramConfig()) == config_fingerprint(ProgramConfig(method="cot"))
         False
     """
+    return _digest(_essential(config))
+
+
+def legacy_fingerprint(config: Any) -> str:
+    """The fingerprint results were marked with before defaults were left out: every field hashed.
+
+    Only read, to resume results recorded before the change (``optimize.evaluation.evaluate``
+    accepts it beside ``config_fingerprint`` and marks the reused lines with the new one).
+
+    Example:
+        >>> from program.config import ProgramConfig
+        >>> legacy_fingerprint(ProgramConfig()) == config_fingerprint(ProgramConfig())
+        False
+    """
     is_instance = dataclasses.is_dataclass(config) and not isinstance(config, type)
-    data = dataclasses.asdict(config) if is_instance else config
-    canonical = json.dumps(_without_connection(data), sort_keys=True, default=str)
+    return _digest(_without_connection(dataclasses.asdict(config) if is_instance else config))
+
+
+def _digest(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _essential(value: Any) -> Any:
+    """``value`` as plain data: config dataclasses without their default fields or connection details."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        kept = {}
+        for f in dataclasses.fields(value):
+            if f.name in _NOT_IN_FINGERPRINT:
+                continue
+            current = getattr(value, f.name)
+            essential = _essential(current)
+            if _is_default(f, current) or (essential == {} and _has_default(f)):
+                continue  # a nested config all at its defaults counts as absent, as a new optional one would
+            kept[f.name] = essential
+        return kept
+    if isinstance(value, dict):
+        return {k: _essential(v) for k, v in value.items() if k not in _NOT_IN_FINGERPRINT}
+    if isinstance(value, (list, tuple)):
+        return [_essential(v) for v in value]
+    return value
+
+
+def _has_default(f: dataclasses.Field[Any]) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+def _is_default(f: dataclasses.Field[Any], value: Any) -> bool:
+    """A leaf at its field's default (a nested config is compared field by field instead)."""
+    if dataclasses.is_dataclass(value):
+        return False
+    if f.default is not dataclasses.MISSING:
+        return bool(value == f.default)
+    return f.default_factory is not dataclasses.MISSING and bool(value == f.default_factory())
 
 
 def _without_connection(value: Any) -> Any:
@@ -198,17 +251,19 @@ class ResultsFile:
         os.truncate(self.path, size - len(tail))
 
 
-def latest_by_id(results: Iterable[ProblemResult], fingerprint: str | None = None) -> dict[str, ProblemResult]:
-    """The last line per problem id, optionally only lines with ``fingerprint``.
+def latest_by_id(results: Iterable[ProblemResult],
+                 fingerprint: str | Collection[str] | None = None) -> dict[str, ProblemResult]:
+    """The last line per problem id, optionally only lines with ``fingerprint`` (or one of several).
 
     Example:
         >>> rows = [ProblemResult("a", error="ServerError: down"), ProblemResult("a", correct=True)]
         >>> latest_by_id(rows)["a"].correct
         True
     """
+    accepted = {fingerprint} if isinstance(fingerprint, str) else None if fingerprint is None else set(fingerprint)
     latest: dict[str, ProblemResult] = {}
     for result in results:
-        if fingerprint is None or result.fingerprint == fingerprint:
+        if accepted is None or result.fingerprint in accepted:
             latest[result.id] = result
     return latest
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from optimize.errors import ServerDownError
 from optimize.evaluation.evaluate import evaluate
-from optimize.evaluation.results import ResultsFile, config_fingerprint, latest_by_id
+from optimize.evaluation.results import ResultsFile, config_fingerprint, latest_by_id, legacy_fingerprint
 from optimize.experiment import ExperimentConfig, save_experiment
 from optimize.search.plans import PlanStore, plan_key
 from optimize.search.space import SearchSpace
@@ -68,9 +68,14 @@ def program_state(program_dir: str | Path | None) -> str:
     return str(read_metadata(program_dir)["sha256"][PROGRAM_FILE])
 
 
-def results_fingerprint(config: ProgramConfig, state: str = "") -> str:
-    """Marks results of one configuration AND one tuned state, so only those resume from a file."""
-    return config_fingerprint({"config": asdict(config), "program": state})
+def results_fingerprint(config: ProgramConfig, state: str = "", *, legacy: bool = False) -> str:
+    """Marks results of one configuration AND one tuned state, so only those resume from a file.
+
+    ``legacy``: the fingerprint such results had before defaults were left out (every field hashed).
+    """
+    if legacy:
+        return legacy_fingerprint({"config": asdict(config), "program": state})
+    return config_fingerprint({"config": config, "program": state})
 
 
 def build_trial_program(config: ProgramConfig, *, program_dir: str | Path | None = None,
@@ -150,14 +155,17 @@ class SearchObjective:
     def _run(self, trial: optuna.trial.BaseTrial, values: dict[str, Any]) -> tuple[float, float]:
         config = self.space.apply(self.experiment.program, values)
         fingerprint = results_fingerprint(config, self.program_state)
+        older = results_fingerprint(config, self.program_state, legacy=True)
         results_path = self.run_dir / "configs" / fingerprint / "results.jsonl"
+        if not results_path.parent.exists() and (self.run_dir / "configs" / older).is_dir():
+            results_path = self.run_dir / "configs" / older / "results.jsonl"  # recorded under the old name
         # Identical configurations share one results file: a retried or repeated one resumes.
         before = set(latest_by_id(ResultsFile(results_path).read(), fingerprint)) if results_path.exists() else set()
         if not results_path.parent.joinpath("config.yaml").exists():  # what these results are of
             save_experiment(replace(self.experiment, program=config), results_path.parent / "config.yaml")
         program = self.build(config)
         started = time.monotonic()
-        report = evaluate(program, self.examples, results_path=results_path, fingerprint=fingerprint,
+        report = evaluate(program, self.examples, results_path=results_path, fingerprint=fingerprint, accept=(older,),
                           workers=self.workers, progress=self.progress, description=f"trial {trial.number}")
         summary = report.summary
         down = [r for r in report.results if r.error_type == "ServerError"]

@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import json
 import logging
@@ -68,9 +67,8 @@ def plan_key(program: Planner, config: ProgramConfig, program_state: str = "") -
         False
     """
     lm = config.lm
-    return config_fingerprint({"plan": program.plan_settings(), "stages": dataclasses.asdict(lm.stages),
-                               "endpoint": dataclasses.asdict(lm.endpoint_for(lm.stages)),
-                               "program": program_state})
+    return config_fingerprint({"plan": program.plan_settings(), "stages": lm.stages,
+                               "endpoint": lm.endpoint_for(lm.stages), "program": program_state})
 
 
 class PlanStore:

@@ -12,7 +12,7 @@ import dspy
 import pytest
 
 from optimize.evaluation.evaluate import ServerDownError, evaluate, solve_one
-from optimize.evaluation.results import ResultsFile, config_fingerprint
+from optimize.evaluation.results import ResultsFile, config_fingerprint, legacy_fingerprint, load_results
 from program.clients.transport import Completion
 from program.config import ConfigError, ProgramConfig
 from program.errors import ModelOutputError, ServerError
@@ -109,6 +109,28 @@ def test_other_config_fingerprint_is_not_resumed(tmp_path: Path, caplog: pytest.
     assert program.llm_calls == 4 and report.n_resumed == 0
     assert report.fingerprint == config_fingerprint(ProgramConfig(method="scale"))
     assert {r.fingerprint for r in report.results} == {report.fingerprint}
+
+
+# What main's config_fingerprint (every field hashed) gave ProgramConfig(method="cot") before
+# defaults were left out; results recorded then carry it.
+OLD_COT_FINGERPRINT = "1270633375226079"
+
+
+def test_results_under_the_old_fingerprint_resume_and_are_marked_once(tmp_path: Path) -> None:
+    config = ProgramConfig(method="cot")
+    assert legacy_fingerprint(config) == OLD_COT_FINGERPRINT != config_fingerprint(config)
+    results = tmp_path / "results.jsonl"
+    evaluate(ToyProgram(), EXAMPLES[:2], results_path=results, fingerprint=OLD_COT_FINGERPRINT, progress=False)
+    program = ToyProgram()
+    report = evaluate(program, EXAMPLES[:3], results_path=results, config=config, progress=False)
+    assert program.problems == [EXAMPLES[2].problem] and (report.n_resumed, report.n_new) == (2, 1)
+    assert {r.fingerprint for r in report.results} == {config_fingerprint(config)}
+    # mapped once: the reused lines are appended under the new fingerprint, so any reader sees one config
+    assert [r["fingerprint"] for r in lines(results)] == [OLD_COT_FINGERPRINT] * 2 + [config_fingerprint(config)] * 3
+    assert [r.id for r in load_results(results)] == ["p1", "p2", "p3"]
+    again = ToyProgram()
+    evaluate(again, EXAMPLES[:3], results_path=results, config=config, progress=False)
+    assert again.llm_calls == 0 and len(lines(results)) == 5
 
 
 def test_integer_ids_resume(tmp_path: Path) -> None:

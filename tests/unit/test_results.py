@@ -115,3 +115,23 @@ def test_lone_surrogate_in_model_text_is_stored_exactly(tmp_path: Path) -> None:
     store.append(row("a", solution="broken \ud800 text", answer="é"))
     [result] = store.read()
     assert result.solution == "broken \ud800 text" and result.answer == "é"
+
+
+def test_a_new_optional_field_leaves_the_fingerprint_alone() -> None:
+    """A field added with a default (here by subclassing, at the top and inside ``scale``) orphans no result."""
+    from dataclasses import dataclass, field
+
+    @dataclass(frozen=True)
+    class NewScale(ScaleConfig):
+        server_kind: str = "vllm"
+
+    @dataclass(frozen=True)
+    class NewProgram(ProgramConfig):
+        concurrency: int | None = None
+        scale: ScaleConfig = field(default_factory=NewScale)
+
+    assert config_fingerprint(NewProgram()) == config_fingerprint(ProgramConfig())
+    assert config_fingerprint(NewProgram(scale=NewScale(threshold=0.2))) == config_fingerprint(
+        ProgramConfig(scale=ScaleConfig(threshold=0.2)))
+    assert config_fingerprint(NewProgram(concurrency=4)) != config_fingerprint(ProgramConfig())
+    assert config_fingerprint(NewProgram(scale=NewScale(server_kind="sglang"))) != config_fingerprint(ProgramConfig())
