@@ -80,7 +80,7 @@ class DifficultyStage(dspy.Module):
         host = self._host.value
         difficulty, failures = assess_step(
             self.difficulty, host.systems.stages, replace(host.config, last_step_score=None), problem=problem,
-            earlier_steps=earlier_steps, current_step=current_step, is_last=False, index=0,
+            earlier_steps=earlier_steps, current_step=current_step, index=0,
             max_tokens=host.difficulty_max_tokens)
         del failures  # an unreadable rating falls back to the config's score, which is what the program would use
         return dspy.Prediction(score=difficulty.score)

@@ -9,8 +9,7 @@ Anchors (SCALE, arXiv 2512.00466): 0-0.5 an elementary/middle-school student cou
 - **Range.** A number outside [0, 1] ("7", "-0.3", "30%" read as 30) counts as unreadable: it is
   asked again, then the fallback is used, each attempt recorded (the reference accepts only a reply
   that is a number in [0, 1]). Parsing stays lenient otherwise: a number anywhere in the reply.
-- **Last-step rule.** With ``last_step_score`` set (reference: 0.9) the last step's score is forced
-  without asking the model, so the final step runs in System 2 unless tau >= that score.
+- **Last-step rule.** Not here: ``Scale`` applies it once, after any source (``Scale.assess``).
 - **Modes.** ``upfront`` scores every step from the plan alone (earlier step descriptions only);
   ``solved_context`` scores a step just before it runs, with the earlier steps' answers.
 
@@ -40,7 +39,8 @@ class Difficulty:
     """One step's score and how it came about.
 
     ``score``: what routing uses. ``raw``: what the model said (None if not asked or unreadable).
-    ``forced``: the last-step rule set it. ``fallback``: why the fallback score was used.
+    ``forced``: the last-step rule set it (``program.scale.Scale.assess``).
+    ``fallback``: why the fallback score was used.
     ``attempts``: calls made. ``source``: the difficulty source (``program.scale.sources``).
     ``signals``: the raw measurements the score came from (an attempt's length, a digit entropy).
     """
@@ -63,9 +63,8 @@ class Difficulty:
 
 
 def assess_step(predictor: dspy.Predict, lm: dspy.LM, config: ScaleConfig, *, problem: str, earlier_steps: str,
-                current_step: str, is_last: bool, index: int, max_tokens: int | None = None,
-                ) -> tuple[Difficulty, list[Failure]]:
-    """Score one step (or force it, for the last step under the last-step rule).
+                current_step: str, index: int, max_tokens: int | None = None) -> tuple[Difficulty, list[Failure]]:
+    """Score one step by asking ``predictor`` (the last-step rule is ``Scale``'s, not this function's).
 
     ``earlier_steps`` is rendered by the caller: descriptions only (up front) or with answers
     (solved context). Every unreadable reply (a number outside [0, 1] included) is returned as a
@@ -76,12 +75,10 @@ def assess_step(predictor: dspy.Predict, lm: dspy.LM, config: ScaleConfig, *, pr
         >>> replies = iter(["7", "0.3"])
         >>> difficulty, failures = assess_step(dspy.Predict("problem, earlier_steps, current_step -> score: float"),
         ...     function_lm(lambda m: next(replies)), ScaleConfig(), problem="p", earlier_steps="",
-        ...     current_step="s", is_last=False, index=0)
+        ...     current_step="s", index=0)
         >>> difficulty.score, difficulty.attempts, failures[0].reason
         (0.3, 2, 'attempt 1: score 7.0 is outside [0, 1]')
     """
-    if is_last and config.last_step_score is not None:
-        return Difficulty(score=config.last_step_score, forced=True), []
     failures: list[Failure] = []
     attempts = config.difficulty_retries + 1
     for attempt in range(attempts):

@@ -266,7 +266,7 @@ class Scale(dspy.Module):
                 views = [StepView(problem, render_steps(steps[:i]), step, is_last=i == len(steps) - 1, index=i)
                          for i, step in enumerate(steps)]
                 # Up-front ratings are independent of each other: at once, up to the server's limit.
-                verdicts = run_all([partial(self.source.assess, self, view) for view in views],
+                verdicts = run_all([partial(self.assess, view) for view in views],
                                    limits.width(self.systems.stages))
                 difficulties = [verdict.difficulty for verdict in verdicts]
                 failures += [failure for verdict in verdicts for failure in verdict.failures]
@@ -350,6 +350,26 @@ class Scale(dspy.Module):
             return None
         # A source that solves the step sees it exactly as System 1 would; a rating sees the problem.
         shown = seen if self.source.needs_solved_context else problem
-        return self.source.assess(self, StepView(
+        return self.assess(StepView(
             shown, render_context(done, self.config.context), plan.steps[index],
             is_last=index == len(plan.steps) - 1, index=index, original=problem))
+
+    def assess(self, step: StepView) -> Assessment:
+        """The source's verdict on ``step``, after the last-step rule, applied here once for every source.
+
+        With ``last_step_score`` set (reference: 0.9) and a source the rule applies to
+        (``DifficultySource.last_step_rule``: the rating sources, not ``attempt`` or ``learned``), the
+        last step's score is forced without asking the source, so the final step runs in System 2
+        unless tau >= that score.
+
+        Example:
+            >>> from program.testing import scripted_systems
+            >>> scale = Scale(ScaleConfig(last_step_score=0.9), scripted_systems(lambda m: "0.2", str))
+            >>> last = StepView("P", "(none)", "S", is_last=True, index=0)
+            >>> scale.assess(last).difficulty.forced, scale.assess(replace(last, is_last=False)).difficulty.score
+            (True, 0.2)
+        """
+        score = self.config.last_step_score
+        if step.is_last and score is not None and self.source.last_step_rule:
+            return Assessment(Difficulty(score=score, forced=True, source=self.source.name))
+        return self.source.assess(self, step)

@@ -24,7 +24,16 @@ from program.methods import build_program
 from program.presets import preset
 from program.scale import Scale
 from program.scale.cascade import WHOLE_PROBLEM, Cascade
-from program.scale.sources import LearnedModel, NoLogprobsError, StepView, build_source, needs_logprobs
+from program.scale.difficulty import Difficulty
+from program.scale.sources import (
+    Assessment,
+    DifficultySource,
+    LearnedModel,
+    NoLogprobsError,
+    StepView,
+    build_source,
+    needs_logprobs,
+)
 from program.signatures import AssessDifficulty, SolveStep
 from program.testing import function_lm
 from tests.unit.test_scale_module import PROBLEM, STEPS, field, is_stage, run, stages_responder
@@ -142,8 +151,42 @@ def test_rating_logprobs_reads_the_digit_distribution_and_records_entropy() -> N
     request = systems.stages.engine.configs[0]
     assert request.max_tokens == 1 and request.logprobs == 10
     assert "one digit from 0 to 9" in systems.stages.engine.requests[0][0]["content"]
-    forced = build_source(config).assess(Scale(config, systems), view(2, is_last=True))
-    assert forced.difficulty.forced and forced.difficulty.score == 0.9  # the reference's last-step rule
+    forced = Scale(config, systems).assess(view(2, is_last=True))  # the reference's last-step rule, Scale's
+    assert forced.difficulty == Difficulty(score=0.9, forced=True, source="rating_logprobs")
+    assert len(systems.stages.engine.requests) == 1  # not asked
+
+
+# --- the last-step rule: Scale's, once, after any source ---------------------------------------
+
+def test_the_last_step_rule_is_applied_by_scale_for_the_sources_it_applies_to() -> None:
+    asked: list[StepView] = []
+
+    class Told(DifficultySource):
+        name = "told"
+        last_step_rule = True
+
+        def assess(self, host, step):
+            asked.append(step)
+            return Assessment(Difficulty(score=0.1, source=self.name))
+
+    config = ScaleConfig(threshold=0.5)  # last_step_score 0.9, the reference's
+    scale = Scale(config, lms())
+    scale._source.value = Told()
+    assert scale.assess(view(2, is_last=True)).difficulty == Difficulty(score=0.9, forced=True, source="told")
+    assert scale.assess(view(1)).difficulty.score == 0.1 and [s.index for s in asked] == [1]
+    Told.last_step_rule = False  # an exempt source is asked for the last step too
+    assert scale.assess(view(2, is_last=True)).difficulty.score == 0.1 and [s.index for s in asked] == [1, 2]
+    # the sources leave the rule to Scale: asked directly, a rating source asks the model for the last step
+    systems = lms(stages=lambda m: "0.3")
+    assert build_source(config).assess(Scale(config, systems), view(2, is_last=True)).difficulty.score == 0.3
+    assert [build_source(ScaleConfig(difficulty_source=name)).last_step_rule
+            for name in ("rating", "rating_logprobs", "attempt")] == [True, True, False]
+
+
+def test_attempt_source_is_exempt_from_the_last_step_rule_in_a_run() -> None:
+    config = ScaleConfig(difficulty_source="attempt", threshold=0.5)
+    prediction, _ = run(Scale(config, lms()))
+    assert config.last_step_score == 0.9 and not any(s["difficulty"]["forced"] for s in prediction.trace["steps"])
 
 
 def test_needs_logprobs_names_the_sources_that_read_them(tmp_path) -> None:

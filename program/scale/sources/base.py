@@ -89,11 +89,20 @@ def refused_logprobs(exc: BaseException) -> bool:
 
 class DifficultySource(ABC):
     """Scores one step. ``needs_solved_context``: it can only score a step once the earlier ones are
-    solved (it solves the step itself), so it never runs up front."""
+    solved (it solves the step itself), so it never runs up front.
+
+    ``last_step_rule``: whether the reference's last-step rule applies to this source's scores. With
+    it and ``ScaleConfig.last_step_score`` set, ``Scale`` forces the last step's score without asking
+    the source (``Scale.assess``); a source never applies the rule itself. The rating sources apply
+    it (the SCALE reference does); ``attempt`` and ``learned`` are exempt, so the default is False:
+    their score is a measurement of the step (an attempt's length, a fitted probability) that the
+    rule would throw away, and ``attempt``'s System 1 answer with it.
+    """
 
     name: ClassVar[str]
     needs_solved_context: bool = False
     asks_rating: bool = False  # it calls the program's ``difficulty`` predictor (so compiling it matters)
+    last_step_rule: bool = False
 
     @abstractmethod
     def assess(self, host: Host, step: StepView) -> Assessment:

@@ -1,7 +1,7 @@
 """Feature values of one step, measured by the sources that produce them (for ``learned`` and ``scale calibrate``).
 
 Groups, each measured at most once per step: ``free`` (lengths and position, no call), ``rating``
-(the prompted score, always asked: the last-step rule is a routing rule, not a measurement),
+(the prompted score, always asked: the last-step rule is ``Scale``'s routing rule, not a measurement),
 ``rating_logprobs`` (expected digit / 9 and entropy; needs logprobs), ``attempt`` (System 1's
 attempt: its length, its ratio to the cap, whether it was cut off or had no answer).
 
@@ -53,17 +53,16 @@ def measure(host: Host, step: StepView, groups: Iterable[str]) -> Measured:
     from program.scale.sources.rating_logprobs import RatingLogprobsSource
 
     measured = Measured()
-    asked = replace(step, is_last=False)  # measure the rating even where the last-step rule would force it
     for group in groups:
         if group == "free":
             measured.values.update(problem_words=float(len((step.original or step.problem).split())),
                                    step_words=float(len(step.current_step.split())), step_index=float(step.index))
         elif group == "rating":
-            verdict = RatingSource().assess(host, replace(asked, problem=step.original or step.problem))
+            verdict = RatingSource().assess(host, replace(step, problem=step.original or step.problem))
             measured.values["rating"] = verdict.difficulty.score
             measured.failures += verdict.failures
         elif group == "rating_logprobs":
-            verdict = RatingLogprobsSource().assess(host, replace(asked, problem=step.original or step.problem))
+            verdict = RatingLogprobsSource().assess(host, replace(step, problem=step.original or step.problem))
             signals = verdict.difficulty.signals or {}
             measured.values["rating_expected"] = signals.get("rating_expected", verdict.difficulty.score)
             measured.values["rating_entropy"] = signals.get("rating_entropy", 0.0)

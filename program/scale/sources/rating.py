@@ -1,7 +1,7 @@
 """``rating``: the prompted difficulty score in [0, 1], the SCALE paper's method (the default).
 
 One non-thinking stage call per step (``program.scale.difficulty.assess_step``: bounded retries, the
-fallback score, the reference's last-step rule).
+fallback score). The reference's last-step rule applies to it (``last_step_rule``; ``Scale`` applies it).
 
 Example:
     >>> from program.testing import scripted_systems
@@ -25,10 +25,11 @@ class RatingSource(DifficultySource):
 
     name = "rating"
     asks_rating = True
+    last_step_rule = True
 
     def assess(self, host: Host, step: StepView) -> Assessment:
         difficulty, failures = assess_step(
             host.difficulty, host.systems.stages, host.config, problem=step.problem, earlier_steps=step.earlier_steps,
-            current_step=step.current_step, is_last=step.is_last, index=step.index,
+            current_step=step.current_step, index=step.index,
             max_tokens=host.difficulty_max_tokens)
         return Assessment(difficulty, failures)

@@ -61,11 +61,10 @@ class RatingLogprobsSource(DifficultySource):
 
     name = "rating_logprobs"
     asks_rating = True
+    last_step_rule = True  # as the prompted rating it stands for
 
     def assess(self, host: Host, step: StepView) -> Assessment:
         config = host.config
-        if step.is_last and config.last_step_score is not None:  # the reference's last-step rule
-            return Assessment(Difficulty(score=config.last_step_score, forced=True, source=self.name))
         settings = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": TOP_LOGPROBS}
         try:
             result = call(digit_predictor(host.difficulty), host.systems.stages, STAGE, config=settings,
