@@ -18,6 +18,23 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 from program.config_methods import InftyThinkConfig, VoteConfig
+from program.names import (
+    ATTEMPT_CONFIDENCES,
+    CONTEXTS,
+    DIFFICULTY_MODES,
+    DIFFICULTY_SOURCES,
+    FORCING_TRANSPORTS,
+    METHODS,
+    STEP_LAYOUTS,
+    SYSTEM2_KINDS,
+    AttemptConfidence,
+    ContextKind,
+    DifficultyMode,
+    DifficultySourceName,
+    ForcingTransport,
+    StepLayout,
+    System2Kind,
+)
 from program.validation import ConfigError, check, check_known_keys, check_positive, check_probability
 
 __all__ = [
@@ -167,7 +184,7 @@ class ForcingConfig:
     num_waits: int = 0
     wait: str = "Wait"
     final_answer: str = "Final Answer:"
-    transport: Literal["completions", "prefill"] = "completions"
+    transport: ForcingTransport = "completions"
     template: str = "chatml"
     answer_max_tokens: int | None = None
     min_tokens_after_wait: int = 1
@@ -178,8 +195,7 @@ class ForcingConfig:
         check_positive("answer_max_tokens", self.answer_max_tokens)
         check_positive("min_tokens_after_wait", self.min_tokens_after_wait, allow_zero=True)
         check(bool(self.wait.strip()), "`wait` must be a non-empty string such as 'Wait'.")
-        check(self.transport in ("completions", "prefill"),
-               f"`transport={self.transport!r}` must be 'completions' or 'prefill'.")
+        check(self.transport in FORCING_TRANSPORTS, _one_of("transport", self.transport, FORCING_TRANSPORTS))
 
 
 @dataclass(frozen=True)
@@ -288,22 +304,22 @@ class ScaleConfig:
     num_candidates: int = 1
     candidate_temperature: float = 0.7
     rewrite: bool = False
-    difficulty_mode: Literal["upfront", "solved_context"] = "upfront"
+    difficulty_mode: DifficultyMode = "upfront"
     difficulty_retries: int = 2
     fallback_difficulty: float = 1.0
     last_step_score: float | None = 0.9
-    context: Literal["full", "final_value"] = "full"
-    step_layout: Literal["conditions", "problem"] = "conditions"
+    context: ContextKind = "full"
+    step_layout: StepLayout = "conditions"
     max_steps: int | None = 6
     range_min_steps: int | None = 2
     range_max_steps: int | None = 5
-    difficulty_source: Literal["rating", "rating_logprobs", "attempt", "learned"] = "rating"
-    attempt_confidence: Literal["length", "deepconf", "mean_logprob", "agreement"] = "length"
+    difficulty_source: DifficultySourceName = "rating"
+    attempt_confidence: AttemptConfidence = "length"
     attempt_samples: int = 3
     attempt_temperature: float = 0.7
     confidence_window: int = 16
     learned_path: str | None = None
-    system2_kind: Literal["think", "vote"] = "think"
+    system2_kind: System2Kind = "think"
 
     def __post_init__(self) -> None:
         check(isinstance(self.threshold, (int, float)) and -1.0 <= self.threshold <= 1.0,
@@ -311,39 +327,36 @@ class ScaleConfig:
         check_positive("num_candidates", self.num_candidates)
         check(isinstance(self.candidate_temperature, (int, float)) and 0.0 <= self.candidate_temperature <= 2.0,
                f"`candidate_temperature={self.candidate_temperature!r}` must be in [0, 2].")
-        check(self.difficulty_mode in ("upfront", "solved_context"),
-               f"`difficulty_mode={self.difficulty_mode!r}` must be 'upfront' or 'solved_context'.")
+        check(self.difficulty_mode in DIFFICULTY_MODES,
+              _one_of("difficulty_mode", self.difficulty_mode, DIFFICULTY_MODES))
         check_positive("difficulty_retries", self.difficulty_retries, allow_zero=True)
         check_probability("fallback_difficulty", self.fallback_difficulty)
         check_probability("last_step_score", self.last_step_score)
-        check(self.context in ("full", "final_value"),
-               f"`context={self.context!r}` must be 'full' or 'final_value'.")
-        check(self.step_layout in ("conditions", "problem"),
-               f"`step_layout={self.step_layout!r}` must be 'conditions' or 'problem'.")
+        check(self.context in CONTEXTS, _one_of("context", self.context, CONTEXTS))
+        check(self.step_layout in STEP_LAYOUTS, _one_of("step_layout", self.step_layout, STEP_LAYOUTS))
         check_positive("max_steps", self.max_steps)
         check_positive("range_min_steps", self.range_min_steps)
         check_positive("range_max_steps", self.range_max_steps)
         lo, hi = self.range_min_steps, self.range_max_steps
         check((lo is None) == (hi is None) and (lo is None or hi is None or lo <= hi),
                f"`range_min_steps={lo!r}`, `range_max_steps={hi!r}`: set both (min <= max) or neither.")
-        sources = ("rating", "rating_logprobs", "attempt", "learned")
-        check(self.difficulty_source in sources,
-               f"`difficulty_source={self.difficulty_source!r}` must be one of {', '.join(sources)}.")
-        options = ("length", "deepconf", "mean_logprob", "agreement")
-        check(self.attempt_confidence in options,
-               f"`attempt_confidence={self.attempt_confidence!r}` must be one of {', '.join(options)}.")
+        check(self.difficulty_source in DIFFICULTY_SOURCES,
+              _one_of("difficulty_source", self.difficulty_source, DIFFICULTY_SOURCES))
+        check(self.attempt_confidence in ATTEMPT_CONFIDENCES,
+              _one_of("attempt_confidence", self.attempt_confidence, ATTEMPT_CONFIDENCES))
         check_positive("attempt_samples", self.attempt_samples)
         check(isinstance(self.attempt_temperature, (int, float)) and 0.0 < self.attempt_temperature <= 2.0,
                f"`attempt_temperature={self.attempt_temperature!r}` must be in (0, 2]: the extra samples must differ.")
         check_positive("confidence_window", self.confidence_window)
-        check(self.system2_kind in ("think", "vote"),
-               f"`system2_kind={self.system2_kind!r}` must be 'think' or 'vote'.")
+        check(self.system2_kind in SYSTEM2_KINDS, _one_of("system2_kind", self.system2_kind, SYSTEM2_KINDS))
         check(self.difficulty_source != "learned" or bool(self.learned_path),
                "`difficulty_source='learned'` needs `learned_path`: the JSON file written by "
                "`scale calibrate --fit learned`.")
 
 
-METHODS: tuple[str, ...] = ("scale", "cot", "vote", "inftythink", "bf", "system1", "system2", "cascade")
+def _one_of(name: str, value: object, names: tuple[str, ...]) -> str:
+    """The error for a name outside its set (``program.names``)."""
+    return f"`{name}={value!r}` must be one of {', '.join(names)}."
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dspy
@@ -21,14 +22,42 @@ from program.config import METHODS, ConfigError, ProgramConfig
 from program.scale import Scale
 from program.scale.cascade import Cascade
 
-__all__ = ["build_program", "METHOD_OPTIONS"]
+__all__ = ["build_program", "MethodBuilder", "METHOD_REGISTRY", "METHOD_OPTIONS"]
 
-# Keyword options each method accepts (anything else is a mistake worth naming).
+
+@dataclass(frozen=True)
+class MethodBuilder:
+    """How a method is built: ``build(config, systems, options)`` (``systems()`` builds them on first
+    use: ``bf`` never does), and the keyword options it accepts (anything else is a mistake worth naming)."""
+
+    build: Callable[[ProgramConfig, Callable[[], Systems], dict[str, Any]], dspy.Module]
+    options: tuple[str, ...] = ()
+
+
+def _uniform(method: str) -> Callable[[ProgramConfig, Callable[[], Systems], dict[str, Any]], dspy.Module]:
+    """``system1`` / ``system2``: SCALE with tau = 1 / -1, no last-step rule, no scoring."""
+    def build(config: ProgramConfig, systems: Callable[[], Systems], options: dict[str, Any]) -> dspy.Module:
+        uniform = replace(config.scale, threshold=1.0 if method == "system1" else -1.0, last_step_score=None)
+        program = Scale(uniform, systems(), assess_difficulty=False, vote=config.vote, **options)
+        program.method = method  # its traces say which uniform method ran, not "scale"
+        return program
+    return build
+
+
 _SCALE_OPTIONS = ("plan_cache", "decompose_retries", "difficulty_max_tokens")
-METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
-    "scale": _SCALE_OPTIONS, "system1": _SCALE_OPTIONS, "system2": _SCALE_OPTIONS, "cascade": _SCALE_OPTIONS,
-    "cot": (), "vote": (), "inftythink": (), "bf": ("lm", "thinking_budget", "num_waits"),
+
+# The one name-to-method registry; its names are program.names.METHODS (tests/unit/test_registries.py).
+METHOD_REGISTRY: dict[str, MethodBuilder] = {
+    "scale": MethodBuilder(lambda c, s, o: Scale(c.scale, s(), vote=c.vote, **o), _SCALE_OPTIONS),
+    "cot": MethodBuilder(lambda c, s, o: CoT(s().system1)),
+    "vote": MethodBuilder(lambda c, s, o: MajorityVote(s().system1, c.vote)),
+    "inftythink": MethodBuilder(lambda c, s, o: InftyThink(s().system1, c.inftythink)),
+    "bf": MethodBuilder(lambda c, s, o: BudgetForcing(c.lm, **o), ("lm", "thinking_budget", "num_waits")),
+    "system1": MethodBuilder(_uniform("system1"), _SCALE_OPTIONS),
+    "system2": MethodBuilder(_uniform("system2"), _SCALE_OPTIONS),
+    "cascade": MethodBuilder(lambda c, s, o: Cascade(c.scale, s(), vote=c.vote, **o), _SCALE_OPTIONS),
 }
+METHOD_OPTIONS: dict[str, tuple[str, ...]] = {name: method.options for name, method in METHOD_REGISTRY.items()}
 
 
 def build_program(config: ProgramConfig, systems: Systems | None = None, **options: Any) -> dspy.Module:
@@ -47,28 +76,12 @@ def build_program(config: ProgramConfig, systems: Systems | None = None, **optio
 
     Raises ``ConfigError`` for an unknown method or an option the method does not take.
     """
-    method = config.method
-    if method not in METHODS:
-        raise ConfigError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-    unknown = sorted(set(options) - set(METHOD_OPTIONS[method]))
+    method = METHOD_REGISTRY.get(config.method)
+    if method is None:
+        raise ConfigError(f"Unknown method {config.method!r}; choose one of {', '.join(METHODS)}.")
+    unknown = sorted(set(options) - set(method.options))
     if unknown:
-        allowed = ", ".join(METHOD_OPTIONS[method]) or "none"
-        raise ConfigError(f"Method {method!r} takes no option(s) {', '.join(map(repr, unknown))}; "
+        allowed = ", ".join(method.options) or "none"
+        raise ConfigError(f"Method {config.method!r} takes no option(s) {', '.join(map(repr, unknown))}; "
                           f"its options are: {allowed}.")
-    if method == "bf":
-        return BudgetForcing(config.lm, **options)
-    systems = systems or build_systems(config.lm)
-    if method == "scale":
-        return Scale(config.scale, systems, vote=config.vote, **options)
-    if method == "cascade":
-        return Cascade(config.scale, systems, vote=config.vote, **options)
-    if method in ("system1", "system2"):
-        uniform = replace(config.scale, threshold=1.0 if method == "system1" else -1.0, last_step_score=None)
-        program = Scale(uniform, systems, assess_difficulty=False, vote=config.vote, **options)
-        program.method = method  # its traces say which uniform method ran, not "scale"
-        return program
-    if method == "cot":
-        return CoT(systems.system1)
-    if method == "vote":
-        return MajorityVote(systems.system1, config.vote)
-    return InftyThink(systems.system1, config.inftythink)
+    return method.build(config, lambda: systems or build_systems(config.lm), options)

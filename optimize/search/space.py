@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from program.config import ConfigError, ProgramConfig, check_known_keys
-from program.scale.sources import SOURCES
+from program.names import ATTEMPT_CONFIDENCES, DIFFICULTY_SOURCES, SYSTEM2_KINDS
 
 if TYPE_CHECKING:
     import optuna
@@ -120,12 +120,12 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("num_candidates", int, 1, None, lambda c: c.scale.num_candidates,
               lambda c, v: _with_scale(c, num_candidates=int(v))),
     Parameter("difficulty_source", str, 0, None, lambda c: c.scale.difficulty_source,
-              lambda c, v: _with_scale(c, difficulty_source=str(v)), options=SOURCES),
+              lambda c, v: _with_scale(c, difficulty_source=str(v)), options=DIFFICULTY_SOURCES),
     Parameter("attempt_confidence", str, 0, None, lambda c: c.scale.attempt_confidence,
               lambda c, v: _with_scale(c, attempt_confidence=str(v)),
-              options=("length", "deepconf", "mean_logprob", "agreement")),
+              options=ATTEMPT_CONFIDENCES),
     Parameter("system2_kind", str, 0, None, lambda c: c.scale.system2_kind,
-              lambda c, v: _with_scale(c, system2_kind=str(v)), options=("think", "vote")),
+              lambda c, v: _with_scale(c, system2_kind=str(v)), options=SYSTEM2_KINDS),
     Parameter("vote_samples", int, 1, None, lambda c: c.vote.samples,
               lambda c, v: replace(c, vote=replace(c.vote, samples=int(v)))),
 )}

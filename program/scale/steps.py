@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+
+from program.names import ContextKind
 
 __all__ = ["ContextMode", "NO_EARLIER_STEPS", "StepResult", "render_context", "render_steps"]
 
-ContextMode = Literal["full", "final_value"]
+ContextMode = ContextKind  # the config's ``ScaleConfig.context``
 NO_EARLIER_STEPS = "(none: this is the first step)"
 
 

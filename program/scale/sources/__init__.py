@@ -6,8 +6,9 @@
   length, confidence or agreement decides (``attempt_confidence``);
 - ``learned``: a logistic model over cheap features, fitted by ``scale calibrate --fit learned``.
 
-Each is one small file with a ``DifficultySource`` subclass; add one by writing a file and a line
-in ``build_source``.
+Each is one small file with a ``DifficultySource`` subclass; add one by writing a file, its name in
+``program.names.DifficultySourceName`` and its class in ``SOURCES`` (the one name-to-class registry).
+What a source needs is asked of it: ``needs_logprobs`` asks the configured source.
 
 Example:
     >>> from program.config import ProgramConfig, ScaleConfig
@@ -18,6 +19,7 @@ Example:
 from __future__ import annotations
 
 from program.config import ProgramConfig, ScaleConfig
+from program.names import ROUTED_METHODS
 from program.scale.sources.attempt import AttemptSource
 from program.scale.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView
 from program.scale.sources.learned import LearnedSource
@@ -29,22 +31,17 @@ __all__ = ["SOURCES", "build_source", "needs_logprobs", "Assessment", "Difficult
            "StepView", "AttemptSource", "LearnedSource", "RatingSource", "RatingLogprobsSource", "LearnedModel",
            "FEATURES"]
 
-SOURCES: tuple[str, ...] = ("rating", "rating_logprobs", "attempt", "learned")
+SOURCES: dict[str, type[DifficultySource]] = {
+    source.name: source for source in (RatingSource, RatingLogprobsSource, AttemptSource, LearnedSource)}
 
 
 def build_source(config: ScaleConfig) -> DifficultySource:
-    """The source ``config.difficulty_source`` names (``learned`` reads ``config.learned_path``)."""
-    name = config.difficulty_source
-    if name == "rating":
-        return RatingSource()
-    if name == "rating_logprobs":
-        return RatingLogprobsSource()
-    if name == "attempt":
-        return AttemptSource()
-    if name == "learned":
-        assert config.learned_path is not None  # ScaleConfig checks it
-        return LearnedSource(LearnedModel.load(config.learned_path))
-    raise ValueError(f"unknown difficulty source {name!r}; known sources are: {', '.join(SOURCES)}")
+    """The source ``config.difficulty_source`` names, set up from ``config`` (``learned`` reads ``learned_path``)."""
+    source = SOURCES.get(config.difficulty_source)
+    if source is None:
+        raise ValueError(f"unknown difficulty source {config.difficulty_source!r}; "
+                         f"known sources are: {', '.join(SOURCES)}")
+    return source.from_config(config)
 
 
 def needs_logprobs(config: ProgramConfig) -> bool:
@@ -54,13 +51,4 @@ def needs_logprobs(config: ProgramConfig) -> bool:
         >>> needs_logprobs(ProgramConfig(scale=ScaleConfig(difficulty_source="rating_logprobs")))
         True
     """
-    scale = config.scale
-    if config.method not in ("scale", "cascade"):
-        return False
-    if scale.difficulty_source == "rating_logprobs":
-        return True
-    if scale.difficulty_source == "attempt":
-        return scale.attempt_confidence in ("deepconf", "mean_logprob")
-    if scale.difficulty_source == "learned" and scale.learned_path:
-        return "rating_logprobs" in LearnedSource(LearnedModel.load(scale.learned_path)).groups
-    return False
+    return config.method in ROUTED_METHODS and build_source(config.scale).reads_logprobs(config.scale)

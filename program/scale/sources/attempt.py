@@ -42,7 +42,7 @@ from program.calls import Solution, rollout, solve
 from program.clients import limits
 from program.concurrent import run_all
 from program.confidence import agreement, confidence_difficulty, lowest_group_confidence, mean_logprob
-from program.config import ConfigError
+from program.config import ConfigError, ScaleConfig
 from program.ledger import captured
 from program.scale.difficulty import Difficulty
 from program.scale.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView, refused_logprobs
@@ -51,6 +51,7 @@ __all__ = ["AttemptSource"]
 
 STAGE = "system1"
 TOP_LOGPROBS = 5
+LOGPROB_OPTIONS = ("deepconf", "mean_logprob")  # the ``attempt_confidence`` options that read token logprobs
 
 
 class AttemptSource(DifficultySource):
@@ -62,6 +63,9 @@ class AttemptSource(DifficultySource):
     def __init__(self, option: str | None = None) -> None:
         self.option = option  # None: the config's ``attempt_confidence``
 
+    def reads_logprobs(self, config: ScaleConfig) -> bool:
+        return (self.option or config.attempt_confidence) in LOGPROB_OPTIONS
+
     def assess(self, host: Host, step: StepView) -> Assessment:
         config, lm = host.config, host.systems.system1
         option = self.option or config.attempt_confidence
@@ -69,8 +73,8 @@ class AttemptSource(DifficultySource):
         if not cap:
             raise ConfigError("difficulty source 'attempt' needs System 1's `max_tokens` (its cap) to tell a cut-off "
                               "attempt; set `lm.system1.max_tokens`.")
-        settings: dict[str, Any] = {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if option in (
-            "deepconf", "mean_logprob") else {}
+        settings: dict[str, Any] = {"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.reads_logprobs(
+            config) else {}
         lengths: dict[int, float] = {}
 
         def attempt_at(i: int) -> Solution:  # 0: the attempt; 1, 2, ...: agreement's other samples

@@ -3,8 +3,10 @@
 A source turns one step into a ``Difficulty`` (a score in [0, 1] with its raw signals). Sources
 that solve the step to judge it (``attempt``) also return that System 1 attempt, which SCALE keeps
 when the step is not escalated; its tokens are booked to the step either way, since they were paid.
-A new source is a new small file with a subclass of ``DifficultySource``, registered in
-``program.scale.sources.SOURCES``; ``Scale`` does not change.
+A new source is a new small file with a subclass of ``DifficultySource``, its name added to
+``program.names.DifficultySourceName`` and its class to ``program.scale.sources.SOURCES`` (a test
+checks the two match); ``Scale`` does not change. What a source needs (logprobs, the solved
+context, the rating predictor) is asked of it, never listed elsewhere.
 
 Example:
     >>> StepView(problem="P", earlier_steps="(none)", current_step="S", is_last=True, index=0).is_last
@@ -103,6 +105,15 @@ class DifficultySource(ABC):
     needs_solved_context: bool = False
     asks_rating: bool = False  # it calls the program's ``difficulty`` predictor (so compiling it matters)
     last_step_rule: bool = False
+
+    @classmethod
+    def from_config(cls, config: ScaleConfig) -> DifficultySource:
+        """The source as ``config`` sets it up (``build_source``); most need nothing from it."""
+        return cls()
+
+    def reads_logprobs(self, config: ScaleConfig) -> bool:
+        """Whether it asks the server for token logprobs under ``config`` (the server must send them)."""
+        return False
 
     @abstractmethod
     def assess(self, host: Host, step: StepView) -> Assessment:

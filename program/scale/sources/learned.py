@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from program.config import ScaleConfig
 from program.scale.difficulty import Difficulty
 from program.scale.sources.base import Assessment, DifficultySource, Host, StepView
 from program.scale.sources.features import groups_for, measure
@@ -32,6 +33,15 @@ class LearnedSource(DifficultySource):
         self.groups = groups_for(model.features)
         self.needs_solved_context = "attempt" in self.groups
         self.asks_rating = "rating" in self.groups or "rating_logprobs" in self.groups
+
+    @classmethod
+    def from_config(cls, config: ScaleConfig) -> LearnedSource:
+        """The model at ``config.learned_path`` (``ScaleConfig`` checks it is set)."""
+        assert config.learned_path is not None
+        return cls(LearnedModel.load(config.learned_path))
+
+    def reads_logprobs(self, config: ScaleConfig) -> bool:
+        return "rating_logprobs" in self.groups
 
     def assess(self, host: Host, step: StepView) -> Assessment:
         measured = measure(host, step, self.groups)

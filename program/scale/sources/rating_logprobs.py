@@ -28,6 +28,7 @@ import dspy
 
 from program.calls import Failure, call
 from program.confidence import digit_distribution, digit_mass, entropy, expected_digit
+from program.config import ScaleConfig
 from program.scale.difficulty import Difficulty
 from program.scale.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView, refused_logprobs
 
@@ -62,6 +63,9 @@ class RatingLogprobsSource(DifficultySource):
     name = "rating_logprobs"
     asks_rating = True
     last_step_rule = True  # as the prompted rating it stands for
+
+    def reads_logprobs(self, config: ScaleConfig) -> bool:
+        return True
 
     def assess(self, host: Host, step: StepView) -> Assessment:
         config = host.config
