@@ -28,13 +28,13 @@ from typing import Any
 
 import dspy
 
-from program.calls import solve
+from program.calls import Solution, solve
 from program.config import ConfigError
 from program.ledger import captured
 from program.scale import Scale
 from program.scale.sources import AttemptSource, StepView
 from program.scale.sources.features import measure
-from program.scale.steps import StepResult, render_context
+from program.scale.steps import StepResult, solve_in_order
 from program.voting import answer_key
 
 __all__ = ["SOURCE_NAMES", "StepLabel", "ProblemLabel", "groups_needed", "label_problem", "label_all"]
@@ -112,15 +112,14 @@ def label_problem(program: Scale, example: dspy.Example, sources: Sequence[str])
     _, seen = program.step_view(problem, plan)
     groups = [g for g in groups_needed(sources) if g != "attempt"]
     extra = [s.split(":", 1)[1] for s in sources if s.startswith("attempt:") and s != "attempt:length"]
-    s1_done: list[StepResult] = []
-    s2_done: list[StepResult] = []
     steps: list[StepLabel] = []
     failures = [f.reason for f in plan.failures]
     measure_tokens = 0
-    s2_chain_tokens = 0
-    for i, step in enumerate(plan.steps):
-        view = StepView(seen, render_context(s1_done, program.config.context), step,
-                        is_last=i == len(plan.steps) - 1, index=i, original=problem)
+    first_s2: list[tuple[Solution, int]] = []  # step 1's label call and its tokens: the System 2 chain's step 1
+
+    def label_step(i: int, step: str, earlier: str) -> StepResult:
+        nonlocal measure_tokens
+        view = StepView(seen, earlier, step, is_last=i == len(plan.steps) - 1, index=i, original=problem)
         with captured() as measuring:
             measured = measure(program, view, groups)
         with captured() as s1_calls:
@@ -131,27 +130,37 @@ def label_problem(program: Scale, example: dspy.Example, sources: Sequence[str])
             for option in extra:
                 scores[f"attempt:{option}"] = AttemptSource(option).assess(program, view).difficulty.score
         with captured() as s2_calls:
-            s2 = solve(program.system2, program.systems.system2, "system2", problem=seen,
-                       earlier_steps=view.earlier_steps, current_step=step)
+            s2 = solve(program.system2, program.systems.system2, "system2", problem=seen, earlier_steps=earlier,
+                       current_step=step)
         measure_tokens += _completion(measuring) + _completion(more)
-        failures += [f.reason for f in measured.failures]
+        failures.extend(f.reason for f in measured.failures)
         attempt = verdict.attempt
         steps.append(StepLabel(
             index=i, step=step, s1_value=attempt.answer, s2_value=s2.answer,
             differs=attempt.answer is None or s2.answer is None or answer_key(attempt.answer) != answer_key(s2.answer),
             features={**measured.values, **(verdict.difficulty.signals or {})}, scores=scores,
-            s1_tokens=_completion(s1_calls), s2_tokens=_completion(s2_calls), shown=seen, earlier=view.earlier_steps))
-        s1_done.append(StepResult(step, attempt.text, attempt.answer))
-        # The all-System-2 chain: step 1 has the same (empty) context as the label call, so it is that call.
+            s1_tokens=_completion(s1_calls), s2_tokens=_completion(s2_calls), shown=seen, earlier=earlier))
         if i == 0:
-            s2_done.append(StepResult(step, s2.text, s2.answer))
-            s2_chain_tokens += _completion(s2_calls)
+            first_s2.append((s2, _completion(s2_calls)))
+        return StepResult(step, attempt.text, attempt.answer)
+
+    s2_chain_tokens = 0
+
+    def system2(i: int, step: str, earlier: str) -> StepResult:
+        nonlocal s2_chain_tokens
+        if i == 0:  # the same (empty) context as the label call, so it is that call
+            own, tokens = first_s2[0]
         else:
             with captured() as chain:
-                own = solve(program.system2, program.systems.system2, "system2", problem=seen,
-                            earlier_steps=render_context(s2_done, program.config.context), current_step=step)
-            s2_done.append(StepResult(step, own.text, own.answer))
-            s2_chain_tokens += _completion(chain)
+                own = solve(program.system2, program.systems.system2, "system2", problem=seen, earlier_steps=earlier,
+                            current_step=step)
+            tokens = _completion(chain)
+        s2_chain_tokens += tokens
+        return StepResult(step, own.text, own.answer)
+
+    # Both chains are SCALE's step loop: the all-System-1 one (the attempts), then the all-System-2 one.
+    s1_done = solve_in_order(plan.steps, program.config.context, label_step)
+    s2_done = solve_in_order(plan.steps, program.config.context, system2)
     s1_last, s2_last = s1_done[-1], s2_done[-1]
     return ProblemLabel(
         id=str(example.id), problem=problem, gold=gold, steps=steps, s1_answer=s1_last.value, s2_answer=s2_last.value,

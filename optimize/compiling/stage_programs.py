@@ -24,7 +24,7 @@ from program.calls import Shared, solve
 from program.scale import shown_problem
 from program.scale.decompose import decompose_problem
 from program.scale.difficulty import assess_step
-from program.scale.steps import StepResult, render_context
+from program.scale.steps import StepResult, solve_in_order
 
 __all__ = ["System1Stage", "DecomposeStage", "DifficultyStage", "DifficultyMetric"]
 
@@ -60,12 +60,14 @@ class DecomposeStage(dspy.Module):
         plan = decompose_problem(problem, decompose=self.decompose, select=host.select, rewrite=host.rewrite,
                                  lm=host.systems.stages, config=config, retries=host.decompose_retries)
         _, seen = shown_problem(config, problem, plan)
-        done: list[StepResult] = []
-        for step in plan.steps:
-            result = solve(host.system1, host.systems.system1, "system1", problem=seen,
-                           earlier_steps=render_context(done, config.context), current_step=step)
-            done.append(StepResult(step, result.text, result.answer))
-        return dspy.Prediction(answer=done[-1].value or "", solution=done[-1].text, steps=list(plan.steps))
+
+        def system1(_index: int, step: str, earlier: str) -> StepResult:
+            result = solve(host.system1, host.systems.system1, "system1", problem=seen, earlier_steps=earlier,
+                           current_step=step)
+            return StepResult(step, result.text, result.answer)
+
+        last = solve_in_order(plan.steps, config.context, system1)[-1]  # SCALE's step loop, all System 1
+        return dspy.Prediction(answer=last.value or "", solution=last.text, steps=list(plan.steps))
 
 
 class DifficultyStage(dspy.Module):

@@ -40,7 +40,7 @@ from program.scale.decompose import Decomposition, decompose_problem
 from program.scale.difficulty import Difficulty
 from program.scale.routing import route, score_decides
 from program.scale.sources import Assessment, DifficultySource, StepView, build_source
-from program.scale.steps import StepResult, render_context, render_steps
+from program.scale.steps import StepResult, render_steps, solve_in_order
 from program.signatures import AssessDifficulty, Decompose, Rewrite, SelectDecomposition, SolveStep
 from program.voting import VoteOutcome, sample_settings, vote
 
@@ -283,36 +283,35 @@ class Scale(dspy.Module):
     def solve(self, problem: str, plan: Plan) -> dspy.Prediction:
         """Route and solve the plan's steps in order; the problem's answer is the last step's."""
         failures = list(plan.failures)
-        done: list[StepResult] = []
         traces: list[dict[str, Any]] = []
-        steps = plan.steps
         layout, seen = self.step_view(problem, plan)
-        for i, step in enumerate(steps):
+
+        def solve_step(i: int, step: str, earlier: str) -> StepResult:
             votes = None
             with captured() as calls:
-                verdict = self._assess(plan, problem, seen, done, i)
+                verdict = self._assess(plan, problem, seen, earlier, i)
                 difficulty = verdict.difficulty if verdict else None
-                failures += verdict.failures if verdict else []
+                failures.extend(verdict.failures if verdict else [])
                 decision = route(difficulty.score if difficulty else None, self.config.threshold)
                 attempt = verdict.attempt if verdict else None
                 if attempt is not None and decision.mode == "system1":
                     result = attempt  # System 1 already solved it while being judged
                 elif decision.mode == "system2" and self.config.system2_kind == "vote":
-                    outcome = self._vote(seen, render_context(done, self.config.context), step)
+                    outcome = self._vote(seen, earlier, step)
                     result, votes = outcome.solution, outcome.to_dict()
                 else:
                     predictor = self.system1 if decision.mode == "system1" else self.system2
                     lm = self.systems.system1 if decision.mode == "system1" else self.systems.system2
-                    result = solve(predictor, lm, decision.mode, problem=seen,
-                                   earlier_steps=render_context(done, self.config.context), current_step=step)
+                    result = solve(predictor, lm, decision.mode, problem=seen, earlier_steps=earlier, current_step=step)
             if result.reason:
                 failures.append(Failure(decision.mode, result.reason, i))
-            done.append(StepResult(step, result.text, result.answer))
             traces.append({"index": i, "step": step, "difficulty": difficulty.to_dict() if difficulty else None,
                            **decision.to_dict(), "escalated": attempt is not None and decision.mode == "system2",
                            "visible": result.text, "value": result.answer, **({"vote": votes} if votes else {}),
                            "usage": usage_summary(calls)})
-        last = done[-1]
+            return StepResult(step, result.text, result.answer)
+
+        last = solve_in_order(plan.steps, self.config.context, solve_step)[-1]
         plan_record = {**plan.decomposition.to_dict(), "cached": plan.cached}
         del plan_record["failures"]  # listed once, with the solving failures, under "failures"
         trace = {"method": self.method, "threshold": self.config.threshold,
@@ -342,7 +341,7 @@ class Scale(dspy.Module):
 
         return vote(draw, config, window=self.config.confidence_window, slots=lambda: limits.free(lm))
 
-    def _assess(self, plan: Plan, problem: str, seen: str, done: list[StepResult], index: int) -> Assessment | None:
+    def _assess(self, plan: Plan, problem: str, seen: str, earlier: str, index: int) -> Assessment | None:
         """The step's verdict: from the plan (up front), now (solved context), or none (uniform)."""
         if plan.difficulties is not None:
             return Assessment(plan.difficulties[index])
@@ -351,7 +350,7 @@ class Scale(dspy.Module):
         # A source that solves the step sees it exactly as System 1 would; a rating sees the problem.
         shown = seen if self.source.needs_solved_context else problem
         return self.assess(StepView(
-            shown, render_context(done, self.config.context), plan.steps[index],
+            shown, earlier, plan.steps[index],
             is_last=index == len(plan.steps) - 1, index=index, original=problem))
 
     def assess(self, step: StepView) -> Assessment:
