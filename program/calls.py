@@ -80,11 +80,14 @@ def rollout(index: int) -> dict[str, int]:
 
 
 def call(predictor: dspy.Predict, lm: dspy.LM, stage_name: str, *, config: dict[str, Any] | None = None,
-         adapter: dspy.Adapter | None = None, **inputs: Any) -> Attempt:
+         adapter: dspy.Adapter | None = None, signature: type[dspy.Signature] | None = None,
+         demos: list[Any] | None = None, **inputs: Any) -> Attempt:
     """Run ``predictor`` on ``lm`` with its calls booked to ``stage_name``; unreadable replies become reasons.
 
     The LM is bound for this call only (never stored on the predictor), so a saved program holds no
-    connection settings. Server errors propagate: they are not the model's answer.
+    connection settings. Server errors propagate: they are not the model's answer. ``signature`` and
+    ``demos`` replace the predictor's for this call only (DSPy's own per-call arguments of
+    ``Predict``): the call is still traced under ``predictor``, the one an optimizer tunes.
 
     Example:
         >>> from program.testing import function_lm
@@ -92,25 +95,13 @@ def call(predictor: dspy.Predict, lm: dspy.LM, stage_name: str, *, config: dict[
         >>> call(dspy.Predict("question -> score: float"), lm, "difficulty", question="?").prediction.score
         0.4
     """
+    per_call = {k: v for k, v in (("signature", signature), ("demos", demos)) if v is not None}
     with dspy.context(lm=lm, adapter=adapter or DEFAULT_ADAPTER), ledger.stage(stage_name):
         try:
-            return Attempt(predictor(**inputs, config=dict(config or {})))
+            return Attempt(predictor(**inputs, **per_call, config=dict(config or {})))
         except AdapterParseError as exc:
             reason = getattr(exc, "reason", None) or str(exc).strip().splitlines()[0]
             return Attempt(None, reason)
-        finally:
-            _trace_as_original(predictor)
-
-
-def _trace_as_original(predictor: dspy.Predict) -> None:
-    """Book a call-time copy's trace entries (``decompose.instructed``) to the predictor it copies."""
-    original = getattr(predictor, "_trace_as", None)
-    trace = dspy.settings.trace
-    if original is None or not trace:
-        return
-    for i, (traced, *rest) in enumerate(trace):
-        if traced is predictor:
-            trace[i] = (original, *rest)
 
 
 @dataclass(frozen=True)

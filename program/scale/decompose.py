@@ -39,7 +39,7 @@ from program.concurrent import run_all
 from program.config import ScaleConfig
 
 __all__ = ["Decomposition", "decompose_problem", "rewrite_problem", "sample_candidates", "select_candidate",
-           "render_candidates", "instructed", "range_sentence", "limit_sentence", "within_limit"]
+           "render_candidates", "with_sentence", "range_sentence", "limit_sentence", "within_limit"]
 
 
 @dataclass(frozen=True)
@@ -77,25 +77,23 @@ def rewrite_problem(predictor: dspy.Predict, lm: dspy.LM, problem: str) -> tuple
     return conditions, question, []
 
 
-def instructed(predictor: dspy.Predict, sentence: str) -> dspy.Predict:
-    """``predictor`` with ``sentence`` appended to its instruction (tuned instruction and demos kept).
+def with_sentence(predictor: dspy.Predict, sentence: str) -> type[dspy.Signature]:
+    """``predictor``'s signature (its tuned instruction) with ``sentence`` appended to the instruction.
 
-    The copy's calls are traced as ``predictor``'s (``program.calls.call``): optimizers find a
-    predictor's traces by identity (bootstrap) or by signature (GEPA), and the one they tune is the
-    original, whose instruction the sentence is appended to at call time.
+    Passed per call (``call(..., signature=...)``, DSPy's own argument), so the call is traced under
+    ``predictor`` itself: optimizers find a predictor's traces by identity (bootstrap) or by
+    signature (GEPA), and the one they tune is the predictor, whose instruction the sentence is
+    appended to at call time.
 
     Example:
         >>> from program.signatures import Decompose
-        >>> asked = instructed(dspy.Predict(Decompose), "Use 2 to 3 sub-problems.")
-        >>> asked.signature.instructions.endswith("Use 2 to 3 sub-problems.")
+        >>> with_sentence(dspy.Predict(Decompose), "Use 2 to 3 sub-problems.").instructions.endswith("sub-problems.")
         True
     """
+    signature: type[dspy.Signature] = predictor.signature
     if not sentence:
-        return predictor
-    asked = predictor.deepcopy()
-    asked.signature = predictor.signature.with_instructions(predictor.signature.instructions.rstrip() + "\n" + sentence)
-    asked._trace_as = predictor  # read by program.calls.call
-    return asked
+        return signature
+    return signature.with_instructions(signature.instructions.rstrip() + "\n" + sentence)
 
 
 def range_sentence(config: ScaleConfig) -> str:
@@ -148,8 +146,8 @@ def within_limit(predictor: dspy.Predict, lm: dspy.LM, problem: str, steps: list
     if limit is None or len(steps) <= limit:
         return steps, None, []
     sentences = (range_sentence(config), limit_sentence(limit, len(steps)))
-    asked = instructed(predictor, "\n".join(s for s in sentences if s))
-    result = call(asked, lm, "decompose", config=rollout(0), problem=problem)
+    asked = with_sentence(predictor, "\n".join(s for s in sentences if s))
+    result = call(predictor, lm, "decompose", config=rollout(0), signature=asked, problem=problem)
     again = [s.strip() for s in (result.prediction.steps or [])] if result.prediction is not None else []
     again = [s for s in again if s]
     if again and len(again) <= limit:
@@ -162,14 +160,16 @@ def within_limit(predictor: dspy.Predict, lm: dspy.LM, problem: str, steps: list
 
 
 def sample_candidates(predictor: dspy.Predict, lm: dspy.LM, problem: str, *, k: int, retries: int,
-                      temperature: float | None = None) -> tuple[list[list[str]], list[Failure]]:
+                      temperature: float | None = None, signature: type[dspy.Signature] | None = None,
+                      ) -> tuple[list[list[str]], list[Failure]]:
     """Up to ``k`` decompositions. Attempt j of candidate i uses rollout id and seed ``i + j*k``.
 
     The candidates are asked at once, up to the server's limit (``program.concurrent.run_all``);
     the result is the sequential one: candidates and failures in index order.
 
     With k > 1, ``temperature`` (if given) replaces the LM's own: distinct seeds only give
-    distinct candidates when sampling is not greedy.
+    distinct candidates when sampling is not greedy. ``signature``: asked instead of the
+    predictor's (``with_sentence``).
     """
     sampling = {"temperature": temperature} if k > 1 and temperature is not None else {}
 
@@ -177,7 +177,7 @@ def sample_candidates(predictor: dspy.Predict, lm: dspy.LM, problem: str, *, k: 
         failed: list[Failure] = []
         for attempt in range(retries + 1):
             result = call(predictor, lm, "decompose", config={**rollout(i + attempt * k), **sampling},
-                          problem=problem)
+                          signature=signature, problem=problem)
             steps = [s.strip() for s in (result.prediction.steps or [])] if result.prediction is not None else []
             steps = [s for s in steps if s]
             if steps:
@@ -236,9 +236,9 @@ def decompose_problem(problem: str, *, decompose: dspy.Predict, select: dspy.Pre
     if config.rewrite:
         conditions, question, failed = rewrite_problem(rewrite, lm, problem)
         failures += failed
-    asked = instructed(decompose, range_sentence(config))
-    candidates, failed = sample_candidates(asked, lm, problem, k=config.num_candidates, retries=retries,
-                                          temperature=config.candidate_temperature)
+    candidates, failed = sample_candidates(decompose, lm, problem, k=config.num_candidates, retries=retries,
+                                          temperature=config.candidate_temperature,
+                                          signature=with_sentence(decompose, range_sentence(config)))
     failures += failed
     if not candidates:
         failures.append(Failure("decompose", "no usable decomposition; solving the problem as one step"))

@@ -10,7 +10,7 @@ from program.clients.lm import Systems
 from program.config import ScaleConfig
 from program.scale import Scale
 from program.scale.decompose import PLAN_CEILING
-from program.signatures import Decompose, SelectDecomposition
+from program.signatures import AssessDifficulty, Decompose, SelectDecomposition
 from program.testing import function_lm
 from test_scale_module import PROBLEM, STEPS, Messages, field, is_stage, run, stages_responder, systems
 
@@ -106,14 +106,36 @@ def test_a_plan_over_the_ceiling_is_noise_and_solved_as_one_step() -> None:
 
 def test_traces_name_the_programs_own_predictors() -> None:
     """Optimizers find a predictor's examples in the trace (bootstrap by identity, GEPA by signature): the
-    call-time copy that adds the step-range sentence must be traced as the decompose predictor itself."""
+    calls that add the step-range sentence (a per-call ``signature=``) are traced as the decompose predictor
+    itself, whose own instruction stays as it was."""
     program = Scale(ScaleConfig(max_steps=3, rewrite=True), systems(stages_responder(steps=LONG)))
+    instruction = program.decompose.signature.instructions
     with dspy.context(trace=[]):
         program(problem=PROBLEM)
         traced = [predictor for predictor, *_ in dspy.settings.trace]
     own = {id(p) for _, p in program.named_predictors()}
     assert traced and all(id(p) in own for p in traced)
     assert sum(p is program.decompose for p in traced) == 2  # the plan and the second ask
+    assert program.decompose.signature.instructions == instruction
+
+
+def test_the_one_digit_rating_is_traced_as_the_programs_rating_predictor() -> None:
+    from program.clients.transport import Completion
+
+    reply = Completion(text="3", logprobs=[{"token": "3", "logprob": -0.1, "top": [["3", -0.1]]}])
+    program = Scale(ScaleConfig(difficulty_source="rating_logprobs", last_step_score=None),
+                    systems(lambda m: reply if is_stage(m, AssessDifficulty) else stages_responder()(m)))
+    program.difficulty.demos = [dspy.Example(problem="p", earlier_steps="e", current_step="s", score=0.5)]
+    signature = program.difficulty.signature
+    with dspy.context(trace=[]):
+        prediction = program(problem=PROBLEM)
+        traced = [predictor for predictor, *_ in dspy.settings.trace]
+    assert [s["difficulty"]["source"] for s in prediction.trace["steps"]] == ["rating_logprobs"] * 3
+    assert sum(p is program.difficulty for p in traced) == 3
+    assert program.difficulty.signature is signature and len(program.difficulty.demos) == 1
+    rating = next(r for r in program.systems.stages.engine.requests if is_stage(r, AssessDifficulty))
+    assert "one digit from 0 to 9" in rating[0]["content"]
+    assert len(rating) == 2, "the demos (scores in [0, 1]) are not shown to the one-digit rating"
 
 
 def test_a_shorter_second_plan_replaces_the_over_long_one() -> None:

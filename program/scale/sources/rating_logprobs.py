@@ -32,7 +32,7 @@ from program.config import ScaleConfig
 from program.scale.difficulty import Difficulty
 from program.scale.sources.base import Assessment, DifficultySource, Host, NoLogprobsError, StepView, refused_logprobs
 
-__all__ = ["RatingLogprobsSource", "digit_predictor"]
+__all__ = ["RatingLogprobsSource", "digit_signature"]
 
 STAGE = "difficulty"
 TOP_LOGPROBS = 10  # enough to hold all ten digits when the model is torn between them
@@ -44,17 +44,17 @@ DIGIT_INSTRUCTIONS = """Rate how hard the current sub-problem of a math problem 
 Do not solve it. Reply with the digit only."""
 
 
-def digit_predictor(rating: dspy.Predict) -> dspy.Predict:
-    """A copy of the rating predictor that asks for one digit (its calls are traced as ``rating``'s).
+def digit_signature(rating: dspy.Predict) -> type[dspy.Signature]:
+    """The rating predictor's signature asking for one digit, passed per call (traced under ``rating``).
 
-    Demos are dropped: they show scores in [0, 1], which would teach the wrong reply.
+    Example:
+        >>> from program.signatures import AssessDifficulty
+        >>> digit_signature(dspy.Predict(AssessDifficulty)).output_fields["score"].annotation
+        <class 'int'>
     """
-    asked = rating.deepcopy()
-    asked.demos = []
-    asked.signature = rating.signature.with_instructions(DIGIT_INSTRUCTIONS).with_updated_fields(
+    signature: type[dspy.Signature] = rating.signature
+    return signature.with_instructions(DIGIT_INSTRUCTIONS).with_updated_fields(
         "score", type_=int, desc="the difficulty, one digit from 0 to 9")
-    asked._trace_as = rating  # read by program.calls.call
-    return asked
 
 
 class RatingLogprobsSource(DifficultySource):
@@ -71,8 +71,10 @@ class RatingLogprobsSource(DifficultySource):
         config = host.config
         settings = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": TOP_LOGPROBS}
         try:
-            result = call(digit_predictor(host.difficulty), host.systems.stages, STAGE, config=settings,
-                          problem=step.problem, earlier_steps=step.earlier_steps, current_step=step.current_step)
+            # Demos dropped: they show scores in [0, 1], which would teach the wrong reply.
+            result = call(host.difficulty, host.systems.stages, STAGE, config=settings,
+                          signature=digit_signature(host.difficulty), demos=[], problem=step.problem,
+                          earlier_steps=step.earlier_steps, current_step=step.current_step)
         except Exception as exc:
             if refused_logprobs(exc):
                 raise NoLogprobsError(self.name) from exc
