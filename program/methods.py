@@ -48,14 +48,14 @@ _SCALE_OPTIONS = ("plan_cache", "decompose_retries", "difficulty_max_tokens")
 
 # The one name-to-method registry; its names are program.names.METHODS (tests/unit/test_registries.py).
 METHOD_REGISTRY: dict[str, MethodBuilder] = {
-    "scale": MethodBuilder(lambda c, s, o: Scale(c.scale, s(), vote=c.vote, **o), _SCALE_OPTIONS),
+    "scale": MethodBuilder(lambda c, s, o: Scale.from_config(c, s(), **o), _SCALE_OPTIONS),
     "cot": MethodBuilder(lambda c, s, o: CoT(s().system1)),
     "vote": MethodBuilder(lambda c, s, o: MajorityVote(s().system1, c.vote)),
     "inftythink": MethodBuilder(lambda c, s, o: InftyThink(s().system1, c.inftythink)),
     "bf": MethodBuilder(lambda c, s, o: BudgetForcing(c.lm, **o), ("lm", "thinking_budget", "num_waits")),
     "system1": MethodBuilder(_uniform("system1"), _SCALE_OPTIONS),
     "system2": MethodBuilder(_uniform("system2"), _SCALE_OPTIONS),
-    "cascade": MethodBuilder(lambda c, s, o: Cascade(c.scale, s(), vote=c.vote, **o), _SCALE_OPTIONS),
+    "cascade": MethodBuilder(lambda c, s, o: Cascade.from_config(c, s(), **o), _SCALE_OPTIONS),
 }
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {name: method.options for name, method in METHOD_REGISTRY.items()}
 

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from program.clients.lm import Systems
-from program.config import ProgramConfig, ScaleConfig
+from program.config import ScaleConfig
 from program.scale import Scale
 from program.scale.decompose import Decomposition
 
@@ -33,11 +33,10 @@ WHOLE_PROBLEM = "Solve the whole problem and give its final answer."
 class Cascade(Scale):
     """SCALE with a one-step plan: route the whole problem, no decomposition."""
 
-    def __init__(self, config: ScaleConfig | ProgramConfig, systems: Systems | None = None, **options: Any) -> None:
-        scale = config.scale if isinstance(config, ProgramConfig) else config
-        one_step = replace(scale, last_step_score=None, rewrite=False, num_candidates=1)
-        super().__init__(replace(config, scale=one_step) if isinstance(config, ProgramConfig) else one_step,
-                         systems, **options)
+    def __init__(self, config: ScaleConfig, systems: Systems, **options: Any) -> None:
+        if not isinstance(config, ScaleConfig):  # Scale names the mistake: from_config is for a ProgramConfig
+            super().__init__(config, systems, **options)
+        super().__init__(replace(config, last_step_score=None, rewrite=False, num_candidates=1), systems, **options)
         self.method = "cascade"
 
     def idle_predictors(self) -> list[str]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import dspy
 
@@ -138,9 +138,8 @@ class Scale(dspy.Module):
     and its System 1 attempt is the step's solution unless the step is escalated to System 2.
 
     Args:
-        config: a ``ScaleConfig`` (then ``systems`` is required) or a ``ProgramConfig`` (its
-            ``scale`` knobs; its LM config builds the systems when none are given).
-        systems: the stages / System 1 / System 2 LMs.
+        config: the SCALE knobs (for a whole ``ProgramConfig``: ``Scale.from_config``).
+        systems: the stages / System 1 / System 2 LMs (``program.clients.lm.build_systems``).
         plan_cache: optional ``PlanCache`` shared by every copy of the program.
         decompose_retries: extra attempts per unreadable decomposition candidate.
         difficulty_max_tokens: cap on a difficulty reply (reference: 64); None = the stages' cap.
@@ -148,17 +147,19 @@ class Scale(dspy.Module):
         vote: the samples of System 2 when ``config.system2_kind`` is ``vote`` (default ``VoteConfig()``).
     """
 
-    def __init__(self, config: ScaleConfig | ProgramConfig, systems: Systems | None = None, *,
+    def __init__(self, config: ScaleConfig, systems: Systems, *,
                  plan_cache: PlanCache | None = None, decompose_retries: int = 1,
                  difficulty_max_tokens: int | None = 64, assess_difficulty: bool = True,
                  vote: VoteConfig | None = None) -> None:
         super().__init__()
-        if isinstance(config, ProgramConfig):
-            systems = systems or build_systems(config.lm)
-            config = config.scale
-        if systems is None:
-            raise ConfigError("Scale(ScaleConfig) needs `systems=` (see program.clients.lm.build_systems); "
-                              "or pass a ProgramConfig to build them from its LM config.")
+        if not isinstance(config, ScaleConfig):
+            raise ConfigError(f"{type(self).__name__}(config, systems) takes a ScaleConfig, got "
+                              f"{type(config).__name__}; for a ProgramConfig use "
+                              f"{type(self).__name__}.from_config(config).")
+        if not isinstance(systems, Systems):
+            raise ConfigError(f"{type(self).__name__}(config, systems) needs the LMs as a Systems, got "
+                              f"{type(systems).__name__} (see program.clients.lm.build_systems); or use "
+                              f"{type(self).__name__}.from_config(program_config) to build them from its LM config.")
         if not assess_difficulty and score_decides(config.threshold):
             raise ConfigError(f"`assess_difficulty=False` needs a threshold that decides alone (>= 1 or < 0), "
                               f"got `threshold={config.threshold!r}`.")
@@ -179,6 +180,17 @@ class Scale(dspy.Module):
         self.difficulty = dspy.Predict(AssessDifficulty)
         self.system1 = dspy.Predict(SolveStep)
         self.system2 = dspy.Predict(SolveStep)
+
+    @classmethod
+    def from_config(cls, config: ProgramConfig, systems: Systems | None = None, **options: Any) -> Self:
+        """The program of ``config``'s SCALE knobs and vote, on ``systems`` (default: built from ``config.lm``).
+
+        Example:
+            >>> from program.testing import scripted_systems
+            >>> Scale.from_config(ProgramConfig(), scripted_systems(str, str)).config.threshold
+            0.5
+        """
+        return cls(config.scale, systems or build_systems(config.lm), vote=config.vote, **options)
 
     @property
     def systems(self) -> Systems:

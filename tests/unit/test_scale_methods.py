@@ -78,3 +78,21 @@ def test_bf_builds_its_budget_forced_lm_from_the_lm_config() -> None:
 def test_default_systems_come_from_the_lm_config() -> None:
     program = build_program(dataclasses.replace(ProgramConfig(), lm=preset("qwen3")))
     assert [program.systems.stages.model, program.systems.system2.model] == ["scale/stages", "scale/system2"]
+
+
+def test_scale_and_cascade_take_a_scale_config_and_systems_or_from_config_a_program_config() -> None:
+    from program.config import ScaleConfig
+    from program.scale.cascade import Cascade
+
+    systems = scripted_systems(stages, solver)
+    config = ProgramConfig(scale=ScaleConfig(threshold=0.3, system2_kind="vote"), vote=VoteConfig(samples=3))
+    for kind in (Scale, Cascade):
+        program = kind.from_config(config, systems)
+        assert type(program) is kind and program.systems is systems and program.vote_config == config.vote
+        assert program.config.threshold == 0.3 and program(problem=PROBLEM).answer == "6"
+        mistake = rf"takes a ScaleConfig, got ProgramConfig; .*{kind.__name__}\.from_config"
+        with pytest.raises(ConfigError, match=mistake):
+            kind(config, systems)
+        with pytest.raises(ConfigError, match="needs the LMs as a Systems, got NoneType"):
+            kind(config.scale, None)
+    assert Cascade.from_config(config, systems).config.last_step_score is None  # the cascade's one step
