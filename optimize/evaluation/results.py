@@ -138,8 +138,39 @@ def legacy_fingerprint(config: Any) -> str:
         >>> legacy_fingerprint(ProgramConfig()) == config_fingerprint(ProgramConfig())
         False
     """
-    is_instance = dataclasses.is_dataclass(config) and not isinstance(config, type)
-    return _digest(_without_connection(dataclasses.asdict(config) if is_instance else config))
+    return _digest(_without_connection(_legacy(config)))
+
+
+# The fields each config had when fingerprints last hashed every field (issue 25). A field added
+# since is left out of a legacy fingerprint while at its default: results recorded before it
+# existed ran as its default does. (Endpoint.max_concurrency came after; a later one needs no entry.)
+_LEGACY_FIELDS: dict[str, frozenset[str]] = {name: frozenset(fields.split()) for name, fields in {
+    "ProgramConfig": "method lm scale vote inftythink",
+    "LMConfig": "endpoint stages system1 system2 forcing embedded",
+    "Endpoint": "model api_base api_key_env timeout retries context_window api_bases",
+    "ModeConfig": "endpoint temperature top_p top_k max_tokens thinking thinking_budget reasoning_effort",
+    "ForcingConfig": "num_waits wait final_answer transport template answer_max_tokens min_tokens_after_wait "
+                     "force_empty_answer",
+    "ScaleConfig": "threshold num_candidates candidate_temperature rewrite difficulty_mode difficulty_retries "
+                   "fallback_difficulty last_step_score context step_layout max_steps range_min_steps "
+                   "range_max_steps difficulty_source attempt_confidence attempt_samples attempt_temperature "
+                   "confidence_window learned_path system2_kind",
+    "VoteConfig": "samples temperature adaptive stop_rule confidence weight lm max_tokens",
+    "InftyThinkConfig": "segment_tokens max_iterations summary_max_tokens",
+}.items()}
+
+
+def _legacy(value: Any) -> Any:
+    """``value`` as ``dataclasses.asdict`` gave it then: every field, but none added since at its default."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        known = _LEGACY_FIELDS.get(type(value).__name__)
+        return {f.name: _legacy(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if known is None or f.name in known or not _is_default(f, getattr(value, f.name))}
+    if isinstance(value, dict):
+        return {k: _legacy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_legacy(v) for v in value)
+    return value
 
 
 def _digest(data: Any) -> str:

@@ -74,7 +74,7 @@ def results_fingerprint(config: ProgramConfig, state: str = "", *, legacy: bool 
     ``legacy``: the fingerprint such results had before defaults were left out (every field hashed).
     """
     if legacy:
-        return legacy_fingerprint({"config": asdict(config), "program": state})
+        return legacy_fingerprint({"config": config, "program": state})
     return config_fingerprint({"config": config, "program": state})
 
 

@@ -337,3 +337,15 @@ def test_bad_examples_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="workers=0"):
         evaluate(ToyProgram(), EXAMPLES, results_path=tmp_path / "r.jsonl", workers=0, progress=False)
     assert ResultsFile(tmp_path / "r.jsonl").read() == []
+
+
+def test_a_field_added_since_leaves_the_old_fingerprint_alone_at_its_default() -> None:
+    """Endpoint.max_concurrency came after the old fingerprints were recorded: at its default it is not in
+    them, so those results still resume; set, the configuration is another one."""
+    from dataclasses import replace
+
+    config = ProgramConfig(method="cot")
+    assert legacy_fingerprint(config) == OLD_COT_FINGERPRINT
+    lm = config.lm
+    busy = replace(config, lm=replace(lm, endpoint=replace(lm.endpoint, max_concurrency=2)))
+    assert legacy_fingerprint(busy) != OLD_COT_FINGERPRINT
