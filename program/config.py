@@ -23,6 +23,8 @@ from program.validation import ConfigError, _check, _check_positive, _check_prob
 __all__ = [
     "ConfigError",
     "Endpoint",
+    "SERVER_KINDS",
+    "ServerKind",
     "ModeConfig",
     "ForcingConfig",
     "LMConfig",
@@ -40,6 +42,9 @@ __all__ = [
 
 ThinkingSwitch = Literal["none", "qwen3", "effort", "forced"]
 THINKING_SWITCHES: tuple[str, ...] = get_args(ThinkingSwitch)
+# Which server answers an endpoint; the rules that differ per server key on it (program.clients.servers).
+ServerKind = Literal["vllm", "sglang", "llama.cpp", "provider", "other"]
+SERVER_KINDS: tuple[str, ...] = get_args(ServerKind)
 LOCAL_MODEL_ALIAS = "qwen2.5-coder-1.5b-instruct"
 LOCAL_PORT = 8765
 
@@ -58,6 +63,8 @@ class Endpoint:
         context_window: the model's context window in tokens; every request's ``max_tokens`` is
             clamped to it minus the prompt (``program.clients.context``). None: ask the server's model list
             (vLLM reports ``max_model_len``); no clamp when it does not say.
+        server: which server this is (``vllm``, ``sglang``, ``llama.cpp``, ``provider``, ``other``).
+            None: detected once per endpoint from the server's own answers (``program.clients.servers``).
         api_bases: several replicas of one model (e.g. four vLLM servers): requests are spread over
             them, a failing one is cooled down and its request retried on another
             (``program.clients.replicas``). ``api_base`` defaults to the first; give one or the other.
@@ -75,8 +82,11 @@ class Endpoint:
     context_window: int | None = None
     api_bases: tuple[str, ...] = ()
     max_concurrency: int | None = None
+    server: ServerKind | None = None
 
     def __post_init__(self) -> None:
+        _check(self.server is None or self.server in SERVER_KINDS,
+               f"`server={self.server!r}` must be one of {', '.join(SERVER_KINDS)} (or left out to detect it).")
         bases = (self.api_bases,) if isinstance(self.api_bases, str) else tuple(self.api_bases or ())
         _check(all(isinstance(b, str) and b.startswith(("http://", "https://")) for b in bases),
                f"`api_bases` must be a list of server URLs like http://gpu1:8000/v1; got {list(bases)!r}.")

@@ -78,6 +78,10 @@ class FakeServer:
     total_slots: int | None = None
     build_info: str = "b0-fake"
     peak_in_flight: int = 0
+    # Which real server's /v1/models to imitate: "vllm", "sglang", "llama.cpp", or None (a bare list).
+    # owned_by and the window field follow each server's source, named in program.clients.servers.
+    server: str | None = None
+    max_model_len: int | None = None
 
     def __post_init__(self) -> None:
         self._queue = list(self.script)
@@ -95,13 +99,17 @@ class FakeServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                if self.path.rstrip("/").endswith("/props"):
+                path = self.path.rstrip("/")
+                if path.endswith("/props") and owner.server in (None, "llama.cpp"):
                     if owner.total_slots is None:
                         owner._send(self, 404, {"error": {"message": "File Not Found", "type": "not_found_error"}})
                     else:
                         owner._send(self, 200, {"total_slots": owner.total_slots, "build_info": owner.build_info})
                     return
-                owner._send(self, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+                if owner.server is not None and path != "/v1/models":
+                    owner._send(self, 404, {"detail": "Not Found"})  # FastAPI's (vLLM, SGLang) answer
+                    return
+                owner._send(self, 200, {"object": "list", "data": [owner._model_card()]})
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
@@ -149,6 +157,14 @@ class FakeServer:
         """Append actions to the script."""
         with self._lock:
             self._queue.extend(actions)
+
+    def _model_card(self) -> dict[str, Any]:
+        card: dict[str, Any] = {"id": "fake", "object": "model"}
+        if self.server in ("vllm", "sglang"):  # ModelCard in each server's openai/protocol.py
+            card.update(owned_by=self.server, max_model_len=self.max_model_len)
+        elif self.server == "llama.cpp":  # tools/server/server-context.cpp, handle_models
+            card.update(owned_by="llamacpp", meta={"n_ctx_train": self.max_model_len})
+        return card
 
     # -- request handling -------------------------------------------------------------------
     def _next(self) -> Any:
