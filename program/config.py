@@ -40,7 +40,7 @@ __all__ = [
     "LOCAL_PORT",
 ]
 
-ThinkingSwitch = Literal["none", "qwen3", "effort", "forced"]
+ThinkingSwitch = Literal["none", "qwen3", "always", "effort", "forced"]
 THINKING_SWITCHES: tuple[str, ...] = get_args(ThinkingSwitch)
 # Which server answers an endpoint; the rules that differ per server key on it (program.clients.servers).
 ServerKind = Literal["vllm", "sglang", "llama.cpp", "provider", "other"]
@@ -122,9 +122,13 @@ class ModeConfig:
     Args:
         endpoint: a server of its own (a QwQ/R1 reasoning server for System 2); None = the default.
         max_tokens: cap on the visible answer (for forced thinking: the answer after thinking).
-        thinking: how thinking is switched on: ``none`` (plain call), ``qwen3`` (chat-template
-            ``enable_thinking``), ``effort`` (provider reasoning effort / thinking budget; a cap
-            only), ``forced`` (s1 budget forcing over text continuation).
+        thinking: how thinking is switched on: ``none`` (the model must not think: vLLM, SGLang and
+            llama.cpp endpoints get ``enable_thinking: false``), ``qwen3`` (thinks on request:
+            ``enable_thinking: true``), ``always`` (a reasoning-only model such as QwQ, an R1 distill or
+            Qwen3-Thinking: ``true`` on those servers, nothing elsewhere), ``effort`` (provider
+            reasoning effort / thinking budget; a cap only), ``forced`` (s1 budget forcing over text
+            continuation). The switch follows the server kind (``program.clients.servers``), never
+            the model's name.
         thinking_budget: cap on thinking tokens (``forced``, ``effort`` with a token budget).
     """
 

@@ -29,7 +29,8 @@ from typing import Any, cast
 
 from program.config import Endpoint, ServerKind
 
-__all__ = ["forget_kinds", "kind_from_models", "server_kind", "SELF_HOSTED"]
+__all__ = ["forget_kinds", "kind_from_models", "server_kind", "SELF_HOSTED", "thinking_switch", "tokenize",
+           "single_token_id"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,28 @@ SELF_HOSTED: frozenset[str] = frozenset({"vllm", "sglang", "llama.cpp"})
 _OWNED_BY: dict[str, ServerKind] = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llama.cpp"}
 
 _kinds: dict[str, ServerKind] = {}
+_token_ids: dict[tuple[str, str], int | None] = {}
 _lock = threading.Lock()
+
+
+def thinking_switch(kind: str, thinking: str) -> bool | None:
+    """The ``enable_thinking`` a mode sends to a server of ``kind`` (None: send no switch).
+
+    ``none`` must not think: the self-hosted servers get ``false`` whatever the model is named (vLLM
+    drops template kwargs a template does not use; SGLang and llama.cpp hand them to Jinja).
+    ``qwen3`` thinks on request: ``true`` anywhere (the config asked for it). ``always`` (QwQ, R1
+    distills, Qwen3-Thinking) gets ``true`` on self-hosted servers, since vLLM's qwen3 parser reads the
+    flag (PR #35230) and some templates close the think block unless it is set; nothing elsewhere.
+
+    Example:
+        >>> thinking_switch("vllm", "none"), thinking_switch("provider", "none"), thinking_switch("sglang", "always")
+        (False, None, True)
+    """
+    if thinking == "qwen3":
+        return True
+    if kind not in SELF_HOSTED:
+        return None
+    return {"none": False, "always": True}.get(thinking)
 
 
 def kind_from_models(listing: Any) -> ServerKind | None:
@@ -84,9 +106,64 @@ def server_kind(endpoint: Endpoint) -> ServerKind:
 
 
 def forget_kinds() -> None:
-    """Forget detected kinds (a test, or another server now listening on a URL)."""
+    """Forget detected kinds and looked-up token ids (a test, or another server now on a URL)."""
     with _lock:
         _kinds.clear()
+        _token_ids.clear()
+
+
+def tokenize(endpoint: Endpoint, text: str, *, timeout: float = 30.0) -> list[int] | None:
+    """``text``'s token ids from the server's own tokenize endpoint, in the kind's request form.
+
+    vLLM reads ``prompt`` (``vllm/entrypoints/openai/serving_tokenization.py``, TokenizeCompletionRequest)
+    and llama.cpp's server ``content`` (``tools/server/server-context.cpp``, ``handle_tokenize``; it
+    answers no tokens for a body without it). Neither adds special tokens here. Other kinds (SGLang,
+    providers, unknown servers): None, nothing asked. None too when the server does not answer.
+
+    Example:
+        >>> tokenize(Endpoint("openai/m", api_base="http://127.0.0.1:9/v1", server="sglang"), "</think>") is None
+        True
+    """
+    kind = server_kind(endpoint)
+    if kind not in ("vllm", "llama.cpp") or not endpoint.api_base:
+        return None
+    body: dict[str, Any] = ({"model": endpoint.model.partition("/")[2], "prompt": text, "add_special_tokens": False}
+                            if kind == "vllm" else {"content": text})
+    root = endpoint.api_base.rstrip("/").removesuffix("/v1")
+    try:
+        import httpx
+
+        response = httpx.post(root + "/tokenize", json=body, timeout=timeout)
+        response.raise_for_status()
+        tokens = response.json().get("tokens")
+    except Exception as exc:  # noqa: BLE001 - no count from the server; the caller estimates
+        log.info("no /tokenize answer from %s (%s)", root, type(exc).__name__)
+        return None
+    return [int(t) for t in tokens] if isinstance(tokens, list) and tokens else None
+
+
+def single_token_id(endpoint: Endpoint, text: str) -> int | None:
+    """The id of ``text`` when the server's tokenizer makes it ONE token (``</think>`` in Qwen3), else None.
+
+    Looked up once per server and text, and cached. Budget forcing sends it in ``stop_token_ids``
+    after a "Wait", so vLLM's min-tokens mask blocks it (stop strings are not checked then). Only
+    vLLM is asked: llama.cpp's server has no ``stop_token_ids`` field (nor ``min_tokens``), and
+    SGLang's tokenize endpoint is not one we rely on; those keep stop strings alone.
+    """
+    if server_kind(endpoint) != "vllm":
+        return None
+    key = (str(endpoint.api_base), text)
+    with _lock:
+        if key in _token_ids:
+            return _token_ids[key]
+    tokens = tokenize(endpoint, text)
+    found = tokens[0] if tokens is not None and len(tokens) == 1 else None
+    if tokens is not None and found is None:
+        log.info("%r is %d tokens on %s: no stop_token_ids after 'Wait' (stop strings only, as before)",
+                 text, len(tokens), endpoint.api_base)
+    with _lock:
+        _token_ids[key] = found
+    return found
 
 
 def _get_json(url: str, timeout: float) -> Any:

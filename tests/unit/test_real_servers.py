@@ -55,7 +55,6 @@ def switches(server: FakeServer) -> list[Any]:
 
 # --- 1. the thinking switch follows the server kind, not the model name -------------------------
 
-@pytest.mark.xfail(strict=True, reason="issue 23: enable_thinking is sent only when the model name says qwen3")
 def test_stages_and_system1_switch_thinking_off_on_vllm_whatever_the_model_is_named() -> None:
     with FakeServer(default="<think>hmm</think>" + ANSWER, server="vllm") as server:
         config = preset("qwen3", model="openai/served-32b", api_base=server.api_base)
@@ -64,14 +63,12 @@ def test_stages_and_system1_switch_thinking_off_on_vllm_whatever_the_model_is_na
         assert switches(server) == [False, False, True]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: #53284: without the switch a non-thinking stage reads content null")
 def test_a_non_thinking_stage_reads_its_answer_on_vllm() -> None:
     with FakeServer(default=ANSWER, server="vllm") as server:
         out = build_lm(preset("qwen3", model="openai/served-32b", api_base=server.api_base), "stages")("2 + 3?")[0]
         assert (out["text"] if isinstance(out, dict) else out) == ANSWER
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: no thinking value for reasoning-only models")
 def test_a_reasoning_only_mode_sends_the_switch_on() -> None:
     with FakeServer(default="<think>hmm</think>" + ANSWER, server="vllm") as server:
         config = preset("qwen3", model="openai/qwq", api_base=server.api_base)
@@ -89,12 +86,11 @@ def test_a_provider_gets_no_switch() -> None:
 
 # --- 2. cut-off thinking is thinking -----------------------------------------------------------
 
-def _system2(server: FakeServer, **endpoint: Any) -> Any:
-    config = preset("qwen3", model="openai/served-32b", api_base=server.api_base, **endpoint)
+def _system2(fake: FakeServer, **endpoint: Any) -> Any:
+    config = preset("qwen3", model="openai/served-32b", api_base=fake.api_base, **endpoint)
     return build_lm(config, "system2")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: a cut-off reply (pre-#35230 parser) is graded as the answer")
 def test_cut_off_thinking_is_answered_by_forcing_on_vllm() -> None:
     with FakeServer([CUT_OFF, " \\boxed{5}"], server="vllm", parser="qwen3-old") as server:
         out = _system2(server)("What is 2 + 3?", max_tokens=6)[0]
@@ -105,7 +101,6 @@ def test_cut_off_thinking_is_answered_by_forcing_on_vllm() -> None:
         assert forced["prompt"].endswith("Maybe 2 + 3 is \\boxed{7}?\n</think>\nFinal Answer:")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: reasoning filled + content null is read as an empty answer")
 def test_cut_off_thinking_with_the_current_parser_is_answered_by_forcing() -> None:
     with FakeServer([CUT_OFF, " \\boxed{5}"], server="vllm", parser="qwen3") as server:
         out = _system2(server)("What is 2 + 3?", max_tokens=6)[0]
@@ -113,7 +108,6 @@ def test_cut_off_thinking_with_the_current_parser_is_answered_by_forcing() -> No
         assert len(server.requests) == 2 and "prompt" in server.requests[1]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: a provider's cut-off reply is graded from its thinking")
 def test_cut_off_thinking_elsewhere_is_recorded_with_no_answer() -> None:
     with FakeServer([CUT_OFF], server="vllm", parser="qwen3-old") as server:
         book = ledger.Ledger()
@@ -141,7 +135,6 @@ def test_the_fake_vllm_renders_continue_final_message_through_qwen3s_template_as
     assert reply.status_code == 400 and "final message does not appear" in reply.json()["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: transport prefill on vLLM fails with 400 on every forced answer")
 def test_prefill_is_refused_on_vllm_with_one_line_naming_completions() -> None:
     with FakeServer(server="vllm", chat_template=QWEN3) as server:
         endpoint = Endpoint("openai/served-32b", api_base=server.api_base)
@@ -173,7 +166,6 @@ def test_the_qwen3_template_is_byte_identical_to_qwen3s_own() -> None:
     assert ours.render(CHAT) == _rendered("Qwen-Qwen3-0.6B.jinja", enable_thinking=True)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: reasoning-pair forces QwQ with the DeepSeek-R1 template")
 def test_the_reasoning_pair_forcing_prompt_is_byte_identical_to_qwqs_template() -> None:
     config = preset("reasoning-pair")
     template = get_template(config.forcing.template)
@@ -181,14 +173,12 @@ def test_the_reasoning_pair_forcing_prompt_is_byte_identical_to_qwqs_template() 
     assert config.system2.thinking == "always"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: our R1 prompt starts with BOS; the server adds another")
 def test_the_r1_template_carries_no_bos_and_matches_r1s_own() -> None:
     template = get_template("deepseek-r1")
     rendered = _rendered("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", enable_thinking=True)
     assert template.render(CHAT) + "<think>\n" == rendered
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: our Llama 3 prompt starts with <|begin_of_text|>")
 def test_the_llama3_template_carries_no_bos() -> None:
     assert not get_template("llama3").render(CHAT).startswith("<|begin_of_text|>")
 
@@ -202,7 +192,6 @@ def _one_call(server: FakeServer) -> ledger.Ledger:
     return book
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: the totals sum 'not reported' as 0 reused")
 def test_unreported_cached_tokens_are_not_zero() -> None:
     with FakeServer(["5"], server="vllm", cached=3) as server:  # no --enable-prompt-tokens-details
         book = _one_call(server)
@@ -224,25 +213,26 @@ def _forced_with_a_wait(server: FakeServer) -> None:
                  ForcingConfig(num_waits=1, template="qwen3"), CHAT)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: no stop_token_ids after Wait; min_tokens lets </think> through")
-@pytest.mark.parametrize(("mode", "form"), [("vllm", "prompt"), ("llama.cpp", "content")])
-def test_after_wait_the_think_close_token_id_is_sent(mode: str, form: str) -> None:
-    with FakeServer(["Two and three.</think>", "</think> The answer is 5", "5"], server=mode) as server:
+def test_after_wait_the_think_close_token_id_is_sent_on_vllm() -> None:
+    with FakeServer(["Two and three.</think>", "</think> The answer is 5", "5"], server="vllm") as server:
+        _forced_with_a_wait(server)
         _forced_with_a_wait(server)
     lookups = [b for b in server.requests if b.get("path") == "/tokenize"]
-    assert len(lookups) == 1 and lookups[0][form] == "</think>"  # once per endpoint, in the kind's own form
-    first, after_wait, answer = (b for b in server.requests if b.get("path") is None)
+    assert len(lookups) == 1 and lookups[0]["prompt"] == "</think>"  # once per endpoint, in vLLM's form
+    first, after_wait, answer = [b for b in server.requests if b.get("path") is None][:3]
     assert "stop_token_ids" not in first and "stop_token_ids" not in answer
     assert after_wait["stop_token_ids"] == [servermodes.THINK_IDS["</think>"]] and after_wait["min_tokens"] == 1
 
 
-def test_a_think_close_of_several_tokens_keeps_todays_request() -> None:
-    with FakeServer(["Two and three.</think>", "More.</think>", "5"], server="vllm", think_tokens=3) as server:
+@pytest.mark.parametrize(("mode", "think_tokens"), [("vllm", 3), ("llama.cpp", 1)])
+def test_a_think_close_of_several_tokens_or_no_such_field_keeps_todays_request(mode: str, think_tokens: int) -> None:
+    # llama.cpp's server reads neither stop_token_ids nor min_tokens (tools/server/server-task.cpp,
+    # params_from_json_cmpl): nothing is looked up for it.
+    with FakeServer(["Two and three.</think>", "More.</think>", "5"], server=mode, think_tokens=think_tokens) as server:
         _forced_with_a_wait(server)
     assert all("stop_token_ids" not in b for b in server.requests)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 23: the context clamp tokenizes in vLLM's form on llama.cpp")
 def test_the_context_clamp_counts_the_prompt_in_llama_cpps_form() -> None:
     with FakeServer(["5"], server="llama.cpp") as server:
         endpoint = Endpoint("openai/m", api_base=server.api_base, context_window=400)
@@ -252,7 +242,6 @@ def test_the_context_clamp_counts_the_prompt_in_llama_cpps_form() -> None:
 
 # --- 7. the reasoning field: `reasoning` and `reasoning_content` both read ---------------------
 
-@pytest.mark.xfail(strict=True, reason="issue 23: litellm returns None for reasoning_content: null beside reasoning")
 def test_reasoning_is_read_when_reasoning_content_is_null_beside_it() -> None:
     with FakeServer(["<think>hmm</think>5"], server="vllm", legacy_field=True) as server:
         completion = transport.chat(Endpoint("openai/m", api_base=server.api_base), CHAT, max_tokens=8)
