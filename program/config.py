@@ -40,6 +40,8 @@ from program.validation import ConfigError, check, check_known_keys, check_posit
 __all__ = [
     "ConfigError",
     "Endpoint",
+    "SERVER_KINDS",
+    "ServerKind",
     "ModeConfig",
     "ForcingConfig",
     "LMConfig",
@@ -55,8 +57,11 @@ __all__ = [
     "LOCAL_PORT",
 ]
 
-ThinkingSwitch = Literal["none", "qwen3", "effort", "forced"]
+ThinkingSwitch = Literal["none", "qwen3", "always", "effort", "forced"]
 THINKING_SWITCHES: tuple[str, ...] = get_args(ThinkingSwitch)
+# Which server answers an endpoint; the rules that differ per server key on it (program.clients.servers).
+ServerKind = Literal["vllm", "sglang", "llama.cpp", "provider", "other"]
+SERVER_KINDS: tuple[str, ...] = get_args(ServerKind)
 LOCAL_MODEL_ALIAS = "qwen2.5-coder-1.5b-instruct"
 LOCAL_PORT = 8765
 
@@ -75,6 +80,8 @@ class Endpoint:
         context_window: the model's context window in tokens; every request's ``max_tokens`` is
             clamped to it minus the prompt (``program.clients.context``). None: ask the server's model list
             (vLLM reports ``max_model_len``); no clamp when it does not say.
+        server: which server this is (``vllm``, ``sglang``, ``llama.cpp``, ``provider``, ``other``).
+            None: detected once per endpoint from the server's own answers (``program.clients.servers``).
         api_bases: several replicas of one model (e.g. four vLLM servers): requests are spread over
             them, a failing one is cooled down and its request retried on another
             (``program.clients.replicas``). ``api_base`` defaults to the first; give one or the other.
@@ -92,8 +99,11 @@ class Endpoint:
     context_window: int | None = None
     api_bases: tuple[str, ...] = ()
     max_concurrency: int | None = None
+    server: ServerKind | None = None
 
     def __post_init__(self) -> None:
+        _check(self.server is None or self.server in SERVER_KINDS,
+               f"`server={self.server!r}` must be one of {', '.join(SERVER_KINDS)} (or left out to detect it).")
         bases = (self.api_bases,) if isinstance(self.api_bases, str) else tuple(self.api_bases or ())
         check(all(isinstance(b, str) and b.startswith(("http://", "https://")) for b in bases),
                f"`api_bases` must be a list of server URLs like http://gpu1:8000/v1; got {list(bases)!r}.")
@@ -129,9 +139,13 @@ class ModeConfig:
     Args:
         endpoint: a server of its own (a QwQ/R1 reasoning server for System 2); None = the default.
         max_tokens: cap on the visible answer (for forced thinking: the answer after thinking).
-        thinking: how thinking is switched on: ``none`` (plain call), ``qwen3`` (chat-template
-            ``enable_thinking``), ``effort`` (provider reasoning effort / thinking budget; a cap
-            only), ``forced`` (s1 budget forcing over text continuation).
+        thinking: how thinking is switched on: ``none`` (the model must not think: vLLM, SGLang and
+            llama.cpp endpoints get ``enable_thinking: false``), ``qwen3`` (thinks on request:
+            ``enable_thinking: true``), ``always`` (a reasoning-only model such as QwQ, an R1 distill or
+            Qwen3-Thinking: ``true`` on those servers, nothing elsewhere), ``effort`` (provider
+            reasoning effort / thinking budget; a cap only), ``forced`` (s1 budget forcing over text
+            continuation). The switch follows the server kind (``program.clients.servers``), never
+            the model's name.
         thinking_budget: cap on thinking tokens (``forced``, ``effort`` with a token budget).
     """
 

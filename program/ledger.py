@@ -66,6 +66,10 @@ class Call:
     generation_seconds: float | None = None
     server: str = ""  # the replica that answered (``Endpoint.api_bases``); "" for a single server or a cache hit
     clamp: dict[str, int] | None = None
+    # What the request sent as the chat template's enable_thinking (None: no switch sent), and a note on
+    # the reply ("cut off in thinking": the cap ended it inside its thinking, so it holds no answer).
+    thinking_switch: bool | None = None
+    note: str = ""
 
     @property
     def answer_tokens(self) -> int:
@@ -136,6 +140,9 @@ def _sum(calls: list[Call]) -> dict[str, float]:
         # Where the time goes (zero where the server reports nothing; see the module docstring).
         "prompt_evaluated": sum(c.prompt_evaluated for c in calls),
         "prompt_reused": sum(c.prompt_reused or 0 for c in calls),
+        # Calls whose server said how many prompt tokens it reused: 0 of them means "not reported"
+        # (a summary shows n/a), never "nothing reused".
+        "reuse_reported_calls": sum(1 for c in calls if c.prompt_reused is not None),
         "prompt_seconds": round(sum(c.prompt_seconds or 0.0 for c in calls), 3),
         "generation_seconds": round(sum(c.generation_seconds or 0.0 for c in calls), 3),
         "timed_calls": sum(1 for c in calls if c.prompt_seconds is not None),
@@ -178,7 +185,8 @@ def record(*, prompt_tokens: int, completion_tokens: int, thinking_tokens: int =
            cached: bool = False, seconds: float = 0.0, stage_name: str | None = None,
            thinking_estimated: bool = False, prompt_reused: int | None = None,
            prompt_seconds: float | None = None, generation_seconds: float | None = None,
-           server: str = "", clamp: dict[str, int] | None = None) -> Call | None:
+           server: str = "", clamp: dict[str, int] | None = None, thinking_switch: bool | None = None,
+           note: str = "") -> Call | None:
     """Record one call into the active ledger (a no-op when none is active). Returns the call.
 
     ``prompt_reused``: prompt tokens the server took from a cached prefix (None: not reported);
@@ -194,7 +202,7 @@ def record(*, prompt_tokens: int, completion_tokens: int, thinking_tokens: int =
                 completion_tokens=int(completion_tokens or 0), thinking_tokens=int(thinking_tokens or 0),
                 cached=cached, seconds=seconds, thinking_estimated=thinking_estimated, prompt_reused=reused,
                 prompt_seconds=prompt_seconds, generation_seconds=generation_seconds, server=server,
-                clamp=clamp)
+                clamp=clamp, thinking_switch=thinking_switch, note=note)
     ledger = _LEDGER.get()
     if ledger is not None:
         ledger.add(call)

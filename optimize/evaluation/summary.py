@@ -33,7 +33,11 @@ __all__ = ["Summary", "summarize", "print_summary", "write_summary", "TOKEN_KIND
 TOKEN_KINDS = ("prompt_tokens", "completion_tokens", "thinking_tokens", "answer_tokens")
 # Where the time goes, per stage, where the server reports it (``program.ledger``): prompt tokens
 # evaluated vs reused from a cached prefix, prompt-evaluation and generation seconds.
-SERVER_WORK = ("prompt_evaluated", "prompt_reused", "prompt_seconds", "generation_seconds", "timed_calls")
+SERVER_WORK = ("prompt_evaluated", "prompt_reused", "prompt_seconds", "generation_seconds", "timed_calls",
+               "reuse_reported_calls")
+# Shown where no call of a stage said how many prompt tokens it reused: "not reported" is never 0.
+REUSE_HINT = ("reused n/a: the server did not report cached prompt tokens; start vLLM with "
+              "--enable-prompt-tokens-details or SGLang with --enable-cache-report (docs/SERVERS.md)")
 
 
 @dataclass(frozen=True)
@@ -165,12 +169,18 @@ def print_summary(summary: Summary, *, title: str = "Summary", console: Any = No
         if timed:  # the server said what it reused and how long each part took
             for column in ("evaluated", "reused", "prompt s", "gen s"):
                 stages.add_column(column, justify="right")
+        unreported = False
         for name, sums in summary.mean_tokens_by_stage.items():
-            work = [f"{sums.get('prompt_evaluated', 0):,.0f}", f"{sums.get('prompt_reused', 0):,.0f}",
+            reported = bool(sums.get("reuse_reported_calls"))
+            unreported = unreported or not reported
+            reused = f"{sums.get('prompt_reused', 0):,.0f}" if reported else "n/a"
+            work = [f"{sums.get('prompt_evaluated', 0):,.0f}", reused,
                     f"{sums.get('prompt_seconds', 0):.1f}", f"{sums.get('generation_seconds', 0):.1f}"]
             work = work if timed else []
             stages.add_row(name, f"{sums['calls']:.1f}", *(f"{sums[k]:,.0f}" for k in TOKEN_KINDS), *work)
         console.print(stages)
+        if unreported:
+            console.print(REUSE_HINT)
 
 
 def _accuracy_rows(summary: Summary) -> list[tuple[str, str]]:

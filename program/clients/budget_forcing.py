@@ -63,12 +63,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from program.clients import context, transport
+from program.clients import context, servers, transport
 from program.clients.engine import lm_from_engine, request_messages, to_response
 from program.clients.templates import ChatTemplate, get_template
-from program.config import Endpoint, ForcingConfig, LMConfig, ModeConfig
+from program.config import ConfigError, Endpoint, ForcingConfig, LMConfig, ModeConfig
 
-__all__ = ["Step", "ForcedResult", "force_budget", "ForcedEngine", "forced_lm"]
+__all__ = ["Step", "ForcedResult", "force_budget", "ForcedEngine", "forced_lm", "check_transport"]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,7 @@ def force_budget(endpoint: Endpoint, mode: ModeConfig, forcing: ForcingConfig,
         ...              ).num_continuations  # doctest: +SKIP
         2
     """
+    check_transport(endpoint, forcing)
     template = get_template(forcing.template)
     send = _Sender(endpoint, mode, forcing, template, template.with_instruction(messages), seed)
     opened = template.think_open + "\n"
@@ -194,6 +195,27 @@ def force_budget(endpoint: Endpoint, mode: ModeConfig, forcing: ForcingConfig,
                         answer_max_tokens=cap)
 
 
+def check_transport(endpoint: Endpoint, forcing: ForcingConfig) -> None:
+    """Refuse ``transport: prefill`` on vLLM, in one line that names the transport that works.
+
+    vLLM renders the partial reply through the model's chat template and cuts it after the final
+    message (transformers' ``continue_final_message``): Qwen3's template re-emits it around
+    ``</think>`` and QwQ/R1 templates drop what precedes ``</think>``, so the forced answer is refused
+    with HTTP 400 ("the final message does not appear in the chat"). SGLang appends the text to the
+    generation prompt instead, so prefill works there.
+
+    Example:
+        >>> check_transport(Endpoint("openai/m", api_base="http://h:8000/v1", server="vllm"),
+        ...                 ForcingConfig(transport="prefill"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        program.validation.ConfigError: `transport: prefill` does not work on vLLM ...
+    """
+    if forcing.transport == "prefill" and servers.server_kind(endpoint) == "vllm":
+        raise ConfigError("`transport: prefill` does not work on vLLM (its chat template re-renders the partial "
+                          "thinking and the forced answer gets HTTP 400); set `forcing: {transport: completions}`.")
+
+
 def _newline(text: str) -> str:
     """A newline before an appended string, unless the text is empty or already ends in whitespace."""
     return "" if not text or text[-1].isspace() else "\n"
@@ -229,7 +251,13 @@ class _Sender:
         """
         sampling: dict[str, Any] = {"temperature": self.mode.temperature, "top_p": self.mode.top_p,
                                     "top_k": self.mode.top_k, "seed": self.seed}
-        at_least = {"min_tokens": min(min_tokens, max_tokens)} if min_tokens > 0 else {}
+        at_least: dict[str, Any] = {"min_tokens": min(min_tokens, max_tokens)} if min_tokens > 0 else {}
+        if at_least:
+            # vLLM checks no stop string during min_tokens, and </think> is no EOS: only a stop token
+            # id is masked then. Where the marker is one token (Qwen3), send its id (looked up once).
+            marker = servers.single_token_id(self.endpoint, self.template.think_close)
+            if marker is not None:
+                at_least["stop_token_ids"] = [marker]
         if self.forcing.transport == "completions":
             # A raw prompt has no end of turn unless we name it: add the template's.
             prompt = self.template.render(self.messages) + assistant

@@ -9,7 +9,8 @@ minus the prompt. So does ``program.clients.transport``, for every request, with
   ``context_window`` field), asked once per server and process. Unknown: no clamp.
 - **The prompt's tokens.** Cheap first: byte-level BPE never makes more tokens than UTF-8 bytes,
   so when bytes + ``max_tokens`` fit, nothing is counted and nothing changes. Otherwise the
-  server's ``/tokenize`` counts it (vLLM), else an estimate (litellm's tokenizer, plus 10%).
+  server's ``/tokenize`` counts it in the server kind's form (vLLM ``prompt``, llama.cpp ``content``:
+  ``program.clients.servers.tokenize``), else an estimate (litellm's tokenizer, plus 10%).
 - **The clamp** leaves ``margin`` tokens spare (the reference: 50) and is recorded in the ledger
   (``Call.clamp``). A prompt that leaves no room at all raises ``ContextWindowError``.
 
@@ -173,7 +174,12 @@ def _ask_window(endpoint: Endpoint) -> int | None:
 def _tokenize(endpoint: Endpoint, prompt: str) -> int | None:
     if not endpoint.api_base:
         return None
-    try:
+    from program.clients import servers
+
+    if servers.server_kind(endpoint) in ("vllm", "llama.cpp"):  # each in its own request form
+        tokens = servers.tokenize(endpoint, prompt)
+        return None if tokens is None else len(tokens)
+    try:  # an unknown server: vLLM's form, as before
         reply = _get_json(_root(endpoint.api_base) + "/tokenize",
                           {"model": endpoint.model.partition("/")[2], "prompt": prompt}, timeout=30.0)
     except Exception:  # noqa: BLE001 - not vLLM: estimate instead

@@ -4,8 +4,12 @@ DSPy 3.4's engine contract is ``complete(Request) -> Response``. Our engines sen
 through ``program.clients.transport`` (retries, usage-keeping cache, ledger) and return the visible answer
 as a text part and the thinking as a thinking part, with the server's usage numbers.
 
-- ``ChatEngine``: a chat call, with the mode's thinking switch (none / Qwen3 chat-template flag /
-  provider reasoning effort).
+- ``ChatEngine``: a chat call, with the mode's thinking switch (``enable_thinking`` as the server
+  kind and the mode say, ``program.clients.servers.thinking_switch``, or provider reasoning effort).
+  A thinking reply cut off inside its thinking is never an answer: on vLLM, SGLang or llama.cpp's
+  server, with a forcing template, the answer is forced as budget forcing does (end of thinking +
+  "Final Answer:" through /v1/completions); elsewhere the reply has no answer and the ledger notes
+  "cut off in thinking".
 - ``program.clients.budget_forcing.ForcedEngine``: s1 budget-forced thinking over text continuation.
 """
 
@@ -17,8 +21,8 @@ from typing import Any
 import dspy
 from dspy.lm15 import Message, Response, TextPart, ThinkingPart, TokenLogprob, TopLogprob, Usage
 
-from program.clients import transport
-from program.config import Endpoint, ModeConfig
+from program.clients import cutoff, servers, transport
+from program.config import Endpoint, ForcingConfig, ModeConfig
 
 __all__ = ["ChatEngine", "lm_from_engine", "request_messages", "to_response"]
 
@@ -72,25 +76,30 @@ class ChatEngine:
 
     endpoint: Endpoint
     mode: ModeConfig
+    forcing: ForcingConfig | None = None  # the template that forces an answer after cut-off thinking
 
     def complete(self, request: Any) -> Response:
         config = request.config
         extra: dict[str, Any] = {}
-        if self.mode.thinking == "qwen3":
-            extra["chat_template_kwargs"] = {"enable_thinking": True}
-        elif self.mode.thinking == "none" and _is_qwen3(self.endpoint.model):
-            # Qwen3 thinks by default; System 1 and the stages must not.
-            extra["chat_template_kwargs"] = {"enable_thinking": False}
+        kind = servers.server_kind(self.endpoint)
+        switch = servers.thinking_switch(kind, self.mode.thinking)
+        if switch is not None:
+            extra["chat_template_kwargs"] = {"enable_thinking": switch}
+        messages = request_messages(request)
+        thinks = self.mode.thinking in ("qwen3", "always")
         completion = transport.chat(
-            self.endpoint, request_messages(request),
+            self.endpoint, messages,
             max_tokens=config.max_tokens or self.mode.max_tokens,
             temperature=config.temperature if config.temperature is not None else self.mode.temperature,
             top_p=config.top_p if config.top_p is not None else self.mode.top_p,
             top_k=config.top_k if config.top_k is not None else self.mode.top_k,
             seed=config.seed, stop=list(config.stop) or None, extra_body=extra or None,
             reasoning_effort=self.mode.reasoning_effort if self.mode.thinking == "effort" else None,
-            logprobs=config.logprobs,
+            logprobs=config.logprobs, thinks=thinks,
         )
+        if completion.note == transport.CUT_OFF and kind in servers.SELF_HOSTED and self.forcing is not None:
+            completion = cutoff.force_answer(self.endpoint, self.mode, self.forcing, messages, completion,
+                                             seed=config.seed)
         return to_response(request.model, completion)
 
     def stream(self, request: Any) -> Any:
@@ -101,6 +110,3 @@ class ChatEngine:
     def close(self) -> None:
         pass
 
-
-def _is_qwen3(model: str) -> bool:
-    return "qwen3" in model.lower()

@@ -74,7 +74,7 @@ def build_mode_lm(config: LMConfig, mode: ModeConfig, name: str) -> dspy.LM:
 
         engine: object = ForcedEngine(endpoint, mode, config.forcing)
     else:
-        engine = ChatEngine(endpoint, mode)
+        engine = ChatEngine(endpoint, mode, config.forcing)
     return lm_from_engine(engine, name, temperature=mode.temperature, max_tokens=mode.max_tokens)
 
 

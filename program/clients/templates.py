@@ -9,10 +9,17 @@ Built-in templates (``get_template(name)``):
 - ``chatml``: Qwen2.5 and other ChatML models. No native thinking: ``instruction`` tells the model
   to think inside ``<think> ... </think>`` (no default system prompt is inserted).
 - ``qwen3``: ChatML with Qwen3's native ``<think>`` section.
-- ``llama3``: Llama 3 / 3.1 headers (no date/tool preamble). No native thinking.
+- ``llama3``: Llama 3 / 3.1 headers (no date/tool preamble; Llama 3.1's own template adds a
+  "Cutting Knowledge Date" system preamble, so use its Jinja file for byte-identical prompts).
+  No native thinking.
 - ``deepseek-r1``: DeepSeek-R1 and its distills. The official template ends with
   ``<｜Assistant｜><think>\\n``; ``render`` stops before ``<think>`` so that adding
   ``think_open + "\\n"`` gives exactly that string.
+- QwQ-32B and Qwen3-Thinking are ChatML: ``qwen3``.
+
+No template starts with a BOS token: every server we send completions to adds one (vLLM's
+``add_special_tokens`` defaults to true, llama.cpp's server adds BOS), so ours would make two.
+Checked byte for byte against the models' own templates in tests/unit/test_real_servers.py.
 - a path to a Jinja file (a Hugging Face ``chat_template``), rendered with ``messages`` and
   ``add_generation_prompt=True``. Think tags, stops and an optional instruction come from a sidecar
   JSON file beside it (``model.jinja`` -> ``model.json``), else the defaults ``<think>``/``</think>``.
@@ -117,7 +124,9 @@ def _llama3(messages: list[dict[str, str]]) -> str:
     # The official template trims every message's content.
     turns = "".join(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>"
                     for m in messages)
-    return "<|begin_of_text|>" + turns + "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    # No <|begin_of_text|>: vLLM (add_special_tokens defaults to true for completions) and llama.cpp's
+    # server add BOS themselves; ours would make two.
+    return turns + "<|start_header_id|>assistant<|end_header_id|>\n\n"
 
 
 _R1_BOS, _R1_EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
@@ -128,7 +137,8 @@ def _deepseek_r1(messages: list[dict[str, str]]) -> str:
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
     turns = "".join(f"<｜User｜>{m['content']}" if m["role"] == "user" else f"<｜Assistant｜>{m['content']}{_R1_EOS}"
                     for m in messages if m["role"] != "system")
-    return _R1_BOS + system + turns + "<｜Assistant｜>"
+    # No BOS of our own: the server adds it (see _llama3).
+    return system + turns + "<｜Assistant｜>"
 
 
 _INSTRUCTION = THINK_INSTRUCTION.format(open="<think>", close="</think>")

@@ -68,6 +68,12 @@ class Completion:
     # Per generated token {"token", "logprob", "top": [[token, logprob], ...]} when asked for
     # (``chat(logprobs=k)``); None when not asked or the server sent none.
     logprobs: list[dict[str, Any]] | None = None
+    # "cut off in thinking": the cap ended a thinking reply before its end of thinking, so all its
+    # text is thinking and it holds no answer (``chat(thinks=True)``).
+    note: str = ""
+
+
+CUT_OFF = "cut off in thinking"
 
 
 # Repeated samples (``scale compare --samples K``): sample k > 0 shifts every request's seed and is
@@ -116,8 +122,17 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
          top_p: float | None = None, top_k: int | None = None, seed: int | None = None,
          stop: list[str] | None = None, extra_body: dict[str, Any] | None = None,
          reasoning_effort: str | None = None, thinking_tokens_are_completion: bool = False,
-         logprobs: int | None = None) -> Completion:
+         logprobs: int | None = None, thinks: bool = False) -> Completion:
     """A chat completion. Thinking comes from the server's reasoning field or a ``<think>`` section.
+
+    The reasoning field is read under both names: ``reasoning_content`` (SGLang, llama.cpp, older
+    vLLM) and ``reasoning`` (vLLM since the rename; litellm maps it, but not when a server sends
+    ``reasoning_content: null`` beside it).
+
+    ``thinks``: the mode thinks (``qwen3``/``always``). A reply the cap cut off inside its thinking
+    (``finish_reason`` length, no ``</think>``, and no reasoning field or an empty content) is then
+    all thinking: its text moves to ``thinking`` and the call is noted ``cut off in thinking`` (vLLM's
+    qwen3 parser before PR #35230 returned such a reply as content; it must never be graded).
 
     ``logprobs=k`` asks for each generated token's logprob and its ``k`` most likely alternatives
     (OpenAI ``logprobs``/``top_logprobs``; llama.cpp needs ``--logits_all true`` for them).
@@ -140,6 +155,8 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
     if body:
         params["extra_body"] = body
     request = {"kind": "chat", "model": endpoint.model, "api_base": endpoint.api_base, "messages": messages, **params}
+    if thinks:
+        request["thinks"] = True
 
     def call() -> Completion:
         litellm = import_litellm()
@@ -147,13 +164,21 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
                                  **_connection(endpoint), **params)
         choice = response.choices[0]
         message = choice.message
-        visible, thinking = split_thinking(_valid_unicode(message.content or ""))
-        thinking = _valid_unicode(getattr(message, "reasoning_content", None) or "") + thinking
+        raw = _valid_unicode(message.content or "")
+        visible, thinking = split_thinking(raw)
+        reasoning = _valid_unicode(_reasoning(message))
+        cut_off = (thinks and choice.finish_reason == "length" and "</think>" not in raw
+                   and (not reasoning or not visible.strip()))
+        if cut_off:
+            visible, thinking = "", thinking or visible
+        thinking = reasoning + thinking
         usage = response.usage
         completion = int(getattr(usage, "completion_tokens", 0) or 0)
         details = getattr(usage, "completion_tokens_details", None)
         reported = getattr(details, "reasoning_tokens", None) if details is not None else None
-        if thinking_tokens_are_completion:
+        if cut_off:
+            n_thinking, estimated = completion, False
+        elif thinking_tokens_are_completion:
             n_thinking, estimated = completion, False
         elif reported:
             n_thinking, estimated = int(reported), False
@@ -167,7 +192,7 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
                           prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                           completion_tokens=completion, thinking_tokens=n_thinking, thinking_estimated=estimated,
                           clamp=clamp, logprobs=token_logprobs(choice) if logprobs is not None else None,
-                          **server_work(response))
+                          note=CUT_OFF if cut_off else "", **server_work(response))
 
     return _cached_call(endpoint, request, call)
 
@@ -269,6 +294,17 @@ def token_logprobs(choice: Any) -> list[dict[str, Any]] | None:
 
 # --- internals -------------------------------------------------------------------------------
 
+def _reasoning(message: Any) -> str:
+    """The reply's reasoning field under either name (litellm keeps undeclared fields in its extras)."""
+    for name in ("reasoning_content", "reasoning"):
+        value = _field(message, name)
+        if not value:
+            value = (_field(message, "provider_specific_fields") or {}).get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def _field(obj: Any, name: str) -> Any:
     """``obj[name]`` or ``obj.name``; pydantic models keep fields they do not declare in ``model_extra``."""
     if obj is None:
@@ -331,7 +367,7 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
         hit = dspy.cache.get(cache_key)
         if isinstance(hit, dict) and hit.get("_scale_completion") == 1:
             result = Completion(**{k: v for k, v in hit.items() if k != "_scale_completion"}, cached=True)
-            _record(endpoint, result, seconds=0.0)
+            _record(endpoint, result, seconds=0.0, switch=_switch(request))
             return result
 
     limiter = limits.limiter_for(endpoint)
@@ -367,7 +403,7 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
                 f"(curl {endpoint.api_base or '<api_base>'}/models) or raise `retries`/`timeout`.") from exc
         raise
     seconds = time.monotonic() - started - waited
-    _record(endpoint, result, seconds=seconds, server=replicas.last_server())
+    _record(endpoint, result, seconds=seconds, server=replicas.last_server(), switch=_switch(request))
     if _CACHE_ENABLED and result.finish_reason != "error":
         import dspy
 
@@ -376,12 +412,20 @@ def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Comp
     return result
 
 
-def _record(endpoint: Endpoint, result: Completion, *, seconds: float, server: str = "") -> None:
+def _switch(request: dict[str, Any]) -> bool | None:
+    """The ``enable_thinking`` a request sent (None: none), for the trace."""
+    kwargs = (request.get("extra_body") or {}).get("chat_template_kwargs") or {}
+    value = kwargs.get("enable_thinking")
+    return value if isinstance(value, bool) else None
+
+
+def _record(endpoint: Endpoint, result: Completion, *, seconds: float, server: str = "",
+            switch: bool | None = None) -> None:
     ledger.record(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
                   thinking_tokens=result.thinking_tokens, model=endpoint.model, cached=result.cached,
                   seconds=seconds, thinking_estimated=result.thinking_estimated, server=server,
                   clamp=result.clamp, prompt_reused=result.prompt_reused, prompt_seconds=result.prompt_seconds,
-                  generation_seconds=result.generation_seconds)
+                  generation_seconds=result.generation_seconds, thinking_switch=switch, note=result.note)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -29,12 +29,15 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from program.testing import servermodes
 
 __all__ = ["Fault", "FakeServer"]
 
@@ -78,6 +81,21 @@ class FakeServer:
     total_slots: int | None = None
     build_info: str = "b0-fake"
     peak_in_flight: int = 0
+    # Which real server's /v1/models to imitate: "vllm", "sglang", "llama.cpp", or None (a bare list).
+    # owned_by and the window field follow each server's source, named in program.clients.servers.
+    server: str | None = None
+    max_model_len: int | None = None
+    # Server-mode behaviour, each rule from the server's source (program.testing.servermodes):
+    parser: str = "qwen3"  # vLLM's qwen3 reasoning parser: "qwen3" (current) or "qwen3-old" (pre-#35230)
+    cache_report: bool = False  # started with --enable-prompt-tokens-details / --enable-cache-report
+    cached: int = 0  # prompt tokens each reply reports as reused (when reported at all)
+    honours_thinking: bool = True  # False: a template that ignores enable_thinking
+    chat_template: str | None = None  # Jinja text that continue_final_message is rendered through
+    strict: bool = False  # reject request fields the server does not know (HTTP 400)
+    think_tokens: int = 1  # tokens of "</think>" (1: Qwen3's special token)
+    version: str = "0.11.0"
+    legacy_field: bool = False  # vLLM also sends `reasoning_content: null` beside `reasoning`
+    prompts: list[str] = field(default_factory=list)  # in a server mode: each prompt the server built
 
     def __post_init__(self) -> None:
         self._queue = list(self.script)
@@ -95,17 +113,28 @@ class FakeServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                if self.path.rstrip("/").endswith("/props"):
+                path = self.path.rstrip("/")
+                if path.endswith("/props") and owner.server is None:
                     if owner.total_slots is None:
                         owner._send(self, 404, {"error": {"message": "File Not Found", "type": "not_found_error"}})
                     else:
                         owner._send(self, 200, {"total_slots": owner.total_slots, "build_info": owner.build_info})
-                    return
-                owner._send(self, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+                elif owner.server is None or path == "/v1/models":
+                    owner._send(self, 200, {"object": "list", "data": [owner._model_card()]})
+                elif path == "/version" and owner.server in ("vllm", "sglang"):  # api_server.py / http_server.py
+                    owner._send(self, 200, {"version": owner.version})
+                elif path == "/props" and owner.server == "llama.cpp":  # tools/server/server-context.cpp
+                    owner._send(self, 200, {"total_slots": owner.total_slots or 1, "build_info": owner.version,
+                                            "chat_template": owner.chat_template or "",
+                                            "default_generation_settings": {"n_ctx": owner.max_model_len}})
+                else:
+                    owner._send(self, 404, {"detail": "Not Found"})  # FastAPI's (vLLM, SGLang) answer
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if owner.server is not None and not owner._known_path(self, body):
+                    return
                 with owner._lock:
                     owner._in_flight += 1
                     owner.peak_in_flight = max(owner.peak_in_flight, owner._in_flight)
@@ -150,6 +179,41 @@ class FakeServer:
         with self._lock:
             self._queue.extend(actions)
 
+    def _model_card(self) -> dict[str, Any]:
+        card: dict[str, Any] = {"id": "fake", "object": "model"}
+        if self.server in ("vllm", "sglang"):  # ModelCard in each server's openai/protocol.py
+            card.update(owned_by=self.server, max_model_len=self.max_model_len)
+        elif self.server == "llama.cpp":  # tools/server/server-context.cpp, handle_models
+            card.update(owned_by="llamacpp", meta={"n_ctx_train": self.max_model_len})
+        return card
+
+    def _known_path(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> bool:
+        """In a server mode: answer /tokenize and unknown paths here; False when answered."""
+        path = handler.path.rstrip("/")
+        if path == "/tokenize" and self.server in ("vllm", "llama.cpp"):
+            with self._lock:
+                self.requests.append({"path": path, **body})
+            # vLLM reads `prompt` (serving_tokenization.py); llama.cpp `content` and answers no
+            # tokens for a body without it (tools/server/server-context.cpp, handle_tokenize).
+            text = body.get("prompt" if self.server == "vllm" else "content")
+            tokens = [servermodes.token_id(p) for p in servermodes.pieces(str(text or ""), self.think_tokens)]
+            reply: dict[str, Any] = {"tokens": tokens}
+            if self.server == "vllm":
+                reply.update(count=len(tokens), max_model_len=self.max_model_len)
+            self._send(handler, 200, reply)
+            return False
+        if path not in ("/v1/chat/completions", "/v1/completions"):
+            self._send(handler, 404, {"detail": "Not Found"})
+            return False
+        unknown = sorted(set(body) - servermodes.KNOWN_FIELDS.get(self.server, set()))
+        if self.strict and unknown:
+            with self._lock:
+                self.requests.append(body)
+            self._send(handler, 400, {"error": {"message": f"Unrecognized request argument supplied: {unknown[0]}",
+                                                "type": "invalid_request_error"}})
+            return False
+        return True
+
     # -- request handling -------------------------------------------------------------------
     def _next(self) -> Any:
         with self._lock:
@@ -187,7 +251,51 @@ class FakeServer:
             self._send(handler, 500, {"error": {"message": "logprobs is not supported for models created with "
                                                            "logits_all=False", "type": "internal_server_error"}})
             return
+        if self.server is not None:
+            try:
+                self._send(handler, 200, self._imitation(handler.path, body, str(action)))
+            except servermodes.TemplateRefusal as exc:  # vLLM answers a template error with 400
+                self._send(handler, 400, {"object": "error", "message": str(exc), "type": "BadRequestError",
+                                          "code": 400})
+            return
         self._send(handler, 200, self._completion(handler.path, body, str(action)))
+
+    def _imitation(self, path: str, body: dict[str, Any], raw: str) -> dict[str, Any]:
+        """A reply as the real server gives it for the model output ``raw`` (program.testing.servermodes)."""
+        chat = "chat" in path
+        kwargs = body.get("chat_template_kwargs") or {}
+        thinking_on = kwargs.get("enable_thinking", True) is not False or not self.honours_thinking
+        if chat and not thinking_on:
+            raw = re.sub(r"<think>.*?</think>\s*", "", raw, flags=re.S)  # the model was told not to think
+        if chat and body.get("continue_final_message") and self.chat_template is not None:
+            prompt = servermodes.continue_prompt(self.server, self.chat_template, body)
+        else:
+            prompt = str(body.get("prompt") or " ".join(str(m.get("content", "")) for m in body.get("messages", [])))
+        with self._lock:
+            self.prompts.append(prompt)
+        out = servermodes.generate(raw, body, think_tokens=self.think_tokens)
+        n_prompt = len(servermodes.pieces(prompt))
+        usage: dict[str, Any] = {"prompt_tokens": n_prompt, "completion_tokens": out.tokens,
+                                 "total_tokens": n_prompt + out.tokens,
+                                 **servermodes.usage_details(self.server, self.cached, self.cache_report)}
+        reply: dict[str, Any] = {"id": "fake-1", "created": int(time.time()), "model": body.get("model", "fake"),
+                                 "usage": usage}
+        if self.server == "llama.cpp":
+            reply["timings"] = {"cache_n": self.cached, "prompt_n": n_prompt - self.cached, "prompt_ms": 1.0,
+                                "predicted_n": out.tokens, "predicted_ms": 1.0}
+        if not chat:
+            return {**reply, "object": "text_completion",
+                    "choices": [{"index": 0, "text": out.text, "finish_reason": out.finish_reason, "logprobs": None}]}
+        message: dict[str, Any] = {"role": "assistant", "content": out.text}
+        if not body.get("continue_final_message"):
+            reasoning, content = servermodes.parse_reasoning(out.text, thinking_on, self.parser)
+            field = "reasoning" if self.server == "vllm" else "reasoning_content"
+            message = {"role": "assistant", "content": content if self.server == "vllm" else content or "",
+                       field: reasoning}
+            if self.legacy_field and self.server == "vllm":
+                message["reasoning_content"] = None
+        return {**reply, "object": "chat.completion",
+                "choices": [{"index": 0, "message": message, "finish_reason": out.finish_reason}]}
 
     def _completion(self, path: str, body: dict[str, Any], text: str) -> dict[str, Any]:
         prompt = body.get("prompt") or " ".join(str(m.get("content", "")) for m in body.get("messages", []))

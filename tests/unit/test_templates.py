@@ -23,12 +23,12 @@ GOLDEN = {
                "<|im_start|>assistant\n5<|im_end|>\n<|im_start|>user\nTimes 2?<|im_end|>\n<|im_start|>assistant\n"),
     "qwen3": ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+3?<|im_end|>\n"
               "<|im_start|>assistant\n5<|im_end|>\n<|im_start|>user\nTimes 2?<|im_end|>\n<|im_start|>assistant\n"),
-    "llama3": ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+    "llama3": ("<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
                "<|start_header_id|>user<|end_header_id|>\n\n2+3?<|eot_id|>"
                "<|start_header_id|>assistant<|end_header_id|>\n\n5<|eot_id|>"
                "<|start_header_id|>user<|end_header_id|>\n\nTimes 2?<|eot_id|>"
                "<|start_header_id|>assistant<|end_header_id|>\n\n"),
-    "deepseek-r1": ("<｜begin▁of▁sentence｜>Be brief.<｜User｜>2+3?<｜Assistant｜>5<｜end▁of▁sentence｜>"
+    "deepseek-r1": ("Be brief.<｜User｜>2+3?<｜Assistant｜>5<｜end▁of▁sentence｜>"
                     "<｜User｜>Times 2?<｜Assistant｜>"),
 }
 
@@ -58,7 +58,7 @@ def test_builtin_think_tags_stops_and_instruction(name: str, stop: tuple[str, ..
 def test_deepseek_r1_plus_opened_section_matches_the_official_generation_prompt() -> None:
     template = get_template("deepseek-r1")
     prompt = template.render([{"role": "user", "content": "Hi"}]) + template.think_open + "\n"
-    assert prompt == "<｜begin▁of▁sentence｜><｜User｜>Hi<｜Assistant｜><think>\n"
+    assert prompt == "<｜User｜>Hi<｜Assistant｜><think>\n"
 
 
 def test_llama3_trims_content_like_the_official_template() -> None:
