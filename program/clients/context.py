@@ -191,16 +191,21 @@ def _tokenize(endpoint: Endpoint, prompt: str) -> int | None:
     if not endpoint.api_base:
         return None
     url = _root(endpoint.api_base) + "/tokenize"
+    counted = _token_count(url, {"model": endpoint.model.partition("/")[2], "prompt": prompt})  # vLLM
+    if counted or not prompt:
+        return counted
+    # llama-server reads "content" and answers a request without it with no tokens at all (200, not an
+    # error): tools/server/server-context.cpp, post_tokenize (llama.cpp in llama-cpp-python 0.3.36).
+    return _token_count(url, {"content": prompt}) or None
+
+
+def _token_count(url: str, body: dict[str, str]) -> int | None:
     try:
-        reply = _get_json(url, {"model": endpoint.model.partition("/")[2], "prompt": prompt}, timeout=30.0)
-    except Exception:  # noqa: BLE001 - not vLLM: llama.cpp's form, else estimate
-        try:  # llama-server: {"content": ...} -> {"tokens": [...]} (tools/server/server-context.cpp, post_tokenize)
-            reply = _get_json(url, {"content": prompt}, timeout=30.0)
-        except Exception:  # noqa: BLE001 - neither: estimate instead
-            return None
+        reply = _get_json(url, body, timeout=30.0)
+    except Exception:  # noqa: BLE001 - not this server's form (or none): the caller tries another or estimates
+        return None
     count = reply.get("count") if isinstance(reply, dict) else None
     if isinstance(count, int):
         return count
     tokens = reply.get("tokens") if isinstance(reply, dict) else None
     return len(tokens) if isinstance(tokens, list) else None
-

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from prerequisites import require_local_model
+from prerequisites import LOCAL_MODEL_MODULES, missing_modules, require
 from program.config import LOCAL_MODEL_ALIAS, LMConfig
 from program.errors import ProgramError
 from program.presets import preset
@@ -166,7 +166,8 @@ def test_missing_part_package_says_how_to_install(monkeypatch: pytest.MonkeyPatc
 
 
 def test_real_part_discovery_finds_22_files() -> None:
-    require_local_model()  # a skip, or a failure under CI=true
+    absent = missing_modules(*LOCAL_MODEL_MODULES)  # a skip, or a failure under CI=true
+    require(not absent, f"the local model ({', '.join(absent)})", "pip install -e '.[local]'")
     files = local._part_files()
     assert len(files) == 22 and all(f.is_file() for f in files)
 
