@@ -5,7 +5,7 @@ registry package: the llama-cpp-python sdist vendors llama.cpp (``vendor/llama.c
 ``pip download`` fetches it from PyPI like any other package. We build the cmake target
 ``llama-server`` from it (about 7-10 minutes on 2 cores), statically linked, into
 ``<cache>/llama-server/<version>-<key>/`` where ``<cache>`` is the model's cache root
-(``local.default_cache_dir``) and ``<key>`` hashes the build flags and the compiler.
+(``cache.default_cache_dir``) and ``<key>`` hashes the build flags and the compiler.
 
 Build flags: Release, this CPU's instructions (``GGML_NATIVE``) but no AMX kernels
 (``-mno-amx-*``): a ``-march=native`` build with AMX and weight repacking segfaulted on the first
@@ -41,6 +41,7 @@ import tempfile
 from pathlib import Path
 
 from program.errors import ProgramError
+from program.serving.cache import default_cache_dir
 
 __all__ = ["SDIST_VERSION", "SDIST_SHA256", "CMAKE_FLAGS", "build_dir", "built_binary", "ensure_built",
            "server_binary", "template_path", "main"]
@@ -73,8 +74,6 @@ _COMPILERS = {"C": ("CC", ("cc", "gcc", "clang")), "C++": ("CXX", ("c++", "g++",
 
 
 def _cache_root(cache_dir: Path | str | None) -> Path:
-    from program.serving.local import default_cache_dir  # local imports build lazily: no cycle at import
-
     return Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
 

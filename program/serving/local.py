@@ -44,6 +44,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from program.config import LOCAL_MODEL_ALIAS, LOCAL_PORT
 from program.errors import ProgramError
+from program.serving.cache import default_cache_dir
 
 if TYPE_CHECKING:
     from program.config import LMConfig
@@ -65,15 +66,6 @@ CACHE_RAM_MIB = 1024
 STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL: a stop ends within 5 s even mid-generation
 EXTRA_ARGS_ENV = "SCALE_LLAMA_SERVER_ARGS"
 _CHUNK = 8 << 20
-
-
-def default_cache_dir() -> Path:
-    """``$SCALE_CACHE_DIR``, else ``$XDG_CACHE_HOME/scale-tts``, else ``~/.cache/scale-tts`` (created)."""
-    root = os.environ.get("SCALE_CACHE_DIR") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scale-tts"
-    path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _part_files() -> list[Path]:
