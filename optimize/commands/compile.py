@@ -74,7 +74,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from optimize.compiling.compile import compile_experiment
-    from program.scale.sources import needs_logprobs
     from program.serving.local import ensure_server
 
     config = experiment_for_args(args)
@@ -89,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
                              keep_if_better=args.keep_if_better or config.compile.keep_if_better, **given)
     tracking = replace(config.tracking, workers=args.workers or config.tracking.workers)
     config = replace(config, data=data, compile=compile_config, tracking=tracking)
-    with ensure_server(config.program.lm, logprobs=needs_logprobs(config.program)):
+    with ensure_server(config.program.lm):
         result = compile_experiment(config, output_dir=args.output, track=not args.no_mlflow, trace=args.trace,
                                     progress=not args.no_progress, log_model=args.log_mlflow_model)
     print_result(result)

@@ -61,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     from optimize.evaluation import evaluate as evaluation
     from optimize.evaluation.summary import print_summary
     from optimize.experiment import save_experiment
-    from program.scale.sources import needs_logprobs
     from program.serving.local import ensure_server
 
     if args.budgets and args.method not in (None, "bf"):
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                "max_server_errors": args.max_server_errors}
     examples = load_benchmark(data.benchmark, data_dir=data.data_dir, limit=data.limit, seed=data.seed)
 
-    with ensure_server(config.program.lm, logprobs=needs_logprobs(config.program)):
+    with ensure_server(config.program.lm):
         if args.budgets:
             return _sweep(config, examples, args.budgets, run_dir, options)
         out_dir = run_dir / f"{config.program.method}-{data.benchmark}"

@@ -50,12 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from optimize.commands.search import wide_console
-    from program.scale.sources import needs_logprobs
     from program.serving.local import ensure_server
 
     config = resolve_experiment(args)
     console = wide_console()
-    with ensure_server(config.program.lm, logprobs=needs_logprobs(config.program)):
+    with ensure_server(config.program.lm):
         outcome = quickstart(config, track=not args.no_mlflow, progress=not args.no_progress, console=console,
                              log_model=args.log_mlflow_model)
     _report(outcome, console)

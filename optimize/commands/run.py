@@ -60,12 +60,11 @@ def load_program_for_args(args: argparse.Namespace, config: ExperimentConfig) ->
 
 def run(args: argparse.Namespace) -> int:
     from program.ledger import Ledger, recording
-    from program.scale.sources import needs_logprobs
     from program.serving.local import ensure_server
 
     config = experiment_for_args(args)
     ledger = Ledger()
-    with ensure_server(config.program.lm, logprobs=needs_logprobs(config.program)):
+    with ensure_server(config.program.lm):
         program = load_program_for_args(args, config)
         with recording(ledger):
             prediction = program(problem=args.problem)

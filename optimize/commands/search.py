@@ -60,7 +60,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from optimize.search.run import print_search, run_search
-    from program.scale.sources import needs_logprobs
     from program.serving.local import ensure_server
 
     if args.program and not args.config:  # the saved program's own config is the base
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = resolve_experiment(args)
     ran: list[Any] = []
-    with ensure_server(config.program.lm, logprobs=needs_logprobs(config.program)):
+    with ensure_server(config.program.lm):
         result = run_search(config, trials=args.trials, study_name=args.study, storage=args.storage,
                             program_dir=args.program, workers=args.workers, tracking=not args.no_mlflow,
                             progress=not args.no_progress, on_trial=ran.append, join=args.worker,

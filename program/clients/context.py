@@ -6,7 +6,9 @@ minus the prompt. So does ``program.clients.transport``, for every request, with
 
 - **The window** is ``Endpoint.context_window`` when set, else the server's model list
   (``GET {api_base}/models``: vLLM's ``max_model_len``, or a ``context_length`` /
-  ``context_window`` field), asked once per server and process. Unknown: no clamp.
+  ``context_window`` field), else llama.cpp's ``GET /props`` (one slot's window,
+  ``default_generation_settings.n_ctx``: with ``--parallel N`` a request gets ``--ctx-size``/N,
+  not the whole), asked once per server and process. Unknown: no clamp.
 - **The prompt's tokens.** Cheap first: byte-level BPE never makes more tokens than UTF-8 bytes,
   so when bytes + ``max_tokens`` fit, nothing is counted and nothing changes. Otherwise the
   server's ``/tokenize`` counts it in the server kind's form (vLLM ``prompt``, llama.cpp ``content``:
@@ -168,7 +170,22 @@ def _ask_window(endpoint: Endpoint) -> int | None:
             value = model.get(key)
             if isinstance(value, int) and value > 0:
                 return value
-    return None
+    return _slot_window(endpoint)
+
+
+def _slot_window(endpoint: Endpoint) -> int | None:
+    """llama-server's per-slot window: GET /props ``default_generation_settings.n_ctx``.
+
+    From tools/server/server-context.cpp (llama.cpp vendored in llama-cpp-python 0.3.36),
+    ``get_res_props``: ``n_ctx`` there is ``n_ctx_slot()``, the KV cache one slot may fill.
+    """
+    try:
+        props = _get_json(_root(str(endpoint.api_base)) + "/props", timeout=min(endpoint.timeout, 10.0))
+    except Exception:  # noqa: BLE001 - not llama.cpp (404) or unreachable: no clamp
+        return None
+    settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+    value = settings.get("n_ctx") if isinstance(settings, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _tokenize(endpoint: Endpoint, prompt: str) -> int | None:
@@ -179,14 +196,23 @@ def _tokenize(endpoint: Endpoint, prompt: str) -> int | None:
     if servers.server_kind(endpoint) in ("vllm", "llama.cpp"):  # each in its own request form
         tokens = servers.tokenize(endpoint, prompt)
         return None if tokens is None else len(tokens)
-    try:  # an unknown server: vLLM's form, as before
-        reply = _get_json(_root(endpoint.api_base) + "/tokenize",
-                          {"model": endpoint.model.partition("/")[2], "prompt": prompt}, timeout=30.0)
-    except Exception:  # noqa: BLE001 - not vLLM: estimate instead
+    # An unknown server: vLLM's form first, then llama.cpp's, which answers a request without
+    # "content" with no tokens at all (200, not an error): tools/server/server-context.cpp,
+    # post_tokenize (llama.cpp in llama-cpp-python 0.3.36).
+    url = _root(endpoint.api_base) + "/tokenize"
+    counted = _token_count(url, {"model": endpoint.model.partition("/")[2], "prompt": prompt})
+    if counted or not prompt:
+        return counted
+    return _token_count(url, {"content": prompt}) or None
+
+
+def _token_count(url: str, body: dict[str, str]) -> int | None:
+    try:
+        reply = _get_json(url, body, timeout=30.0)
+    except Exception:  # noqa: BLE001 - not this server's form (or none): the caller tries another or estimates
         return None
     count = reply.get("count") if isinstance(reply, dict) else None
     if isinstance(count, int):
         return count
     tokens = reply.get("tokens") if isinstance(reply, dict) else None
     return len(tokens) if isinstance(tokens, list) else None
-

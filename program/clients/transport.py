@@ -135,7 +135,8 @@ def chat(endpoint: Endpoint, messages: list[dict[str, str]], *, max_tokens: int,
     qwen3 parser before PR #35230 returned such a reply as content; it must never be graded).
 
     ``logprobs=k`` asks for each generated token's logprob and its ``k`` most likely alternatives
-    (OpenAI ``logprobs``/``top_logprobs``; llama.cpp needs ``--logits_all true`` for them).
+    (OpenAI ``logprobs``/``top_logprobs``; llama-server returns them always, llama-cpp-python's
+    server only with ``--logits_all true``).
 
     ``thinking_tokens_are_completion``: count every completion token as thinking (a forced
     thinking segment sent through assistant prefill).
@@ -256,8 +257,10 @@ def server_work(response: Any) -> dict[str, Any]:
     """What a reply says about the server's work: prompt tokens reused from a cached prefix, seconds
     spent evaluating the prompt and generating (each None when the server does not say).
 
-    Read from llama.cpp's ``timings`` (``cache_n``, ``prompt_ms``, ``predicted_ms``; also sent by
-    ``program.serving.llama_server``) or the OpenAI/vLLM ``usage.prompt_tokens_details.cached_tokens``.
+    Read from llama.cpp's ``timings`` (``cache_n``: prompt tokens reused from the slot's cache,
+    ``prompt_ms``, ``predicted_ms``; llama-server's ``server_slot_stats::to_json`` in
+    tools/server/server-common.cpp, llama.cpp vendored in llama-cpp-python 0.3.36, sent on every
+    non-streaming completion) or the OpenAI/vLLM ``usage.prompt_tokens_details.cached_tokens``.
 
     Example:
         >>> server_work({"timings": {"prompt_n": 30, "cache_n": 70, "prompt_ms": 400.0, "predicted_ms": 900.0}})

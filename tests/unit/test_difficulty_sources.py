@@ -260,7 +260,7 @@ def test_a_server_that_refuses_logprobs_is_not_retried_and_names_the_source() ->
         raise LogprobsRefusedError("The LLM server http://127.0.0.1:9/v1 does not return token logprobs.")
 
     config = ScaleConfig(difficulty_source="rating_logprobs")
-    with pytest.raises(NoLogprobsError, match="'rating_logprobs' needs token logprobs.*scale serve --logprobs"):
+    with pytest.raises(NoLogprobsError, match="'rating_logprobs' needs token logprobs.*a server that returns them"):
         build_source(config).assess(Scale(config, lms(stages=refuse)), view())
 
 

@@ -16,20 +16,21 @@ from pathlib import Path
 
 import pytest
 
-from prerequisites import require_local_model
+from prerequisites import LOCAL_MODEL_MODULES, missing_modules, require
 from program.config import LOCAL_MODEL_ALIAS, LMConfig
 from program.errors import ProgramError
 from program.presets import preset
 from program.serving import local
 
-# A stand-in for llama_cpp.server: answers /v1/models with the alias given on the command line.
+# A stand-in for llama-server: answers /v1/models with the alias given on the command line and
+# /health with 200 once it listens (llama-server: 503 while loading, then {"status": "ok"}).
 FAKE_SERVER = r"""
 import json, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
         body = json.dumps({"object": "list", "data": [{"id": sys.argv[2]}]}).encode()
-        self.send_response(200 if self.path == "/v1/models" else 404)
+        self.send_response(200 if self.path in ("/v1/models", "/health") else 404)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -165,15 +166,10 @@ def test_missing_part_package_says_how_to_install(monkeypatch: pytest.MonkeyPatc
 
 
 def test_real_part_discovery_finds_22_files() -> None:
-    require_local_model()  # a skip, or a failure under CI=true
+    absent = missing_modules(*LOCAL_MODEL_MODULES)  # a skip, or a failure under CI=true
+    require(not absent, f"the local model ({', '.join(absent)})", "pip install -e '.[local]'")
     files = local._part_files()
     assert len(files) == 22 and all(f.is_file() for f in files)
-
-
-def test_missing_llama_cpp_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "_SERVER_MODULES", ("scale_tts_test_no_such_module",))
-    with pytest.raises(ProgramError, match=r"llama-cpp-python\[server\].*pip install 'scale-tts\[local\]'"):
-        local.LocalServer("model.gguf").command()
 
 
 def test_default_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -184,13 +180,35 @@ def test_default_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 # --- the server process ---------------------------------------------------------------------------
 
-def test_server_command_line() -> None:
-    server = local.LocalServer("m.gguf", port=9999, n_ctx=2048)
+def test_server_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(local.EXTRA_ARGS_ENV, raising=False)
+    server = local.LocalServer("m.gguf", port=9999, n_ctx=2048, slots=3, binary="/opt/llama/llama-server")
     argv = server.command()
-    assert argv[1:3] == ["-m", "program.serving.llama_server"]  # llama_cpp.server with timings
-    assert argv[argv.index("--n_ctx") + 1] == "2048" and argv[argv.index("--port") + 1] == "9999"
-    assert 1 <= int(argv[argv.index("--n_threads") + 1]) <= 2
+    assert argv[0] == "/opt/llama/llama-server"
+    assert argv[argv.index("--parallel") + 1] == "3" and argv[argv.index("--port") + 1] == "9999"
+    assert argv[argv.index("--ctx-size") + 1] == "6144"  # 3 slots of 2048: llama-server splits it evenly
+    assert {"--no-kv-unified", "--jinja", "--cache-prompt", "--slots"} <= set(argv) and "--no-repack" not in argv
+    assert 1 <= int(argv[argv.index("--threads") + 1]) <= 2
     assert server.url == "http://127.0.0.1:9999/v1"
+
+
+def test_repacking_off_and_extra_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(local.EXTRA_ARGS_ENV, "--n-gpu-layers 99")
+    argv = local.LocalServer("m.gguf", binary="/x/llama-server", repack=False, extra_args=["--verbose"]).command()
+    assert argv[-4:] == ["--no-repack", "--verbose", "--n-gpu-layers", "99"]
+
+
+def test_default_binary_is_the_configured_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = tmp_path / "llama-server"
+    fake.write_text("#!/bin/sh\necho 'version: 1 (abc)' >&2\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("SCALE_LLAMA_SERVER", str(fake))
+    assert local.LocalServer("m.gguf").command()[0] == str(fake)
+
+
+def test_invalid_slot_count_is_refused() -> None:
+    with pytest.raises(ProgramError, match="slots=0"):
+        local.LocalServer("m.gguf", slots=0)
 
 
 def test_wait_ready_timeout_reports_log_tail() -> None:
@@ -313,5 +331,51 @@ def test_serve_command_parses() -> None:
     from optimize.cli import build_parser
     from optimize.commands import serve
 
-    args = build_parser().parse_args(["serve", "--port", "9999", "--n-ctx", "2048", "--threads", "1"])
+    args = build_parser().parse_args(["serve", "--port", "9999", "--n-ctx", "2048", "--threads", "1", "--slots", "2",
+                                      "--no-repack", "--server-binary", "llama-server"])
     assert (args.func, args.port, args.n_ctx, args.threads) == (serve.run, 9999, 2048, 1)
+    assert (args.slots, args.no_repack, args.server_binary) == (2, True, "llama-server")
+
+
+PARENT = r"""
+import sys, time
+sys.path[:0] = sys.argv[3:]
+from program.serving import local
+from test_local import StandInServer
+server = StandInServer("m.gguf", port=int(sys.argv[1]), log_path=sys.argv[2])
+server.start()
+server.wait_ready(30)
+print(server.process.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_starter_takes_its_server_with_it(tmp_path: Path) -> None:
+    """SIGKILL leaves no handler to run: the kernel's parent-death signal must end the server."""
+    import os
+    import signal
+    import subprocess
+
+    here = str(Path(__file__).parent)
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(free_port()), str(tmp_path / "s.log"), here,
+                               *sys.path], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    os.kill(child, 0)  # alive
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        try:  # a zombie (init reaps it soon) is dead too
+            with open(f"/proc/{child}/stat") as stat:
+                if stat.read().split(") ", 1)[1].startswith("Z"):
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the server outlived its SIGKILLed starter by 5 s")

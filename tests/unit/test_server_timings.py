@@ -9,7 +9,6 @@ import pytest
 from program import ledger
 from program.clients import transport
 from program.config import Endpoint
-from program.serving.llama_server import Meter, extra_bufts_wanted
 from program.testing.fakeserver import FakeServer
 
 
@@ -86,23 +85,6 @@ def test_a_server_that_reports_nothing_counts_the_whole_prompt_as_evaluated() ->
 def test_server_work_reads_llama_cpp_and_openai_fields(response: dict[str, Any], expected: tuple[Any, ...]) -> None:
     work = transport.server_work(response)
     assert (work["prompt_reused"], work["prompt_seconds"], work["generation_seconds"]) == expected
-
-
-def test_meter_splits_prompt_from_generation() -> None:
-    meter = Meter(started=10.0)
-    meter.evaluated(25, ended=10.5)  # the prompt suffix after the reused prefix
-    for i in range(4):
-        meter.evaluated(1, ended=10.6 + i / 10)
-    timings = meter.timings(prompt_tokens=100, completion_tokens=4, ended=11.0)
-    assert (timings["prompt_n"], timings["cache_n"], timings["predicted_n"]) == (25, 75, 4)
-    assert timings["prompt_ms"] == pytest.approx(500.0) and timings["predicted_ms"] == pytest.approx(500.0)
-
-
-def test_amx_cpus_load_without_extra_buffer_types(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SCALE_EXTRA_BUFTS", raising=False)
-    assert extra_bufts_wanted("flags: avx2 avx512f") and not extra_bufts_wanted("flags: avx512f amx_tile")
-    monkeypatch.setenv("SCALE_EXTRA_BUFTS", "1")
-    assert extra_bufts_wanted("flags: amx_tile")
 
 
 def test_eval_summary_shows_the_per_stage_split_where_the_server_reported_it() -> None:

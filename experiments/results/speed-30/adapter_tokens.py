@@ -1,19 +1,24 @@
 """Prompt tokens of one call per stage: our PlainAdapter against DSPy's ChatAdapter and JSONAdapter.
 
 The same signature and inputs (GSM8K test problem 0, a one-step context), counted with the embedded
-model's own tokenizer (the GGUF's vocabulary only), plus ~5 tokens per message for the chat template.
+model's own tokenizer (llama-server's ``POST /tokenize`` on the embedded model, no special tokens;
+it replaced llama-cpp-python's vocab-only ``Llama``: same GGUF vocabulary), plus ~5 tokens per
+message for the chat template.
 
     .venv/bin/python experiments/results/speed-30/adapter_tokens.py > experiments/results/speed-30/adapter-tokens.txt
 """
 
 from __future__ import annotations
 
+import json
+import socket
+import urllib.request
+
 import dspy
-import llama_cpp
 
 from program import signatures
 from program.adapter import DEFAULT_ADAPTER
-from program.local import model_path
+from program.serving.local import LocalServer, model_path
 
 PROBLEM = ("Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for "
            "her friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh "
@@ -31,11 +36,31 @@ CALLS = [
 ]
 
 
-def main() -> None:
-    vocab = llama_cpp.Llama(str(model_path()), vocab_only=True, verbose=False)
+def count(port: int, text: str) -> int:
+    """llama-server's tokenizer (tools/server/server-context.cpp, post_tokenize): {"content"} -> {"tokens"}."""
+    body = json.dumps({"content": text, "add_special": False, "parse_special": False}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/tokenize", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=60) as response:
+        return len(json.load(response)["tokens"])
 
+
+def main() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = LocalServer(model_path(), port=port, slots=1)
+    server.start()
+    try:
+        server.wait_ready(300)
+        report(port)
+    finally:
+        server.stop()
+
+
+def report(port: int) -> None:
     def tokens(messages: list[dict[str, str]]) -> int:
-        return sum(len(vocab.tokenize(m["content"].encode(), add_bos=False, special=False)) + 5 for m in messages)
+        return sum(count(port, m["content"]) + 5 for m in messages)
 
     adapters = {"PlainAdapter": DEFAULT_ADAPTER, "ChatAdapter": dspy.ChatAdapter(), "JSONAdapter": dspy.JSONAdapter()}
     print(f"{'stage':20s} " + " ".join(f"{name:>12s}" for name in adapters))

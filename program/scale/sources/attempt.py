@@ -13,11 +13,11 @@ failed where anyone can see. Otherwise ``ScaleConfig.attempt_confidence`` decide
 SCALE re-solves a step whose score is above tau with System 2; otherwise the attempt is the
 step's solution. Its tokens are booked to the step (stage ``system1``) either way.
 
-The logprob options ask for 5 top logprobs per generated token. On the embedded llama.cpp server
-that is slow: the top-k is computed in Python over the 151K-token vocabulary, about 0.2 s more per
-token (a 32-token answer took 7.5 s, experiments/results/difficulty-sources/logprobs-cost.md), and
-the server must run with ``--logits_all true``. Use them on vLLM or SGLang; ``length`` and
-``agreement`` need no logprobs.
+The logprob options ask for 5 top logprobs per generated token. The old embedded server
+(llama-cpp-python) computed the top-k in Python over the 151K-token vocabulary, about 0.2 s more
+per token (experiments/results/difficulty-sources/logprobs-cost.md); the embedded engine is now
+llama.cpp's llama-server, which does it in C++ (issue 24 measured 12.2 vs 11.8 tokens/s with and
+without). ``length`` and ``agreement`` need no logprobs.
 
 Example:
     >>> from program.testing import function_lm

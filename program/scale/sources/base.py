@@ -73,9 +73,9 @@ class NoLogprobsError(ConfigError):
 
     def __init__(self, source: str) -> None:
         super().__init__(
-            f"difficulty source {source!r} needs token logprobs, but the server returned none. Start the "
-            "embedded server with logprobs (`scale serve --logprobs`; llama.cpp: `--logits_all true`), use a "
-            "server that returns them (vLLM, SGLang), or choose a source that needs none: `rating`, "
+            f"difficulty source {source!r} needs token logprobs, but the server returned none. Use a "
+            "server that returns them (the embedded llama-server, llama.cpp's llama-server, vLLM, SGLang; "
+            "llama-cpp-python's server only with `--logits_all true`), or choose a source that needs none: `rating`, "
             "`attempt` with `attempt_confidence` 'length' or 'agreement'.")
 
 

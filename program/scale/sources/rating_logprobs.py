@@ -5,10 +5,10 @@ tokens; " 7" and "7." count as 7) divided by 9; the digit distribution's entropy
 probability mass on digits are recorded beside it. A prompted score on a small model is nearly
 constant (every step "0.5"); the distribution under it still moves.
 
-Cost: one generated token. On the embedded llama.cpp server logprobs need ``--logits_all true``
-(``scale serve --logprobs``), which keeps every prompt position's logits: measured on 2 cores,
-a 1-token rating with 10 top logprobs took 0.83 s (median), the same rating without logprobs
-0.55-0.63 s (experiments/results/difficulty-sources/logprobs-cost.md). vLLM and SGLang return
+Cost: one generated token. The embedded engine (llama.cpp's llama-server) returns logprobs for
+the sampled tokens with no server switch. The old llama-cpp-python server needed
+``--logits_all true``: on 2 cores a 1-token rating with 10 top logprobs took 0.83 s (median)
+against 0.55-0.63 s without (experiments/results/difficulty-sources/logprobs-cost.md). vLLM and SGLang return
 logprobs at no noticeable cost.
 
 Example:
