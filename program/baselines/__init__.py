@@ -2,6 +2,9 @@
 
 Every ``forward`` returns ``dspy.Prediction(answer, solution, trace)`` like ``program.scale.Scale``.
 Uniform System 1 / System 2 are ``Scale`` with tau = 1 / tau = -1 (see ``program.methods``).
+
+May import: ``program.calls``, ``program.clients``, ``program.config``, ``program.ledger``,
+``program.signatures``, ``program.voting``. Never ``program.scale``, ``program.methods`` or ``optimize``.
 """
 
 from program.baselines.cot import CoT

@@ -105,6 +105,13 @@ class MemoryPlanCache:
         self._plans: dict[str, Plan] = {}
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, object]:  # MLflow pickles the program: a lock cannot travel
+        return {"_plans": dict(self._plans)}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self._plans = dict(state["_plans"])  # type: ignore[call-overload]
+        self._lock = threading.Lock()
+
     def get(self, problem: str) -> Plan | None:
         with self._lock:
             return self._plans.get(problem)

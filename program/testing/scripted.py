@@ -64,6 +64,13 @@ class FunctionEngine:
         self._lock = threading.Lock()
         self._in_flight = 0
 
+    def __getstate__(self) -> dict[str, Any]:  # MLflow pickles a program with its LMs: locks cannot travel
+        return {k: v for k, v in self.__dict__.items() if k not in ("limiter", "_lock")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
     def complete(self, request: Any) -> Any:
         if self.limiter is None:
             return self._answer(request)

@@ -10,6 +10,10 @@ Each is one small file with a ``DifficultySource`` subclass; add one by writing 
 ``program.names.DifficultySourceName`` and its class in ``SOURCES`` (the one name-to-class registry).
 What a source needs is asked of it: ``needs_logprobs`` asks the configured source.
 
+May import: ``program.calls``, ``program.clients``, ``program.concurrent``, ``program.confidence``,
+``program.config``, ``program.errors``, ``program.ledger``, ``program.names`` and
+``program.scale.difficulty``. Never ``program.scale.scale``, ``program.methods`` or ``optimize``.
+
 Example:
     >>> from program.config import ProgramConfig, ScaleConfig
     >>> build_source(ScaleConfig(difficulty_source="attempt")).needs_solved_context
