@@ -85,7 +85,7 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
     from data.loading import load_benchmark
     from optimize.evaluation.evaluate import evaluate
     from optimize.search.objective import build_trial_program, program_state, results_fingerprint
-    from optimize.search.pareto import best_trial, trial_program_config
+    from optimize.search.pareto import best_point, point_program_config
     from optimize.search.run import print_search, run_search
     from optimize.tracking import default_tracking_uri
 
@@ -112,14 +112,14 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
     timings["search"] = round(time.monotonic() - mark, 1)
     print_search(search, console)
 
-    best = best_trial(search.study)
-    best_config = trial_program_config(best, config.program)
-    _rule(console, f"3/3 test: trial {best.number} on {config.data.benchmark} ({config.data.limit or 'all'} problems)")
+    best = best_point(search.study)
+    best_config = point_program_config(best, search.study, config.program)
+    _rule(console, f"3/3 test: {best.name} on {config.data.benchmark} ({config.data.limit or 'all'} problems)")
     mark = time.monotonic()
     data = config.data
     test = load_benchmark(data.benchmark, data_dir=data.data_dir, limit=data.limit, seed=data.seed)
     report = evaluate(build_trial_program(best_config, program_dir=program_dir, systems=systems), test,
-                      results_path=config.run_dir / "test" / f"trial-{best.number}" / "results.jsonl",
+                      results_path=config.run_dir / "test" / best.name / "results.jsonl",
                       fingerprint=results_fingerprint(best_config, program_state(program_dir)),
                       accept=(results_fingerprint(best_config, program_state(program_dir), legacy=True),),
                       workers=config.tracking.workers, progress=progress, description=f"test {data.benchmark}")
@@ -128,16 +128,16 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
         from optimize.tracking import Tracker
 
         tracker = Tracker.create(search.tracking_uri, config.tracking.mlflow_experiment)
-        tracker.child(search.parent_run_id, f"test-trial-{best.number}",
-                      params={"trial": best.number, "benchmark": data.benchmark, "limit": data.limit,
-                              **best.user_attrs.get("values", best.params)},
+        tracker.child(search.parent_run_id, f"test-{best.name}",
+                      params={"trial": best.trial, "benchmark": data.benchmark, "limit": data.limit,
+                              **best.row()},
                       metrics={"test_accuracy": report.summary.accuracy, "test_mean_tokens": report.summary.mean_tokens,
                                "test_spent_tokens": report.summary.spent_tokens},
                       artifacts=(report.results_path, report.summary_path), tags={"scale.kind": "test"})
     timings["total"] = round(time.monotonic() - started, 1)
     outcome = {"config": config.name, "run_dir": str(config.run_dir), "program_dir": str(program_dir or ""),
-               "best_trial": best.number, "best_values": best.user_attrs.get("values", best.params),
-               "dev": {"accuracy": best.values[0], "mean_tokens": best.values[1], "n": len(search.study.trials)},
+               "best_trial": best.trial, "best_values": best.row(),
+               "dev": {"accuracy": best.accuracy, "mean_tokens": best.tokens, "n": len(search.study.trials)},
                "test": {"benchmark": data.benchmark, **report.summary.to_dict()},
                "search": search.totals, "seconds": timings, "tracking_uri": search.tracking_uri,
                "parent_run_id": search.parent_run_id, "artifact_uri": search.artifact_uri,

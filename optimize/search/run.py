@@ -1,9 +1,18 @@
-"""Search tau and the budgets for the best accuracy/tokens trade-off: an Optuna study over SCALE.
+"""Search methods, tau and the budgets for the best accuracy/tokens trade-off: an Optuna study.
 
-Two objectives: accuracy on the dev slice (maximise) and mean tokens per problem (minimise).
-Each trial is one configuration evaluated on the dev problems (``optimize.search.objective``); the
-paper's best setting (tau 0.2) and the reference code's default (tau 0.5), with the base budgets
-clipped to the space, are enqueued as the first trials (once per study).
+Two forms of the question (``search.budget``, ``scale search --budget``):
+
+- front (no budget): two objectives, accuracy on the dev slice (maximise) and mean tokens per
+  problem (minimise); the front shown is built from every point, curve points included.
+- budget: one objective, accuracy, subject to mean tokens <= budget (Optuna's
+  ``Trial.set_constraint``, read by the sampler and ``study.best_trial``); a pruner
+  (``search.pruner``) stops losing trials, recorded PRUNED with the problems they measured. The
+  choice is the most accurate feasible point; an infeasible point is never chosen (no feasible
+  point: no choice, and the summary says so).
+
+Each trial is one configuration evaluated on the dev problems (``optimize.search.objective``);
+each method at the base config's values (score-routed ones sampling tau: the paper's best setting,
+tau 0.2, and the reference code's default, tau 0.5) is enqueued first (once per study).
 
 - Reuse: plans (decomposition, up-front difficulty) are made once per problem and reused by every
   trial, resumed study and worker (``optimize.search.plans``); identical LM calls come from the response
@@ -40,16 +49,18 @@ from optuna.trial import TrialState
 
 from optimize.errors import ServerDownError
 from optimize.experiment import ExperimentConfig, experiment_to_dict
+from optimize.search.families import MethodSpace
 from optimize.search.objective import SearchObjective, load_dev, paper_seeds
-from optimize.search.pareto import export_front, front_trials, pareto_table, plot_front, trial_row
+from optimize.search.pareto import export_front, pareto_table, plot_front, point_row, trial_row
 from optimize.search.plans_db import open_plan_store
-from optimize.search.space import SearchSpace
+from optimize.search.points import Point, describe, front, study_points, within_budget
 from optimize.search.study import (
     StudyHandle,
     counted_trials,
     enqueue_seeds,
     heartbeat,
     interrupt_trial,
+    make_pruner,
     next_trial,
     open_study,
 )
@@ -76,7 +87,9 @@ class SearchResult:
     storage_url: str
     run_dir: Path
     ran: int
-    front: list[optuna.trial.FrozenTrial]
+    front: list[Point]
+    budget: float | None = None
+    choice: Point | None = None  # budget form: the most accurate feasible point (None: none is feasible)
     exported: list[Path] = field(default_factory=list)
     plot: Path | None = None
     parent_run_id: str | None = None
@@ -97,7 +110,8 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
                systems: Systems | None = None, examples: Sequence[dspy.Example] | None = None,
                tracking: bool = True, progress: bool = True,
                on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None, join: bool = False,
-               heartbeat_seconds: float | None = None) -> SearchResult:
+               heartbeat_seconds: float | None = None, budget: float | None = None,
+               pruner: str | None = None) -> SearchResult:
     """Run (or resume, or join) the study until it holds ``trials`` counted trials; export the front.
 
     Args:
@@ -113,16 +127,23 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
         on_trial: called with each trial this process finished.
         join: only join an existing study (a worker): never create it, never enqueue the seeds.
         heartbeat_seconds: trial heartbeat interval on a database server (default ``optimize.search.study``'s).
+        budget, pruner: override ``config.search.budget`` / ``.pruner`` (the budget form).
     """
+    if budget is not None or pruner is not None:  # validated like the config's own values
+        from dataclasses import replace
+
+        config = replace(config, search=replace(config.search, budget=budget if budget is not None
+                                                else config.search.budget, pruner=pruner or config.search.pruner))
     search = config.search
     total = trials if trials is not None else search.trials
     if total < 1:
         raise ValueError(f"`trials={total!r}` must be at least 1.")
-    space = SearchSpace.parse(search.space)  # a bad space fails before any model call
+    space = MethodSpace.parse(search.space, config.program.method, tau=search.tau)  # fails before any model call
     dev = list(examples) if examples is not None else load_dev(config)
     handle = open_study(study_name or search.study, storage or search.storage, config.run_dir,
                         sampler_name=search.sampler, seed=search.seed, trials=total, heartbeat=heartbeat_seconds,
-                        join=join)
+                        join=join, budget=search.budget,
+                        pruner=make_pruner(search.pruner, chunk=search.chunk, problems=len(dev)))
     if "token_objective" not in handle.study.user_attrs:  # what the second objective counts, for the plot
         handle.study.set_user_attr("token_objective", search.token_objective)
     tracker, parent = _parent_run(config, handle, total) if tracking else (None, None)
@@ -145,6 +166,8 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
             if isinstance(exc, ServerDownError) and not exc.reached and ran:  # earlier trials did finish
                 raise ServerDownError(f"{exc} The {ran} trials finished before it are saved in the study.") from exc
             raise
+        except optuna.TrialPruned:  # the pruner stopped it: recorded PRUNED, with its problem count (user attrs)
+            frozen = handle.study.tell(trial, state=TrialState.PRUNED)
         except Exception as exc:  # recorded FAIL with its fail_reason; the study goes on
             log.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
             frozen = handle.study.tell(trial, state=TrialState.FAIL)
@@ -184,21 +207,20 @@ def _parent_run(config: ExperimentConfig, handle: StudyHandle, total: int) -> tu
 
 def _finish(config: ExperimentConfig, handle: StudyHandle, total: int, ran: int, tracker: Tracker | None,
             parent: str | None) -> SearchResult:
-    """Front, table files, plot and exports; the parent run closes once no trial is left anywhere."""
+    """Front, choice, table files, plot and exports; the parent run closes once no trial is left anywhere."""
     pareto_dir = config.run_dir / "pareto"
+    budget = config.search.budget
     with handle.lock():  # several workers may finish at once: one writes at a time
         study = handle.study
         counted = counted_trials(study)
         busy = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
         complete = len(counted) >= total and not busy
-        front = front_trials(study)
+        points = study_points(study)
+        best = front(points)
+        choice = within_budget(points, budget) if budget is not None else None
         exported = export_front(study, config, pareto_dir)
         plot = plot_front(study, pareto_dir / "front.png")
-        totals = {"trials": len(counted),
-                  "complete": sum(1 for t in counted if t.state == TrialState.COMPLETE),
-                  "failed": sum(1 for t in counted if t.state == TrialState.FAIL),
-                  "true_cost_tokens": sum(int(t.user_attrs.get("true_cost_tokens", 0)) for t in counted),
-                  "spent_tokens": sum(int(t.user_attrs.get("spent_tokens", 0)) for t in counted)}
+        totals = search_totals(counted)
         artifact_uri = None
         if tracker is not None and parent is not None:
             try:
@@ -209,10 +231,27 @@ def _finish(config: ExperimentConfig, handle: StudyHandle, total: int, ran: int,
                     tracker.end(parent)
             except Exception as exc:  # the study's results are safe in its storage either way
                 log.warning("could not log the search summary to MLflow (%s: %s)", type(exc).__name__, exc)
-    return SearchResult(study=study, storage_url=handle.url, run_dir=config.run_dir, ran=ran, front=front,
-                        exported=exported, plot=plot, parent_run_id=parent,
+    return SearchResult(study=study, storage_url=handle.url, run_dir=config.run_dir, ran=ran, front=best,
+                        budget=budget, choice=choice, exported=exported, plot=plot, parent_run_id=parent,
                         tracking_uri=tracker.uri if tracker else None, artifact_uri=artifact_uri,
                         complete=complete, totals=totals)
+
+
+def search_totals(trials: Sequence[optuna.trial.FrozenTrial]) -> dict[str, int]:
+    """Trials by state; tokens and model calls: what the configurations cost, what the search spent.
+
+    ``true`` counts every call each configuration made (as if run alone); ``spent`` only those that
+    reached the model; the difference is what the plan store and the response cache reused.
+    """
+    def total(key: str) -> int:
+        return sum(int(t.user_attrs.get(key, 0)) for t in trials)
+
+    return {"trials": len(trials),
+            "complete": sum(1 for t in trials if t.state == TrialState.COMPLETE),
+            "pruned": sum(1 for t in trials if t.state == TrialState.PRUNED),
+            "failed": sum(1 for t in trials if t.state == TrialState.FAIL),
+            "true_cost_tokens": total("true_cost_tokens"), "spent_tokens": total("spent_tokens"),
+            "true_calls": total("true_calls"), "spent_calls": total("spent_calls")}
 
 
 def _print_trial(trial: optuna.trial.FrozenTrial) -> None:
@@ -222,22 +261,37 @@ def _print_trial(trial: optuna.trial.FrozenTrial) -> None:
     if trial.state == TrialState.COMPLETE:
         outcome = (f"accuracy {row['accuracy']:.1f}%, {row['mean_tokens']:,.0f} tokens/problem, "
                    f"spent {row.get('spent_tokens', 0):,}")
+        if trial.user_attrs.get("curve"):
+            outcome += f" (the best of its exact curve's {len(trial.user_attrs['curve'])} points)"
+    elif trial.state == TrialState.PRUNED:
+        outcome = (f"PRUNED after {trial.user_attrs.get('pruned_at', '?')} problems "
+                   f"(running accuracy {trial.user_attrs.get('accuracy', 0.0):.1f}%)")
     else:
         outcome = f"{trial.state.name}: {row.get('fail_reason', '')}"
     print(f"trial {trial.number} ({params}): {outcome}", flush=True)
 
 
 def print_search(result: SearchResult, console: Any = None) -> None:
-    """The Pareto table, the totals, and where the exports, plot, MLflow runs and dashboard are."""
+    """The Pareto table, the budget choice, the totals, and where the exports, plot, MLflow runs and dashboard are."""
     from rich.console import Console
 
     console = console or Console()
-    rows = [trial_row(t) for t in result.front]
+    rows = [point_row(p, result.study) for p in result.front]
     console.print(pareto_table(rows) if rows else "[yellow]No finished trials: no Pareto front yet.[/yellow]")
+    if result.budget is not None:
+        if result.choice is None:
+            console.print(f"No configuration kept within {result.budget:,.0f} tokens/problem on the dev problems: "
+                          "raise --budget or add cheaper settings to search.space.", highlight=False)
+        else:
+            c = result.choice
+            console.print(f"Chosen within {result.budget:,.0f} tokens/problem: {describe(c)} "
+                          f"(dev {c.accuracy:.1f}%, {c.tokens:,.0f} tokens/problem; {c.name}).", highlight=False)
     t = result.totals
-    console.print(f"{t['trials']} trials ({t['complete']} complete, {t['failed']} failed; {result.ran} run now). "
-                  f"Tokens: true cost of all configurations {t['true_cost_tokens']:,}; "
-                  f"spent by the search {t['spent_tokens']:,} (the rest was reused).", highlight=False)
+    console.print(f"{t['trials']} trials ({t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed; "
+                  f"{result.ran} run now). Tokens: true cost of all configurations {t['true_cost_tokens']:,}; "
+                  f"spent by the search {t['spent_tokens']:,} (the rest was reused). Model calls: "
+                  f"{t['true_calls']:,} needed, {t['spent_calls']:,} made: reuse saved "
+                  f"{t['true_calls'] - t['spent_calls']:,}.", highlight=False)
     if not result.complete:
         console.print("Other trials are still running or queued (another worker); the last one to finish "
                       "closes the MLflow parent run.", highlight=False)
