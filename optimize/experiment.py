@@ -96,7 +96,9 @@ class SearchConfig:
     set, the study maximises accuracy subject to it (one objective, Optuna's constraints) and
     ``pruner`` (``halving``, ``hyperband``, ``wilcoxon``, ``none``) stops losing trials, reading
     running accuracy every ``chunk`` problems. Afterwards the chosen configuration (budget) or up to
-    ``confirm`` Pareto configurations are re-measured on ``heldout`` held-out train problems.
+    ``confirm`` Pareto configurations are re-measured on ``heldout`` held-out train problems (0: no
+    confirmation), none of them a dev id or an id recorded under ``recorded``
+    (``optimize.search.confirm``).
     """
 
     trials: int = 16
@@ -120,6 +122,7 @@ class SearchConfig:
     chunk: int = 5
     confirm: int = 3
     heldout: int = 100
+    recorded: str | None = "experiments/results"
 
     def __post_init__(self) -> None:
         if self.tau not in ("curve", "sample"):

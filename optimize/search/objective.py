@@ -96,14 +96,20 @@ def build_trial_program(config: ProgramConfig, *, program_dir: str | Path | None
     """
     from program.methods import build_program
 
+    options: dict[str, Any] = {}
+    if config.method == "bf" and systems is not None:  # bf builds its own LM from the config unless given one
+        options["lm"] = systems.system2
     if program_dir is None:
-        return build_program(config, systems)
+        return build_program(config, systems, **options)
     from optimize.compiling.saved import load_program, read_saved_config
 
+    saved = read_saved_config(program_dir)
+    if saved.program.method != config.method:  # its demos are its own method's predictors': start this one fresh
+        return build_program(config, systems, **options)
     # the saved directory's config with this program config: load_program checks the method matches
-    experiment = replace(read_saved_config(program_dir), program=config)
+    experiment = replace(saved, program=config)
     return load_program(program_dir, config=experiment, systems=systems,
-                        builder=lambda cfg, lms: build_program(cfg, lms)).program
+                        builder=lambda cfg, lms: build_program(cfg, lms, **options)).program
 
 
 @dataclass
@@ -122,6 +128,7 @@ class Measured:
     system2_share: float | None = None
     tau: float | None = None
     curve: list[CurvePoint] | None = None
+    point_tokens: float | None = None  # a curve's reported point: mean total tokens there (true_tokens: all leaves)
 
 
 class SearchObjective:
@@ -227,7 +234,8 @@ class SearchObjective:
         if measured.tau is not None:
             config = replace(config, scale=replace(config.scale, threshold=measured.tau))
         attrs = {"values": values, "method": choice.method, "accuracy": measured.accuracy,
-                 "mean_tokens": measured.true_tokens / max(measured.n, 1), "objective_tokens": measured.tokens,
+                 "mean_tokens": measured.point_tokens if measured.point_tokens is not None
+                 else measured.true_tokens / max(measured.n, 1), "objective_tokens": measured.tokens,
                  "token_objective": self.experiment.search.token_objective,
                  "system2_share": measured.system2_share, "true_cost_tokens": measured.true_tokens,
                  "spent_tokens": measured.spent_tokens, "true_calls": measured.calls,
@@ -254,7 +262,7 @@ class SearchObjective:
     def _measure(self, trial: optuna.trial.BaseTrial, config: ProgramConfig, *, curve: tuple[float, float] | None
                  ) -> tuple[Measured | None, Path]:
         """Evaluate chunk by chunk (one chunk without pruning), reporting to the pruner after each."""
-        marker = {"curve": list(curve), "cap": self.experiment.search.curve_cap} if curve else {}
+        marker: dict[str, Any] = {"curve": list(curve), "cap": self.experiment.search.curve_cap} if curve else {}
         fingerprint = results_fingerprint(config, self.program_state, **marker)
         older = results_fingerprint(config, self.program_state, legacy=True, **marker)
         folder = self.run_dir / "configs" / fingerprint
@@ -314,10 +322,12 @@ class SearchObjective:
         best = best_within(points, self.budget)
         at = {i: next(leaf for leaf in tree if leaf.low <= best.tau < leaf.high) for i, tree in full.items()}
         leaves = [leaf for tree in full.values() for leaf in tree]
+        # true cost: every routing as if run alone; spent: what reached the model (shared steps once)
         return Measured(best.accuracy, best.mean_tokens, len(full), {i: leaf.correct for i, leaf in at.items()},
-                        sum(leaf.total_tokens for leaf in at.values()), sum(leaf.spent_tokens for leaf in leaves),
+                        sum(leaf.total_tokens for leaf in leaves), sum(leaf.spent_tokens for leaf in leaves),
                         sum(leaf.calls for leaf in leaves), sum(leaf.spent_calls for leaf in leaves),
-                        sum(leaf.failed for leaf in at.values()), None, best.tau, points)
+                        sum(leaf.failed for leaf in at.values()), None, best.tau, points,
+                        sum(leaf.total_tokens for leaf in at.values()) / max(len(at), 1))
 
     def _report(self, trial: optuna.trial.BaseTrial, measured: Measured, examples: Sequence[dspy.Example],
                 reported: int) -> int:

@@ -71,6 +71,7 @@ def experiment(tmp_path: Path, **search: Any) -> ExperimentConfig:
     """The toy study; tau is sampled (the mechanics of trials, resume, workers), unless ``tau="curve"``."""
     space = search.pop("space", {"threshold": [0.0, 1.0], "num_waits": 0})
     search.setdefault("tau", "sample")
+    search.setdefault("heldout", 0)  # no confirmation unless a test asks (it would load the real pool)
     return ExperimentConfig(name="toy", program=ProgramConfig(method="scale"),
                             data=DataConfig(dev="gsm8k_train:3"),
                             search=SearchConfig(trials=4, study="toy-study", space=space, **search),

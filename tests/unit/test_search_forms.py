@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import dspy
 import optuna
 import pytest
 from optuna.trial import FixedTrial, TrialState
@@ -93,3 +95,57 @@ def test_a_pruner_needs_the_budget_form(tmp_path: Path) -> None:
         SearchConfig(pruner="halving")
     with pytest.raises(ConfigError, match="must be halving, hyperband, wilcoxon or none"):
         SearchConfig(pruner="median", budget=100.0)
+
+
+# --- held-out confirmation -------------------------------------------------------------------------
+
+def held_out(n: int = 3) -> list[dspy.Example]:
+    return [dspy.Example(id=f"held-{i}", problem=f"What is {i} + {i}?", answer=str(2 * i),
+                         benchmark="toy").with_inputs("problem") for i in range(4, 4 + n)]
+
+
+def test_the_heldout_slice_is_disjoint_from_dev_and_recorded_slices(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from optimize.experiment import DataConfig
+    from optimize.search.confirm import heldout_slice
+
+    pool = [dspy.Example(id=f"p-{i}", problem="q", answer="1").with_inputs("problem") for i in range(40)]
+    monkeypatch.setattr("data.loading.load_benchmark", lambda name, **kw: pool)
+    recorded = tmp_path / "results" / "calibration"
+    recorded.mkdir(parents=True)
+    recorded.joinpath("labels.jsonl").write_text('{"id": "p-6"}\n{"id": "p-7"}\n{"id": "p-2"}\n')
+    config = replace(experiment(tmp_path), data=DataConfig(dev="gsm8k_train:5", seed=0))
+    dev = {f"p-{i}" for i in range(5)}
+    examples, name = heldout_slice(config, 10, exclude=["p-9"], recorded=[tmp_path / "results", None])
+    ids = [e.id for e in examples]
+    assert len(ids) == 10 and not set(ids) & (dev | {"p-6", "p-7", "p-9"})
+    assert ids[0] == "p-5" and ids[-1] == "p-17"  # the next of the shuffle, 3 skipped on the way
+    assert name == "gsm8k_train seed 0, shuffle positions 5-17 (10 problems; 3 skipped as dev or recorded ids)"
+    with pytest.raises(ValueError, match="lower search.heldout"):
+        heldout_slice(config, 40)
+
+
+def test_a_front_search_across_families_is_confirmed_and_writes_its_winner(tmp_path: Path) -> None:
+    from optimize.experiment import load_experiment
+
+    space = {"num_waits": 0, "methods": {"cot": {"system1_max_tokens": 64}, "bf": {}, "scale": {}}}
+    config = experiment(tmp_path, space=space, tau="curve", heldout=3, confirm=2)
+    result = search(config, trials=3, heldout=held_out())
+    methods = {t.params.get("method") for t in result.study.trials}
+    assert methods == {"cot", "bf", "scale"}  # the seeds: each method at the base config
+    assert all(t.state == TrialState.COMPLETE for t in result.study.trials)  # bf too ran on the scripted LMs
+    assert any(p.tau is not None for p in result.front)  # a curve point is on the front
+    top = result.confirmed[0]
+    assert top.n == 3 and top.slice == "3 given held-out problems" and top.accuracy == 100.0
+    assert top.description.startswith("scale") and "tau" in top.description
+    # beside the best uniform method at no more dev tokens, on the same held-out problems
+    assert top.versus["description"].split(",")[0] in ("cot", "bf") and top.versus["dev_tokens"] <= top.dev_tokens
+    assert top.versus["difference"]["n"] == 3 and top.versus["difference"]["after"] == top.accuracy
+    assert result.answer is not None and result.answer.startswith("best on held-out: scale")
+    winner = load_experiment(result.winner)
+    assert winner.program.method == "scale"
+    held = [p for p in result.front if p.name == top.point][0]
+    assert winner.program.scale.threshold == held.tau
+    assert (result.run_dir / "heldout.json").is_file()
+    front_json = (result.run_dir / "pareto" / "front.json").read_text()
+    assert '"heldout_accuracy": 100.0' in front_json  # exported points record both scores
