@@ -351,6 +351,7 @@ def test_quickstart_compiles_searches_and_tests_the_best_configuration(tmp_path:
     assert saved["best_trial"] == outcome["best_trial"] and saved["dev"]["accuracy"] == 100.0
     assert saved["test"]["accuracy"] == 100.0
     assert saved["test"]["n"] == 3 and Path(saved["program_dir"], "program.json").is_file()
+    assert saved["baseline"] is None and saved["difference"] is None  # a SCALE-only space has no uniform method
     assert set(saved["seconds"]) == {"compile", "search", "test", "total"}
 
 
