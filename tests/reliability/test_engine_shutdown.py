@@ -149,7 +149,9 @@ def test_sigkilled_scale_eval_takes_the_server_it_started_with_it(tmp_path: Path
     require_local_model()
     port = free_port()
     config = experiment_file(tmp_path / "exp.yaml", data=data_dir(tmp_path), output=tmp_path / "runs", method="cot")
-    argv = [sys.executable, "-c", EVAL_ON_PORT, str(port), "eval", "--config", str(config), "--limit", "6",
+    # -P: `python -c` would put the working directory first on sys.path, and the toy benchmark folder there is
+    # called data/, which would shadow the project's data package (the installed `scale` script has no such entry).
+    argv = [sys.executable, "-P", "-c", EVAL_ON_PORT, str(port), "eval", "--config", str(config), "--limit", "6",
             "--no-progress"]
     run = subprocess.Popen(argv, cwd=tmp_path, env=scale_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True)
