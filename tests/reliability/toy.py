@@ -155,14 +155,20 @@ def scale_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "SCALE_NO_CACHE": "1", "HF_DATASETS_OFFLINE": "1",
                 "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **extra})
+    # this checkout's code first: the venv's editable install may point at another checkout (a git worktree)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     return env
 
 
 def scale_command(*args: str) -> list[str]:
-    """argv of the installed ``scale`` command (the venv's), else ``python -m optimize.cli``."""
+    """argv of the installed ``scale`` command (the venv's), else ``python -P -m optimize.cli``.
+
+    ``-P``: the tests run in a temporary directory whose toy benchmark folder is called data/; ``-m`` would put that
+    directory first on sys.path, where it would shadow the project's data package.
+    """
     if SCALE.exists():
         return [str(SCALE), *args]
-    return [sys.executable, "-m", "optimize.cli", *args]
+    return [sys.executable, "-P", "-m", "optimize.cli", *args]
 
 
 def run_scale(*args: str, cwd: Path, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
