@@ -89,6 +89,16 @@ class SearchConfig:
     Parameters: threshold, system1_max_tokens, system2_thinking_budget, num_waits, num_candidates.
     ``token_objective``: the tokens minimised: ``completion`` (response tokens, thinking included:
     the papers' "Tok") or ``total`` (prompt + completion: what an API bills).
+
+    Issue 26 (``optimize.search.families``, ``optimize.search.curve``): ``space.methods`` searches
+    several methods; ``tau``: ``curve`` (each score-routed trial computes its exact curve over tau,
+    at most ``curve_cap`` routings per problem) or ``sample``. ``budget``: mean tokens per problem;
+    set, the study maximises accuracy subject to it (one objective, Optuna's constraints) and
+    ``pruner`` (``halving``, ``hyperband``, ``wilcoxon``, ``none``) stops losing trials, reading
+    running accuracy every ``chunk`` problems. Afterwards the chosen configuration (budget) or up to
+    ``confirm`` Pareto configurations are re-measured on ``heldout`` held-out train problems (0: no
+    confirmation), none of them a dev id or an id recorded under ``recorded``
+    (``optimize.search.confirm``).
     """
 
     trials: int = 16
@@ -105,8 +115,31 @@ class SearchConfig:
     })
     enqueue_paper: bool = True
     token_objective: str = "completion"
+    tau: str = "curve"
+    curve_cap: int = 16
+    budget: float | None = None
+    pruner: str = "none"
+    chunk: int = 5
+    confirm: int = 3
+    heldout: int = 100
+    recorded: str | None = "experiments/results"
 
     def __post_init__(self) -> None:
+        if self.tau not in ("curve", "sample"):
+            raise ConfigError(f"`tau={self.tau!r}` must be 'curve' (exact curve over tau) or 'sample'.")
+        if self.pruner not in ("halving", "hyperband", "wilcoxon", "none"):
+            raise ConfigError(f"`pruner={self.pruner!r}` must be halving, hyperband, wilcoxon or none.")
+        if self.pruner != "none" and self.budget is None:
+            raise ConfigError(f"`pruner={self.pruner!r}` needs `budget` (--budget TOKENS): Optuna prunes "
+                              "single-objective studies only, and the front form has two objectives.")
+        if self.budget is not None and not (isinstance(self.budget, (int, float)) and self.budget > 0):
+            raise ConfigError(f"`budget={self.budget!r}` must be a positive number of tokens per problem.")
+        for name in ("curve_cap", "chunk", "confirm", "heldout"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (2 if name == "curve_cap" else 0):
+                raise ConfigError(f"`{name}={value!r}` must be an integer >= {2 if name == 'curve_cap' else 0}.")
+        if self.chunk < 1:
+            raise ConfigError(f"`chunk={self.chunk!r}` must be at least 1 problem.")
         if self.token_objective not in ("completion", "total"):
             raise ConfigError(f"`token_objective={self.token_objective!r}` must be 'completion' or 'total'.")
         if self.trials <= 0:

@@ -1,15 +1,18 @@
-"""``scale quickstart``: the whole loop on the embedded model in minutes: compile, search, test.
+"""``scale quickstart``: the search's question in small, on the embedded model: compile, search, test.
 
 1. **compile**: tune the SCALE predictors with the config's DSPy optimizer on the dev slice
-   (skipped with ``compile.optimizer: none``);
-2. **search**: a short Optuna study of tau and the budgets on the dev slice, starting from the
-   compiled program (plans reused across trials);
-3. **test**: the best configuration on the front (highest accuracy, ties: fewer tokens) on a
-   test slice (``data.benchmark``, ``data.limit``): never seen by steps 1-2.
+   (skipped with ``compile.optimizer: none``); SCALE trials of the search start from it;
+2. **search**: a short Optuna study across methods and budgets on the dev slice
+   (``optimize.search``: each method's knobs, SCALE's exact tau curve, plans reused);
+3. **test**: the winner (the held-out confirmation's best when the search has one, else the
+   budget choice, else the front's most accurate point) on a test slice (``data.benchmark``,
+   ``data.limit``, never seen by steps 1-2) beside the best uniform method of the search (CoT or
+   budget forcing at no more dev tokens; if the winner is uniform itself, the best other uniform
+   point) on the same problems: both accuracies and the paired difference with its 95 % interval.
 
-It prints the Pareto table, the test summary and where everything went (run directory, MLflow
-store, optuna-dashboard command), and writes ``<run dir>/quickstart.json``. Rerunning resumes
-every step. ``make demo`` runs it with ``experiments/quickstart.yaml``.
+It prints the Pareto table, both test summaries, the difference and where everything went (run
+directory, MLflow store, optuna-dashboard command), and writes ``<run dir>/quickstart.json``.
+Rerunning resumes every step. ``make demo`` runs it with ``experiments/quickstart.yaml``.
 
 Example:
     scale quickstart --config experiments/quickstart.yaml
@@ -36,8 +39,8 @@ from optimize.errors import EXIT_STATUS_HELP
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "quickstart", help="compile, search and test on the embedded model (the README's first command)",
-        description="Compile the SCALE program, search tau and budgets with Optuna, and evaluate the best "
-                    "configuration on a test slice; everything tracked in MLflow. Resumable.",
+        description="Compile the SCALE program, search methods, tau and budgets with Optuna, and evaluate the "
+                    "winner beside the best uniform method on a test slice; everything tracked in MLflow. Resumable.",
         epilog=EXIT_STATUS_HELP)
     parser.add_argument("--log-mlflow-model", action="store_true",
                         help="also log the compiled program as an MLflow dspy model (cloudpickle: load it only "
@@ -79,13 +82,12 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
 
     ``systems`` runs every step on given LMs (tests); the caller keeps the server up. ``log_model``
     also logs the compiled program as an MLflow dspy model (cloudpickle; off by default). The
-    returned dict also holds ``summary`` (the test's), ``compiled`` and ``trials_run`` (the search
-    trials this call ran), which are not written to the file.
+    returned dict also holds ``summary`` (the winner's test summary), ``compiled`` and
+    ``trials_run`` (the search trials this call ran), which are not written to the file.
     """
     from data.loading import load_benchmark
-    from optimize.evaluation.evaluate import evaluate
-    from optimize.search.objective import build_trial_program, program_state, results_fingerprint
-    from optimize.search.pareto import best_trial, trial_program_config
+    from optimize.compare.stats import paired_difference
+    from optimize.search.points import describe
     from optimize.search.run import print_search, run_search
     from optimize.tracking import default_tracking_uri
 
@@ -112,41 +114,96 @@ def quickstart(config: Any, *, track: bool = True, progress: bool = True, consol
     timings["search"] = round(time.monotonic() - mark, 1)
     print_search(search, console)
 
-    best = best_trial(search.study)
-    best_config = trial_program_config(best, config.program)
-    _rule(console, f"3/3 test: trial {best.number} on {config.data.benchmark} ({config.data.limit or 'all'} problems)")
-    mark = time.monotonic()
+    winner, baseline = pick_winner(search)
     data = config.data
+    _rule(console, f"3/3 test: {winner.name} beside {baseline.name if baseline else 'no uniform method'} on "
+                   f"{data.benchmark} ({data.limit or 'all'} problems)")
+    mark = time.monotonic()
     test = load_benchmark(data.benchmark, data_dir=data.data_dir, limit=data.limit, seed=data.seed)
-    report = evaluate(build_trial_program(best_config, program_dir=program_dir, systems=systems), test,
-                      results_path=config.run_dir / "test" / f"trial-{best.number}" / "results.jsonl",
-                      fingerprint=results_fingerprint(best_config, program_state(program_dir)),
-                      accept=(results_fingerprint(best_config, program_state(program_dir), legacy=True),),
-                      workers=config.tracking.workers, progress=progress, description=f"test {data.benchmark}")
-    timings["test"] = round(time.monotonic() - mark, 1)
+    tracker = None
     if search.parent_run_id and track:
         from optimize.tracking import Tracker
 
         tracker = Tracker.create(search.tracking_uri, config.tracking.mlflow_experiment)
-        tracker.child(search.parent_run_id, f"test-trial-{best.number}",
-                      params={"trial": best.number, "benchmark": data.benchmark, "limit": data.limit,
-                              **best.user_attrs.get("values", best.params)},
-                      metrics={"test_accuracy": report.summary.accuracy, "test_mean_tokens": report.summary.mean_tokens,
-                               "test_spent_tokens": report.summary.spent_tokens},
-                      artifacts=(report.results_path, report.summary_path), tags={"scale.kind": "test"})
+    reports = {"winner": _test(winner, search, config, test, program_dir, systems, progress, tracker)}
+    if baseline is not None:
+        reports["baseline"] = _test(baseline, search, config, test, program_dir, systems, progress, tracker)
+    timings["test"] = round(time.monotonic() - mark, 1)
+    difference = None
+    if baseline is not None:
+        ids = [str(e.id) for e in test]
+        right = {k: {str(r.id): bool(r.correct) for r in rep.results} for k, rep in reports.items()}
+        difference = paired_difference([right["baseline"][i] for i in ids], [right["winner"][i] for i in ids])
     timings["total"] = round(time.monotonic() - started, 1)
+    report = reports["winner"]
     outcome = {"config": config.name, "run_dir": str(config.run_dir), "program_dir": str(program_dir or ""),
-               "best_trial": best.number, "best_values": best.user_attrs.get("values", best.params),
-               "dev": {"accuracy": best.values[0], "mean_tokens": best.values[1], "n": len(search.study.trials)},
+               "best_trial": winner.trial, "best_point": winner.name, "best_values": winner.row(),
+               "winner": describe(winner), "winner_file": str(search.winner or ""),
+               "baseline": describe(baseline) if baseline else None, "baseline_point": baseline.name if baseline
+               else None, "dev": {"accuracy": winner.accuracy, "mean_tokens": winner.tokens,
+                                  "trials": len(search.study.trials)},
                "test": {"benchmark": data.benchmark, **report.summary.to_dict()},
+               "baseline_test": reports["baseline"].summary.to_dict() if baseline else None,
+               "difference": difference.to_dict() if difference else None, "answer": search.answer,
                "search": search.totals, "seconds": timings, "tracking_uri": search.tracking_uri,
                "parent_run_id": search.parent_run_id, "artifact_uri": search.artifact_uri,
                "dashboard": search.dashboard_command,
                "pareto_dir": str(config.run_dir / "pareto"), "test_results": str(report.results_path)}
     path = config.run_dir / "quickstart.json"
     path.write_text(json.dumps(outcome, indent=2, default=str) + "\n", encoding="utf-8")
-    outcome.update(summary=report.summary, compiled=compiled, trials_run=trials_run)
+    outcome.update(summary=report.summary, baseline_summary=reports["baseline"].summary if baseline else None,
+                   compiled=compiled, trials_run=trials_run)
     return outcome
+
+
+def pick_winner(search: Any) -> tuple[Any, Any]:
+    """The search's winner and the uniform point it is tested beside (None when the search has none).
+
+    Winner: the held-out confirmation's best, else the budget choice, else the front's most accurate
+    point. Beside it: the best uniform point at no more dev tokens; if there is none (the winner is
+    itself the cheapest uniform one), the most accurate other uniform point.
+    """
+    from optimize.search.confirm import uniform_baseline
+    from optimize.search.families import UNIFORM
+    from optimize.search.pareto import best_point
+    from optimize.search.points import study_points
+
+    points = study_points(search.study)
+    winner = None
+    if search.confirmed:
+        winner = next(p for p in points if p.name == search.confirmed[0].point)
+    elif search.choice is not None:
+        winner = search.choice
+    if winner is None:
+        winner = best_point(search.study)
+    baseline = uniform_baseline(points, winner)
+    if baseline is None:
+        others = [p for p in points if p.method in UNIFORM and p.name != winner.name]
+        baseline = min(others, key=lambda p: (-p.accuracy, p.tokens, p.trial)) if others else None
+    return winner, baseline
+
+
+def _test(point: Any, search: Any, config: Any, test: Any, program_dir: Any, systems: Any, progress: bool,
+          tracker: Any) -> Any:
+    """``point`` on the test problems (resumable: ``<run dir>/test/<point>/results.jsonl``)."""
+    from optimize.evaluation.evaluate import evaluate
+    from optimize.search.objective import build_trial_program, program_state, results_fingerprint
+    from optimize.search.pareto import point_program_config
+
+    program = point_program_config(point, search.study, config.program)
+    report = evaluate(build_trial_program(program, program_dir=program_dir, systems=systems), test,
+                      results_path=config.run_dir / "test" / point.name / "results.jsonl",
+                      fingerprint=results_fingerprint(program, program_state(program_dir)),
+                      accept=(results_fingerprint(program, program_state(program_dir), legacy=True),),
+                      workers=config.tracking.workers, progress=progress, description=f"test {point.name}")
+    if tracker is not None:
+        tracker.child(search.parent_run_id, f"test-{point.name}",
+                      params={"point": point.name, "benchmark": config.data.benchmark, "limit": config.data.limit,
+                              **point.row()},
+                      metrics={"test_accuracy": report.summary.accuracy, "test_mean_tokens": report.summary.mean_tokens,
+                               "test_spent_tokens": report.summary.spent_tokens},
+                      artifacts=(report.results_path, report.summary_path), tags={"scale.kind": "test"})
+    return report
 
 
 def _rule(console: Any, title: str) -> None:
@@ -157,8 +214,18 @@ def _rule(console: Any, title: str) -> None:
 def _report(outcome: dict[str, Any], console: Any) -> None:
     from optimize.evaluation.summary import print_summary
 
-    print_summary(outcome["summary"], title=f"Test: trial {outcome['best_trial']} on {outcome['test']['benchmark']}",
+    bench = outcome["test"]["benchmark"]
+    print_summary(outcome["summary"], title=f"Test: winner {outcome['best_point']} ({outcome['winner']}) on {bench}",
                   console=console)
+    if outcome["baseline_summary"] is not None:
+        print_summary(outcome["baseline_summary"], console=console,
+                      title=f"Test: uniform {outcome['baseline_point']} ({outcome['baseline']}) on {bench}")
+        d = outcome["difference"]
+        console.print(f"On the same {d['n']} test problems: winner {d['after']:.0f} % vs uniform {d['before']:.0f} %: "
+                      f"difference {d['difference']:+.0f} points [95 % interval {d['low']:+.0f}, {d['high']:+.0f}] "
+                      f"({d['gained']} gained, {d['lost']} lost).", highlight=False)
+    else:
+        console.print("The search measured no uniform method (cot, bf) to test beside the winner.", highlight=False)
     seconds = outcome["seconds"]
     console.print(f"Done in {seconds['total'] / 60:.1f} min ("
                   + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items() if k != "total") + ").", highlight=False)

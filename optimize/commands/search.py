@@ -1,4 +1,8 @@
-"""``scale search``: an Optuna study of tau and the budgets (accuracy up, tokens down).
+"""``scale search``: an Optuna study of methods, tau and budgets (accuracy up, tokens down).
+
+Two questions: without ``--budget``, the Pareto front of accuracy against mean tokens per
+problem; with ``--budget TOKENS``, the most accurate configuration within that many tokens per
+problem (``--pruner`` stops losing trials early).
 
 Rerunning with the same ``--study`` resumes: only the trials missing up to ``--trials`` run.
 Start the same command in several terminals or machines on one ``--storage`` to run trials in
@@ -7,6 +11,7 @@ Pareto trial (``<run dir>/pareto/trial-<n>.yaml``), and the optuna-dashboard com
 
 Example:
     scale search --config experiments/quickstart.yaml --trials 8
+    scale search --config experiments/quickstart.yaml --trials 8 --budget 330 --pruner halving
     scale search --config experiments/quickstart.yaml --trials 16 --storage journal:runs/shared.journal
     scale search --config X.yaml --storage postgresql://scale:PW@db-host/optuna --tracking-uri http://mlflow-host:5000
     scale search --config X.yaml --storage postgresql://scale:PW@db-host/optuna --worker   # on each other machine
@@ -38,6 +43,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXIT_STATUS_HELP)
     parser.add_argument("--trials", type=positive_int, metavar="N",
                         help="total trials in the study, counting earlier runs (default: the config's search.trials)")
+    parser.add_argument("--budget", type=positive_float_tokens, metavar="TOKENS",
+                        help="the budget form: maximise accuracy subject to mean tokens/problem <= TOKENS "
+                             "(default: the config's search.budget; none: the two-objective front)")
+    parser.add_argument("--pruner", choices=("halving", "hyperband", "wilcoxon", "none"),
+                        help="budget form only: stop losing trials after each search.chunk problems "
+                             "(default: the config's search.pruner)")
     parser.add_argument("--study", metavar="NAME", help="study name; the same name resumes (default: the config's)")
     parser.add_argument("--storage", metavar="URL",
                         help="Optuna storage: sqlite:///FILE, postgresql://..., or journal:FILE "
@@ -73,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_search(config, trials=args.trials, study_name=args.study, storage=args.storage,
                             program_dir=args.program, workers=args.workers, tracking=not args.no_mlflow,
                             progress=not args.no_progress, on_trial=ran.append, join=args.worker,
-                            heartbeat_seconds=args.heartbeat)
+                            heartbeat_seconds=args.heartbeat, budget=args.budget, pruner=args.pruner)
     print_search(result, wide_console())
     return trials_status(ran, result.dashboard_command)
 
@@ -111,6 +122,17 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value >= 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1 (second)")
+    return value
+
+
+def positive_float_tokens(text: str) -> float:
+    """argparse type for --budget: mean tokens per problem, above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of tokens per problem") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 (mean tokens per problem)")
     return value
 
 

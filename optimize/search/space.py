@@ -26,7 +26,13 @@ what is expected. Parameters and what they set in a ``ProgramConfig``:
 ``attempt_confidence``            ``scale.attempt_confidence`` (the ``attempt`` source's option)
 ``system2_kind``                  ``scale.system2_kind``: ``think`` or ``vote`` (fixed or choices)
 ``vote_samples``                  ``vote.samples``: k, the most samples of a vote (System 2 or baseline)
+``vote_stop_rule``                ``vote.stop_rule``: ``majority`` or ``beta`` (adaptive stopping)
+``vote_max_tokens``               ``vote.max_tokens``: each vote sample's cap
 ================================  ============================================================
+
+The names a parameter may take are read from the config's own ``Literal`` types and the source
+registry (``options_of``), so this module restates no option list. ``optimize.search.families``
+builds a space across methods from one of these per method.
 
 A study that searches ``difficulty_source`` with ``threshold`` picks the source and its tau
 together; the scores of one source are not on another's scale, so TPE/NSGA-II condition tau on it.
@@ -45,19 +51,33 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args, get_type_hints
 
-from program.config import ConfigError, ProgramConfig, check_known_keys
+from program.config import ConfigError, ProgramConfig, VoteConfig, check_known_keys
 from program.names import ATTEMPT_CONFIDENCES, DIFFICULTY_SOURCES, SYSTEM2_KINDS
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["PARAMETERS", "Parameter", "Fixed", "Range", "Choices", "SearchSpace"]
+__all__ = ["PARAMETERS", "Parameter", "Fixed", "Range", "Choices", "SearchSpace", "options_of"]
+
+
+def options_of(config_class: type, field_name: str) -> tuple[str, ...]:
+    """The names a config field's ``Literal`` type allows: the config is the one place they are listed.
+
+    Example:
+        >>> options_of(VoteConfig, "stop_rule")
+        ('majority', 'beta')
+    """
+    return tuple(get_args(get_type_hints(config_class)[field_name]))
 
 
 def _with_scale(config: ProgramConfig, **changes: Any) -> ProgramConfig:
     return replace(config, scale=replace(config.scale, **changes))
+
+
+def _with_vote(config: ProgramConfig, **changes: Any) -> ProgramConfig:
+    return replace(config, vote=replace(config.vote, **changes))
 
 
 def _with_mode(config: ProgramConfig, role: str, **changes: Any) -> ProgramConfig:
@@ -65,7 +85,8 @@ def _with_mode(config: ProgramConfig, role: str, **changes: Any) -> ProgramConfi
 
 
 def _separate_thinking_cap(config: ProgramConfig) -> bool:
-    return config.lm.system2.thinking in ("forced", "effort")
+    # bf always forces thinking on System 2 with lm.system2.thinking_budget (program.clients.budget_forcing)
+    return config.method == "bf" or config.lm.system2.thinking in ("forced", "effort")
 
 
 def _get_thinking(config: ProgramConfig) -> int:
@@ -127,7 +148,12 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     Parameter("system2_kind", str, 0, None, lambda c: c.scale.system2_kind,
               lambda c, v: _with_scale(c, system2_kind=str(v)), options=SYSTEM2_KINDS),
     Parameter("vote_samples", int, 1, None, lambda c: c.vote.samples,
-              lambda c, v: replace(c, vote=replace(c.vote, samples=int(v)))),
+              lambda c, v: _with_vote(c, samples=int(v))),
+    Parameter("vote_stop_rule", str, 0, None, lambda c: c.vote.stop_rule,
+              lambda c, v: _with_vote(c, stop_rule=str(v)),
+              options=options_of(VoteConfig, "stop_rule")),
+    Parameter("vote_max_tokens", int, 1, None, lambda c: c.vote.max_tokens,
+              lambda c, v: _with_vote(c, max_tokens=int(v))),
 )}
 
 
@@ -227,18 +253,27 @@ class SearchSpace:
         """Names of the parameters a trial samples (not fixed)."""
         return tuple(name for name, spec in self.specs.items() if not isinstance(spec, Fixed))
 
-    def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
-        """Every parameter's value for ``trial``: sampled ones from the trial, then the fixed ones."""
+    def without(self, name: str) -> SearchSpace:
+        """This space less one parameter (the exact tau curve takes ``threshold`` out of sampling)."""
+        return SearchSpace({key: spec for key, spec in self.specs.items() if key != name})
+
+    def suggest(self, trial: optuna.trial.BaseTrial, prefix: str = "") -> dict[str, Any]:
+        """Every parameter's value for ``trial``: sampled ones from the trial, then the fixed ones.
+
+        ``prefix`` names the trial's parameters (``cot.system1_max_tokens``) so that one knob of
+        two methods keeps two distributions in one study; the values returned are unprefixed.
+        """
         values: dict[str, Any] = {}
         for name, spec in self.specs.items():
+            key = prefix + name
             if isinstance(spec, Range) and PARAMETERS[name].kind is int:
-                values[name] = trial.suggest_int(name, int(spec.low), int(spec.high), step=int(spec.step or 1),
+                values[name] = trial.suggest_int(key, int(spec.low), int(spec.high), step=int(spec.step or 1),
                                                  log=spec.log)
             elif isinstance(spec, Range):
-                values[name] = trial.suggest_float(name, float(spec.low), float(spec.high), step=spec.step,
+                values[name] = trial.suggest_float(key, float(spec.low), float(spec.high), step=spec.step,
                                                    log=spec.log)
             elif isinstance(spec, Choices):
-                values[name] = trial.suggest_categorical(name, list(spec.values))
+                values[name] = trial.suggest_categorical(key, list(spec.values))
         return values | {name: spec.value for name, spec in self.specs.items() if isinstance(spec, Fixed)}
 
     def apply(self, config: ProgramConfig, values: Mapping[str, Any]) -> ProgramConfig:

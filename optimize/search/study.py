@@ -59,8 +59,8 @@ from optimize.search.storage import is_postgres, is_server_url, open_storage, sa
 from program.errors import ServiceError
 
 __all__ = ["StudyHandle", "open_study", "storage_url", "study_lock", "next_trial", "interrupt_trial",
-           "counted_trials", "enqueue_seeds", "make_sampler", "heartbeat", "is_server_url", "safe_url",
-           "WORKER_ATTR", "HEARTBEAT_SECONDS"]
+           "counted_trials", "enqueue_seeds", "make_sampler", "make_pruner", "directions_of", "heartbeat",
+           "is_server_url", "safe_url", "WORKER_ATTR", "HEARTBEAT_SECONDS"]
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def study_lock(path: Path) -> Iterator[None]:
 
 
 def make_sampler(name: str, seed: int | None, *, trials: int) -> optuna.samplers.BaseSampler:
-    """NSGA-II (default), TPE or random, seeded.
+    """NSGA-II (default), TPE or random, seeded (the budget form's constraint is each trial's own).
 
     NSGA-II's first generation is random; a population of about half the trials (4 to 50)
     leaves room for at least one evolved generation in a small study.
@@ -163,9 +163,35 @@ def _creation_lock(url: str, lock_path: Path, study_name: str) -> Iterator[None]
         engine.dispose()
 
 
+def make_pruner(name: str, *, chunk: int, problems: int) -> optuna.pruners.BasePruner:
+    """The budget form's pruner: ``halving``, ``hyperband`` (steps are problems done, in chunks), ``wilcoxon``
+    (steps are problems, values their 0/1), or ``none``.
+
+    Example:
+        >>> type(make_pruner("hyperband", chunk=5, problems=30)).__name__
+        'HyperbandPruner'
+    """
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=chunk, reduction_factor=2)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=chunk, max_resource=problems, reduction_factor=2)
+    if name == "wilcoxon":
+        return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=chunk)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"`pruner={name!r}` must be halving, hyperband, wilcoxon or none.")
+
+
+def directions_of(budget: float | None) -> list[Literal["maximize", "minimize"]]:
+    """accuracy up (budget form: alone, tokens are a constraint), else accuracy up and mean tokens down."""
+    return ["maximize"] if budget is not None else list(DIRECTIONS)
+
+
 def open_study(study_name: str, storage: str | None, run_dir: str | Path, *, sampler_name: str = "nsga2",
-               seed: int = 0, trials: int = 16, heartbeat: float | None = None, join: bool = False) -> StudyHandle:
-    """Create the two-objective study (accuracy max, mean tokens min) or load it to resume.
+               seed: int = 0, trials: int = 16, heartbeat: float | None = None, join: bool = False,
+               budget: float | None = None, pruner: optuna.pruners.BasePruner | None = None) -> StudyHandle:
+    """Create the study or load it to resume: two objectives (accuracy max, mean tokens min), or with
+    ``budget`` one (accuracy max, each trial's tokens a constraint; ``pruner`` stops losers).
 
     The sampler is seeded with ``seed`` plus the number of trials already there, so a resumed
     study does not replay the first run's random draws; a process that joins a study another
@@ -191,16 +217,21 @@ def open_study(study_name: str, storage: str | None, run_dir: str | Path, *, sam
         created = existing is None
         offset = 0 if existing is None else len(existing.get_trials(deepcopy=False)) + os.getpid()
         sampler = make_sampler(sampler_name, seed + offset, trials=trials)
+        directions = directions_of(budget)
         if created:
             study = optuna.create_study(study_name=study_name, storage=store, sampler=sampler,
-                                        directions=list(DIRECTIONS))
-            study.set_user_attr("objectives", ["accuracy", "mean_tokens"])
+                                        directions=directions, pruner=pruner)
+            study.set_user_attr("objectives", ["accuracy", "mean_tokens"][:len(directions)])
+            if budget is not None:
+                study.set_user_attr("budget", budget)
         else:
-            study = optuna.load_study(study_name=study_name, storage=store, sampler=sampler)
-            if [d.name.lower() for d in study.directions] != list(DIRECTIONS):
+            study = optuna.load_study(study_name=study_name, storage=store, sampler=sampler, pruner=pruner)
+            form = f"the budget form at {budget:g} tokens" if budget is not None else "the front form"
+            if [d.name.lower() for d in study.directions] != directions or study.user_attrs.get("budget") != budget:
                 raise ServiceError(
-                    f"Study {study_name!r} in {safe_url(url)} is not a search study (directions "
-                    f"{[d.name for d in study.directions]}); pick another --study name.")
+                    f"Study {study_name!r} in {safe_url(url)} is not a search study of {form} (directions "
+                    f"{[d.name for d in study.directions]}, budget {study.user_attrs.get('budget')}); pick another "
+                    "--study name, or rerun it with its own --budget.")
     return StudyHandle(study, store, url, lock_path, created, heartbeat)
 
 

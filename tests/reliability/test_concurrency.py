@@ -139,7 +139,7 @@ def test_three_search_processes_share_one_study(tmp_path: Path, toy_data: Path) 
     trials = 8
     space = {"threshold": {"choices": [0.2, 0.95]}, "system1_max_tokens": 64, "num_waits": 0}
     config = experiment_file(tmp_path / "exp.yaml", data=toy_data, output=tmp_path / "runs",
-                             search={"trials": trials, "space": space, "enqueue_paper": False})
+                             search={"trials": trials, "space": space, "enqueue_paper": False, "heldout": 0})
     storage = f"sqlite:///{tmp_path / 'runs' / 'toy' / 'optuna.db'}"
     slow, gate = random.Random(9), Gate(3)
 

@@ -12,13 +12,14 @@ from optuna.trial import TrialState, create_trial
 
 from optimize.experiment import ExperimentConfig, load_experiment
 from optimize.search.pareto import (
+    best_point,
     best_row,
-    best_trial,
     export_front,
     front_markdown,
-    front_trials,
+    front_points,
     pareto_table,
     plot_front,
+    point_row,
     trial_row,
 )
 from optimize.search.space import PARAMETERS
@@ -46,8 +47,8 @@ def make_study(points=POINTS, failed: bool = True) -> optuna.Study:
 
 def test_front_and_best() -> None:
     study = make_study()
-    assert [t.number for t in front_trials(study)] == [1, 3]  # fewest tokens first
-    assert best_trial(study).number == 3
+    assert [p.trial for p in front_points(study)] == [1, 3]  # fewest tokens first
+    assert best_point(study).trial == 3
     rows = [{"trial": 7, "accuracy": 50.0, "mean_tokens": 10.0}, {"trial": 2, "accuracy": 50.0, "mean_tokens": 10.0}]
     assert best_row(rows)["trial"] == 2  # full tie: the earlier trial
     with pytest.raises(ValueError, match="No finished trials"):
@@ -56,7 +57,7 @@ def test_front_and_best() -> None:
 
 def test_rows_table_and_markdown() -> None:
     study = make_study()
-    rows = [trial_row(t) for t in front_trials(study)]
+    rows = [point_row(p, study) for p in front_points(study)]
     assert rows[0] == {**rows[0], "trial": 1, "threshold": 0.7, "num_waits": 0, "accuracy": 60.0,
                        "mean_tokens": 400.0, "spent_tokens": 400, "true_cost_tokens": 2000}
     failed = trial_row(study.trials[-1])

@@ -68,7 +68,10 @@ def stage_requests(systems: Systems) -> dict[str, int]:
 
 
 def experiment(tmp_path: Path, **search: Any) -> ExperimentConfig:
+    """The toy study; tau is sampled (the mechanics of trials, resume, workers), unless ``tau="curve"``."""
     space = search.pop("space", {"threshold": [0.0, 1.0], "num_waits": 0})
+    search.setdefault("tau", "sample")
+    search.setdefault("heldout", 0)  # no confirmation unless a test asks (it would load the real pool)
     return ExperimentConfig(name="toy", program=ProgramConfig(method="scale"),
                             data=DataConfig(dev="gsm8k_train:3"),
                             search=SearchConfig(trials=4, study="toy-study", space=space, **search),
@@ -92,7 +95,7 @@ def test_objective_runs_under_fixed_trial(tmp_path: Path) -> None:
     assert (accuracy, fast_accuracy) == (100.0, 0.0)  # tau 0.95: the last step stays in System 1
     assert tokens > fast_tokens > 0
     attrs = careful.user_attrs
-    assert attrs["values"] == {"threshold": 0.2, "num_waits": 0}
+    assert attrs["values"] == {"method": "scale", "threshold": 0.2, "num_waits": 0}
     assert attrs["program_config"]["scale"]["threshold"] == 0.2
     assert attrs["system2_share"] == 100.0 and attrs["n"] == 3
     assert attrs["true_cost_tokens"] == attrs["spent_tokens"] > 0  # no plan reuse without a store
@@ -299,11 +302,11 @@ def test_front_is_exported_plotted_and_loadable(tmp_path: Path) -> None:
     config = experiment(tmp_path)
     result = search(config, trials=4)
     assert result.front and result.plot.read_bytes()[:4] == b"\x89PNG"
-    assert [p.name for p in result.exported] == [f"trial-{t.number}.yaml" for t in result.front]
-    for trial, path in zip(result.front, result.exported, strict=True):
+    assert [p.name for p in result.exported] == [f"trial-{p.trial}.yaml" for p in result.front]
+    for point, path in zip(result.front, result.exported, strict=True):
         loaded = load_experiment(path)
-        assert loaded.program.scale.threshold == trial.params["threshold"]
-        assert loaded.name == f"toy-trial-{trial.number}"
+        assert loaded.program.scale.threshold == result.study.trials[point.trial].params["threshold"]
+        assert loaded.name == f"toy-trial-{point.trial}"
     assert result.dashboard_command == f"optuna-dashboard sqlite:///{(config.run_dir / 'optuna.db').resolve()}"
 
 
@@ -348,6 +351,7 @@ def test_quickstart_compiles_searches_and_tests_the_best_configuration(tmp_path:
     assert saved["best_trial"] == outcome["best_trial"] and saved["dev"]["accuracy"] == 100.0
     assert saved["test"]["accuracy"] == 100.0
     assert saved["test"]["n"] == 3 and Path(saved["program_dir"], "program.json").is_file()
+    assert saved["baseline"] is None and saved["difference"] is None  # a SCALE-only space has no uniform method
     assert set(saved["seconds"]) == {"compile", "search", "test", "total"}
 
 
