@@ -85,7 +85,8 @@ def test_planted_keys_appear_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyP
         lm = {"preset": "local", "endpoint": {"model": "openai/fake", "api_base": server.api_base,
                                               "api_key_env": CUSTOM_VAR, "retries": 1}}
         config = experiment_file(tmp_path / "exp.yaml", data=data, output=runs, method="scale", mlflow_uri=mlflow_uri,
-                                 lm=lm, search={"trials": 3, "space": {"threshold": [0.0, 1.0], "num_waits": 0}, "heldout": 0},
+                                 lm=lm, search={"trials": 3, "space": {"threshold": [0.0, 1.0], "num_waits": 0},
+                                                "heldout": 0},
                                  compile={"max_bootstrapped_demos": 1, "max_labeled_demos": 1})
         # configs store the variable's NAME, never its value
         text = config.read_text()
