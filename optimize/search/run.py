@@ -150,6 +150,8 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
         raise ValueError(f"`trials={total!r}` must be at least 1.")
     space = MethodSpace.parse(search.space, config.program.method, tau=search.tau)  # fails before any model call
     dev = list(examples) if examples is not None else load_dev(config)
+    if search.heldout and heldout is None:  # a pool too small for the held-out slice fails now, not after the study
+        heldout_slice(config, search.heldout, exclude=[str(e.id) for e in dev], recorded=(search.recorded, program_dir))
     handle = open_study(study_name or search.study, storage or search.storage, config.run_dir,
                         sampler_name=search.sampler, seed=search.seed, trials=total, heartbeat=heartbeat_seconds,
                         join=join, budget=search.budget,

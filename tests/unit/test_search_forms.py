@@ -125,6 +125,19 @@ def test_the_heldout_slice_is_disjoint_from_dev_and_recorded_slices(tmp_path: Pa
         heldout_slice(config, 40)
 
 
+def test_a_pool_too_small_for_the_heldout_slice_fails_before_the_study(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from optimize.experiment import DataConfig
+
+    pool = [dspy.Example(id=f"p-{i}", problem="q", answer="1").with_inputs("problem") for i in range(10)]
+    monkeypatch.setattr("data.loading.load_benchmark", lambda name, **kw: pool)
+    config = experiment(tmp_path, heldout=40)
+    config = replace(config, data=DataConfig(dev="gsm8k_train:3", seed=0))
+    with pytest.raises(ValueError, match="lower search.heldout"):
+        search(config)
+    assert not (config.run_dir / "optuna.db").exists()  # no study opened, no trial run
+
+
 def test_a_front_search_across_families_is_confirmed_and_writes_its_winner(tmp_path: Path) -> None:
     from optimize.experiment import load_experiment
 
