@@ -150,8 +150,11 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
         raise ValueError(f"`trials={total!r}` must be at least 1.")
     space = MethodSpace.parse(search.space, config.program.method, tau=search.tau)  # fails before any model call
     dev = list(examples) if examples is not None else load_dev(config)
-    if search.heldout and heldout is None:  # a pool too small for the held-out slice fails now, not after the study
-        heldout_slice(config, search.heldout, exclude=[str(e.id) for e in dev], recorded=(search.recorded, program_dir))
+    held: tuple[list[dspy.Example], str] | None = None  # chosen now: a pool too small fails before the study
+    if search.heldout:
+        held = ((list(heldout), f"{len(heldout)} given held-out problems") if heldout is not None else
+                heldout_slice(config, search.heldout, exclude=[str(e.id) for e in dev],
+                              recorded=(search.recorded, program_dir)))
     handle = open_study(study_name or search.study, storage or search.storage, config.run_dir,
                         sampler_name=search.sampler, seed=search.seed, trials=total, heartbeat=heartbeat_seconds,
                         join=join, budget=search.budget,
@@ -190,7 +193,7 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
             _print_trial(frozen)
         if on_trial is not None:
             on_trial(frozen)
-    return _finish(config, handle, total, ran, tracker, parent, objective=objective, heldout=heldout,
+    return _finish(config, handle, total, ran, tracker, parent, objective=objective, held=held,
                    systems=systems, program_dir=program_dir, progress=progress)
 
 
@@ -219,8 +222,9 @@ def _parent_run(config: ExperimentConfig, handle: StudyHandle, total: int) -> tu
 
 
 def _finish(config: ExperimentConfig, handle: StudyHandle, total: int, ran: int, tracker: Tracker | None,
-            parent: str | None, *, objective: SearchObjective, heldout: Sequence[dspy.Example] | None,
-            systems: Systems | None, program_dir: str | Path | None, progress: bool) -> SearchResult:
+            parent: str | None, *, objective: SearchObjective,
+            held: tuple[list[dspy.Example], str] | None, systems: Systems | None,
+            program_dir: str | Path | None, progress: bool) -> SearchResult:
     """Front, choice, held-out confirmation, files, plot and exports; the parent run closes once no trial is left."""
     pareto_dir = config.run_dir / "pareto"
     search = config.search
@@ -234,17 +238,12 @@ def _finish(config: ExperimentConfig, handle: StudyHandle, total: int, ran: int,
     choice = within_budget(points, search.budget) if search.budget is not None else None
     confirmed: list[Confirmed] = []
     slice_name = None
-    if complete and search.heldout and points:  # outside the lock: other workers may finish meanwhile
+    if complete and held is not None and points:  # outside the lock: other workers may finish meanwhile
         chosen = [choice] if choice is not None else [] if search.budget is not None else sorted(
             best, key=lambda p: (-p.accuracy, p.tokens))[:search.confirm]
         if chosen:
             configs = {p.name: point_program_config(p, study, config.program) for p in points}
-            if heldout is not None:
-                examples, slice_name = list(heldout), f"{len(heldout)} given held-out problems"
-            else:
-                exclude = [str(e.id) for e in objective.examples]
-                examples, slice_name = heldout_slice(config, search.heldout, exclude=exclude,
-                                                     recorded=(search.recorded, program_dir))
+            examples, slice_name = held
             confirmed = confirm_points(chosen, points, configs, examples, slice_name, run_dir=config.run_dir,
                                        state=objective.program_state, program_dir=program_dir, systems=systems,
                                        workers=objective.workers, progress=progress,
