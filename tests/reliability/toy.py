@@ -61,7 +61,8 @@ def experiment_file(path: Path, *, data: Path, output: Path, method: str = "scal
         "name": name, "method": method, "lm": lm or {"preset": "local"},
         "scale": {"threshold": 0.5},
         "data": {"benchmark": "gsm8k", "dev": "gsm8k_train:3", "val": 0, "data_dir": str(data)},
-        "search": {"trials": 4, "study": "toy-study", "sampler": "random",
+        # heldout 0: the toy pool (a few dozen rows) has no room for a held-out slice beside the dev slice
+        "search": {"trials": 4, "study": "toy-study", "sampler": "random", "heldout": 0,
                    "space": {"threshold": [0.0, 1.0], "system1_max_tokens": [64, 128], "num_waits": 0},
                    **(search or {})},
         "compile": {"optimizer": "bootstrap", "max_bootstrapped_demos": 1, "max_labeled_demos": 1,
