@@ -70,7 +70,8 @@ def test_three_workers_one_killed_mid_trial(tmp_path: Path, pg_url: str, mlflow_
     try:
         # tau sampled (not the exact curve): the seeds are then the paper's two thresholds, checked below
         configs = [experiment_file(tmp_path / f"machine-{i}" / "search.yaml", data=data,
-                                   output=tmp_path / f"machine-{i}" / "runs", search={"trials": TRIALS, "tau": "sample"})
+                                   output=tmp_path / f"machine-{i}" / "runs",
+                                   search={"trials": TRIALS, "tau": "sample"})
                    for i in range(3)]
         procs.append(_start(configs[0], pg_url, mlflow_server, server.api_base, tmp_path, logs[0], join=False))
         _wait(lambda: STUDY in optuna.get_all_study_names(pg_url), 120, "the first worker to create the study",
