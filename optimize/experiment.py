@@ -40,6 +40,7 @@ from program.config import (
 )
 from program.config_data import from_dict, to_dict
 from program.presets import preset
+from program.serving.local import DEFAULT_SLOTS
 
 __all__ = [
     "DataConfig", "SearchConfig", "CompileConfig", "TrackingConfig", "ExperimentConfig",
@@ -226,12 +227,22 @@ class CompileConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    """Where results go: a run directory and an MLflow tracking URI (default: sqlite in the run dir)."""
+    """Where results go: a run directory and an MLflow tracking URI (default: sqlite in the run dir).
+
+    ``workers`` is how many problems run at once; None (the default) follows the server: the
+    embedded server's slot count when the LM is the embedded one, else 1 (set it to your server's
+    batch for vLLM or SGLang). ``ExperimentConfig.workers`` resolves it.
+    """
 
     output_dir: str = "runs"
     mlflow_uri: str | None = None
     mlflow_experiment: str = "scale-tts"
-    workers: int = 1
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and (isinstance(self.workers, bool) or self.workers < 1):
+            raise ConfigError(f"tracking.workers: {self.workers!r} must be a whole number of at least 1 "
+                              "(or left out to follow the server's slots).")
 
 
 @dataclass(frozen=True)
@@ -246,6 +257,24 @@ class ExperimentConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.tracking.output_dir) / self.name
+
+    @property
+    def workers(self) -> int:
+        """Problems at once: ``tracking.workers``, else the embedded server's slots, else 1.
+
+        The embedded server decodes ``DEFAULT_SLOTS`` requests at once (llama-server ``--parallel``);
+        one problem at a time would leave most of them idle between a problem's calls. Another
+        server's batch is not known before it is asked, so it gets 1 unless the config says more.
+
+        Example:
+            >>> ExperimentConfig().workers  # the embedded default
+            4
+            >>> ExperimentConfig(tracking=TrackingConfig(workers=2)).workers
+            2
+        """
+        if self.tracking.workers is not None:
+            return self.tracking.workers
+        return DEFAULT_SLOTS if self.program.lm.embedded else 1
 
 
 _PROGRAM_KEYS = ("method", "lm", "scale", "vote", "inftythink")

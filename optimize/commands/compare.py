@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else experiment.run_dir / "compare"
     with ensure_server(experiment.program.lm):
         report = run_compare(config, examples, output=output, samples=args.samples,
-                             workers=args.workers or experiment.tracking.workers, progress=not args.no_progress)
+                             workers=args.workers or experiment.workers, progress=not args.no_progress)
     print(format_table(report))
     print(f"\nTable: {report.json_path}\nPlot: {report.plot_path}\nWall time: {report.wall_seconds:.0f} s")
     if not args.no_mlflow:

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                              auto=args.auto or config.compile.auto, stage=args.stage or config.compile.stage,
                              labels=args.labels or config.compile.labels,
                              keep_if_better=args.keep_if_better or config.compile.keep_if_better, **given)
-    tracking = replace(config.tracking, workers=args.workers or config.tracking.workers)
+    tracking = replace(config.tracking, workers=args.workers or config.workers)
     config = replace(config, data=data, compile=compile_config, tracking=tracking)
     with ensure_server(config.program.lm):
         result = compile_experiment(config, output_dir=args.output, track=not args.no_mlflow, trace=args.trace,

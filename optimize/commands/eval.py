@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                    limit=args.limit or config.data.limit, seed=args.seed if args.seed is not None else config.data.seed)
     config = replace(config, data=data)
     run_dir = Path(args.output) if args.output else config.run_dir
-    options = {"workers": args.workers or config.tracking.workers, "progress": not args.no_progress,
+    options = {"workers": args.workers or config.workers, "progress": not args.no_progress,
                "max_server_errors": args.max_server_errors}
     examples = load_benchmark(data.benchmark, data_dir=data.data_dir, limit=data.limit, seed=data.seed)
 

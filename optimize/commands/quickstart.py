@@ -195,7 +195,7 @@ def _test(point: Any, search: Any, config: Any, test: Any, program_dir: Any, sys
                       results_path=config.run_dir / "test" / point.name / "results.jsonl",
                       fingerprint=results_fingerprint(program, program_state(program_dir)),
                       accept=(results_fingerprint(program, program_state(program_dir), legacy=True),),
-                      workers=config.tracking.workers, progress=progress, description=f"test {point.name}")
+                      workers=config.workers, progress=progress, description=f"test {point.name}")
     if tracker is not None:
         tracker.child(search.parent_run_id, f"test-{point.name}",
                       params={"point": point.name, "benchmark": config.data.benchmark, "limit": config.data.limit,

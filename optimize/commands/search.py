@@ -62,7 +62,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--program", metavar="DIR",
                         help="start from a saved (compiled) program: its demos and instructions are kept")
     parser.add_argument("--workers", type=positive_int, metavar="W",
-                        help="problems evaluated at once within a trial (default: the config's tracking.workers)")
+                        help="problems evaluated at once within a trial "
+                             "(default: tracking.workers, else the embedded server's slots, else 1)")
     add_output_flags(parser)
     add_lm_options(parser)
     add_data_options(parser)

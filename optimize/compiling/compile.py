@@ -304,7 +304,7 @@ def _score(program: dspy.Module, problems: Sequence[dspy.Example], out_dir: Path
 
     report = evaluate(program, problems, results_path=out_dir / "results.jsonl", fingerprint=fingerprints[0],
                       accept=fingerprints[1:],
-                      workers=config.tracking.workers, progress=progress, description=f"score {out_dir.name}")
+                      workers=config.workers, progress=progress, description=f"score {out_dir.name}")
     penalty = config.compile.token_penalty
     values = [float(r.correct) - penalty * r.totals.get("total_tokens", 0) / 1000 for r in report.results]
     summary, n = report.summary, max(1, len(report.results))

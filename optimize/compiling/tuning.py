@@ -91,7 +91,7 @@ def tune(program: dspy.Module, systems: Systems, config: ExperimentConfig, dev: 
     spent = Ledger()
     started = time.monotonic()
     tuned_student = optimize_program(student, examples, config=c, prompt_lm=systems.stages,
-                                     workers=config.tracking.workers, metric=metric, reflection_lm=reflection,
+                                     workers=config.workers, metric=metric, reflection_lm=reflection,
                                      demos=demos, spent=spent)
     seconds = round(time.monotonic() - started, 1)
     tuned = put_back(program, stage, tuned_student) if stage else tuned_student
@@ -101,7 +101,7 @@ def tune(program: dspy.Module, systems: Systems, config: ExperimentConfig, dev: 
     totals = spent.totals()
     record = {"seconds": seconds, "calls": int(totals["calls"]), "cached_calls": int(totals["cached_calls"]),
               "prompt_tokens": int(totals["prompt_tokens"]), "completion_tokens": int(totals["completion_tokens"]),
-              "workers": config.tracking.workers, "gold_pool": pool, "demo_tokens": demo_tokens(tuned, count),
+              "workers": config.workers, "gold_pool": pool, "demo_tokens": demo_tokens(tuned, count),
               "demos_dropped": dropped, "caps": caps, "notes": notes}
     return Tuning(tuned, record, notes)
 

@@ -127,7 +127,7 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
         config: the experiment (base program, dev slice, ``search`` and ``tracking`` sections).
         trials, study_name, storage: override ``config.search``; storage URLs as in ``optimize.search.study``.
         program_dir: a compiled program whose demos/instructions every trial keeps.
-        workers: problems evaluated at once in a trial (default ``config.tracking.workers``). For
+        workers: problems evaluated at once in a trial (default ``config.workers``). For
             trials in parallel, start more ``scale search`` processes on the same storage.
         systems: LMs for every trial (tests); default: built from each trial's config.
         examples: the dev problems (default: ``load_dev(config)``).
@@ -166,7 +166,7 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
         enqueue_seeds(handle, paper_seeds(space, config.program), total)
     objective = SearchObjective(config, dev, run_dir=config.run_dir, systems=systems,
                                 plans=open_plan_store(handle.url, config.run_dir), program_dir=program_dir,
-                                tracker=tracker, parent_run_id=parent, workers=workers or config.tracking.workers,
+                                tracker=tracker, parent_run_id=parent, workers=workers or config.workers,
                                 progress=progress)
     ran = 0
     while (trial := next_trial(handle, total)) is not None:

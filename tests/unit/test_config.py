@@ -82,3 +82,19 @@ def test_saved_configs_hold_the_key_variable_name_never_the_key(tmp_path: Path, 
     path = save_experiment(experiment_from_dict({"lm": {"preset": "api"}}), tmp_path / "api.yaml")
     text = path.read_text()
     assert "OPENAI_API_KEY" in text and "sk-planted-secret-42" not in text
+
+
+def test_workers_follow_the_embedded_servers_slots_unless_the_config_names_them() -> None:
+    from program.serving.local import DEFAULT_SLOTS
+
+    assert experiment_from_dict({}).workers == DEFAULT_SLOTS  # the embedded default: one problem per slot
+    own_server = {"lm": {"preset": "local", "endpoint": {"api_base": "http://gpu-box:8000/v1"}}}
+    assert experiment_from_dict(own_server).workers == 1  # another server's batch is unknown: one at a time
+    assert experiment_from_dict({**own_server, "tracking": {"workers": 16}}).workers == 16
+    assert experiment_from_dict({"tracking": {"workers": 1}}).workers == 1
+
+
+@pytest.mark.parametrize("workers", [0, -2, True])
+def test_workers_below_one_are_refused_with_the_fix(workers: object) -> None:
+    with pytest.raises(ConfigError, match="tracking.workers.*at least 1"):
+        experiment_from_dict({"tracking": {"workers": workers}})
