@@ -6,13 +6,16 @@
 
 May import anything in ``program``; no runtime module imports this package.
 
-Example:
+Example (one LM is in ``scripted``; here a run's three, System 2 reusing System 1's script):
     >>> import dspy
-    >>> from program.testing import function_lm
-    >>> lm = function_lm(lambda messages: "[[ ## answer ## ]]\\n4\\n\\n[[ ## completed ## ]]")
-    >>> with dspy.context(lm=lm):
+    >>> from program.testing import replies, scripted_systems
+    >>> four = "[[ ## answer ## ]]\\n4\\n\\n[[ ## completed ## ]]"
+    >>> systems = scripted_systems(stages=replies(), system1=replies(four))
+    >>> with dspy.context(lm=systems.system2):
     ...     dspy.Predict("question -> answer")(question="2+2?").answer
     '4'
+    >>> systems.system2.model
+    'scale/system2'
 """
 
 from __future__ import annotations
