@@ -19,9 +19,16 @@ import threading
 # litellm downloads a price list at import unless told not to; offline that stalls for seconds.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from optimize.errors import EXIT_INTERRUPTED, EXIT_STATUS_HELP, EXIT_USAGE, ServerDownError  # noqa: E402
+from optimize.errors import (  # noqa: E402
+    EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_STATUS_HELP,
+    EXIT_USAGE,
+    CheckFailedError,
+    ServerDownError,
+)
 
-COMMANDS = ("serve", "data", "grade", "run", "eval", "compile", "search", "calibrate", "compare", "quickstart")
+COMMANDS = ("serve", "check", "data", "grade", "run", "eval", "compile", "search", "calibrate", "compare", "quickstart")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except ServerDownError as exc:  # never reached: 2 (check the URL); down mid-run: 3 (work saved, resume)
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status
+    except CheckFailedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
     except user_error_types() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

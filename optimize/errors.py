@@ -9,6 +9,8 @@ Exit statuses (the CLI's, and "Exit statuses" in docs/RELIABILITY.md):
   server that was never reached (one line names the URL and how to check it).
 - ``EXIT_INCOMPLETE`` (3): some problems failed with server or model errors, or the server went
   down mid-run; the results are written, and running the same command again retries what failed.
+- ``EXIT_CHECK_FAILED`` (4): ``scale check`` found a check that failed (each ``FAIL`` line says its fix),
+  or ``--strict`` refused to start a run for that reason.
 - ``EXIT_INTERRUPTED`` (130): Ctrl-C; finished work is saved.
 """
 
@@ -16,17 +18,19 @@ from __future__ import annotations
 
 from program.errors import ServerError
 
-__all__ = ["EXIT_OK", "EXIT_USAGE", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_STATUS_HELP", "ServerDownError",
-           "user_error_types", "wrapped_user_error"]
+__all__ = ["EXIT_OK", "EXIT_USAGE", "EXIT_INCOMPLETE", "EXIT_CHECK_FAILED", "EXIT_INTERRUPTED", "EXIT_STATUS_HELP",
+           "CheckFailedError", "ServerDownError", "user_error_types", "wrapped_user_error"]
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
+EXIT_CHECK_FAILED = 4
 EXIT_INTERRUPTED = 130
 
 EXIT_STATUS_HELP = ("exit status: 0 every problem was answered (right or wrong); 2 a usage error, or the LLM server "
                     "was never reached (one line names the URL); 3 some problems failed with server or model errors "
-                    "(results are written: run the same command again to retry them); 130 interrupted.")
+                    "(results are written: run the same command again to retry them); 4 --strict: a server check "
+                    "failed (`scale check` prints each with its fix); 130 interrupted.")
 
 
 class ServerDownError(ServerError):
@@ -48,6 +52,15 @@ class ServerDownError(ServerError):
     def exit_status(self) -> int:
         """``EXIT_INCOMPLETE`` when some work was done before the server went down, else ``EXIT_USAGE``."""
         return EXIT_INCOMPLETE if self.reached else EXIT_USAGE
+
+
+class CheckFailedError(Exception):
+    """``--strict``: a server check failed, so the long run was not started (exit status 4).
+
+    Example:
+        >>> str(CheckFailedError("cached tokens: not reported"))
+        'cached tokens: not reported'
+    """
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:

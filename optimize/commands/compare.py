@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from optimize.commands.check import add_strict_option, strict_preflight
 from optimize.commands.common import add_data_options, add_output_flags, failed_status, positive_int
 from optimize.errors import EXIT_STATUS_HELP
 
@@ -28,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="samples per entry (default: the file's; greedy entries run once)")
     parser.add_argument("--workers", type=positive_int, metavar="W", help="problems at once (default: config)")
     parser.add_argument("--output", metavar="DIR", help="output directory (default: runs/<name>/compare)")
+    add_strict_option(parser)
     add_output_flags(parser)
     add_data_options(parser)
     parser.set_defaults(func=run)
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     examples = load_benchmark(benchmark, data_dir=data.data_dir, limit=args.limit or data.limit, seed=data.seed)
     output = Path(args.output) if args.output else experiment.run_dir / "compare"
     with ensure_server(experiment.program.lm):
+        strict_preflight(args, experiment.program.lm)
         report = run_compare(config, examples, output=output, samples=args.samples,
                              workers=args.workers or experiment.workers, progress=not args.no_progress)
     print(format_table(report))

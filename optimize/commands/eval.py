@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optimize.commands.check import add_strict_option, strict_preflight
 from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, failed_status, positive_int
 from optimize.commands.run import add_program_options, experiment_for_args, load_program_for_args
 from optimize.commands.saved_program import add_saved_program_option, saved_program_fingerprint
@@ -50,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--export-sft", metavar="FILE", help="also write the correct SCALE traces as chat SFT data")
     parser.add_argument("--max-server-errors", type=positive_int, default=3, metavar="N",
                         help="stop after N problems in a row fail with server errors (default 3)")
+    add_strict_option(parser)
     add_output_flags(parser, mlflow=False)
     add_lm_options(parser)
     add_data_options(parser)
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     examples = load_benchmark(data.benchmark, data_dir=data.data_dir, limit=data.limit, seed=data.seed)
 
     with ensure_server(config.program.lm):
+        strict_preflight(args, config.program.lm)
         if args.budgets:
             return _sweep(config, examples, args.budgets, run_dir, options)
         out_dir = run_dir / f"{config.program.method}-{data.benchmark}"

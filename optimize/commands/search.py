@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from optimize.commands.check import add_strict_option, strict_preflight
 from optimize.commands.common import (
     add_data_options,
     add_lm_options,
@@ -64,6 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=positive_int, metavar="W",
                         help="problems evaluated at once within a trial "
                              "(default: tracking.workers, else the embedded server's slots, else 1)")
+    add_strict_option(parser)
     add_output_flags(parser)
     add_lm_options(parser)
     add_data_options(parser)
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         config = resolve_experiment(args)
     ran: list[Any] = []
     with ensure_server(config.program.lm):
+        strict_preflight(args, config.program.lm)
         result = run_search(config, trials=args.trials, study_name=args.study, storage=args.storage,
                             program_dir=args.program, workers=args.workers, tracking=not args.no_mlflow,
                             progress=not args.no_progress, on_trial=ran.append, join=args.worker,

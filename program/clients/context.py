@@ -35,12 +35,12 @@ from program.config import Endpoint
 from program.errors import ProgramError
 
 __all__ = ["ContextWindowError", "clamp_max_tokens", "context_window", "count_prompt_tokens", "fit",
-           "forget_windows", "MESSAGE_OVERHEAD"]
+           "forget_windows", "window_source", "MESSAGE_OVERHEAD"]
 
 log = logging.getLogger(__name__)
 
 MESSAGE_OVERHEAD = 8  # chat-template tokens around each message (role markers, end of turn)
-_windows: dict[tuple[str, str], int | None] = {}
+_windows: dict[tuple[str, str], tuple[int | None, str]] = {}
 _lock = threading.Lock()
 
 
@@ -78,18 +78,28 @@ def context_window(endpoint: Endpoint) -> int | None:
         >>> context_window(Endpoint("openai/m", api_base="http://127.0.0.1:9/v1", context_window=4096))
         4096
     """
+    return window_source(endpoint)[0]
+
+
+def window_source(endpoint: Endpoint) -> tuple[int | None, str]:
+    """(the endpoint's window or None, where it came from): what ``context_window`` uses, and ``scale check`` prints.
+
+    Example:
+        >>> window_source(Endpoint("openai/m", api_base="http://127.0.0.1:9/v1", context_window=4096))
+        (4096, 'lm.endpoint.context_window')
+    """
     if endpoint.context_window is not None:
-        return endpoint.context_window
+        return endpoint.context_window, "lm.endpoint.context_window"
     if not endpoint.api_base:
-        return None
+        return None, "no api_base (a provider API): not asked"
     key = (endpoint.api_base, endpoint.model)
     with _lock:
         if key in _windows:
             return _windows[key]
-    window = _ask_window(endpoint)
+    found = _ask_window(endpoint)
     with _lock:
-        _windows[key] = window
-    return window
+        _windows[key] = found
+    return found
 
 
 def forget_windows() -> None:
@@ -154,12 +164,12 @@ def _get_json(url: str, body: dict[str, Any] | None = None, timeout: float = 10.
     return response.json()
 
 
-def _ask_window(endpoint: Endpoint) -> int | None:
+def _ask_window(endpoint: Endpoint) -> tuple[int | None, str]:
     try:
         listing = _get_json(str(endpoint.api_base).rstrip("/") + "/models", timeout=min(endpoint.timeout, 10.0))
     except Exception as exc:  # noqa: BLE001 - no list, no clamp; the server itself will say what is wrong
         log.info("no model list at %s (%s): max_tokens is not clamped", endpoint.api_base, type(exc).__name__)
-        return None
+        return None, f"GET /v1/models failed ({type(exc).__name__})"
     name = endpoint.model.partition("/")[2]
     models = listing.get("data") if isinstance(listing, dict) else None
     models = models if isinstance(models, list) else []
@@ -169,8 +179,11 @@ def _ask_window(endpoint: Endpoint) -> int | None:
         for key in ("max_model_len", "context_length", "context_window"):
             value = model.get(key)
             if isinstance(value, int) and value > 0:
-                return value
-    return _slot_window(endpoint)
+                return value, f"GET /v1/models {key}"
+    slot = _slot_window(endpoint)
+    if slot is not None:
+        return slot, "GET /props default_generation_settings.n_ctx (one slot's window)"
+    return None, "neither GET /v1/models nor GET /props names it"
 
 
 def _slot_window(endpoint: Endpoint) -> int | None:
