@@ -251,7 +251,8 @@ def embedded_lm(**endpoint: Any) -> LMConfig:
     Greedy decoding as in s1; System 2 is budget-forced thinking over /v1/completions with the
     ChatML template, since the model has no thinking mode of its own. Endpoint fields can be
     overridden by keyword (then the server is the user's, not started for them). It is the
-    ``local`` preset (``program.presets``) and every ``ProgramConfig``'s default LM.
+    ``local`` preset (``program.presets``) and every ``ProgramConfig``'s default LM. Serve
+    (docs/SERVERS.md): ``scale serve``, or nothing: every command starts the embedded server when none runs.
 
     Example:
         >>> embedded_lm().embedded, embedded_lm(api_base="http://gpu-box:8765/v1").embedded

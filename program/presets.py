@@ -21,10 +21,10 @@ __all__ = ["PRESETS", "preset"]
 def qwen3(**endpoint: Any) -> LMConfig:
     """One vLLM/SGLang server with a Qwen3 model; System 2 switches thinking on in the chat template.
 
-    Serve (docs/SERVERS.md): ``vllm serve Qwen/Qwen3-32B --reasoning-parser qwen3 --max-model-len 40960
-    --enable-prompt-tokens-details`` or ``python -m sglang.launch_server --model-path Qwen/Qwen3-32B
-    --reasoning-parser qwen3 --enable-cache-report``. Stages and System 1 get ``enable_thinking: false``
-    on these servers whatever the served model is named.
+    Serve (docs/SERVERS.md): ``vllm serve Qwen/Qwen3-32B --port 8000 --reasoning-parser qwen3
+    --max-model-len 40960 --enable-prompt-tokens-details`` or ``python -m sglang.launch_server --model-path
+    Qwen/Qwen3-32B --port 8000 --reasoning-parser qwen3 --enable-cache-report``. Stages and System 1
+    get ``enable_thinking: false`` on these servers whatever the served model is named.
     For Qwen3, ``max_tokens`` of System 2 caps thinking and answer together (reference: 32768).
     """
     base = {"model": "openai/Qwen/Qwen3-32B", "api_base": "http://127.0.0.1:8000/v1", **endpoint}
@@ -41,11 +41,11 @@ def reasoning_pair(**endpoint: Any) -> LMConfig:
     """A reasoning-only model (QwQ-32B, R1 distills) for System 2, Qwen3 non-thinking for the rest.
 
     Serve (docs/SERVERS.md): ``vllm serve Qwen/Qwen3-32B --port 8000 --reasoning-parser qwen3
-    --enable-prompt-tokens-details`` and ``vllm serve Qwen/QwQ-32B --port 8001 --reasoning-parser
-    deepseek_r1 --enable-prompt-tokens-details``. The reasoning model always thinks (``thinking:
-    always``: ``enable_thinking: true``, which QwQ's template reads); its thinking text is read from the
-    server's reasoning field (or its ``<think>`` section). QwQ is ChatML, so budget forcing uses the
-    ``qwen3`` template.
+    --max-model-len 40960 --enable-prompt-tokens-details`` and ``vllm serve Qwen/QwQ-32B --port 8001
+    --reasoning-parser deepseek_r1 --max-model-len 40960 --enable-prompt-tokens-details``. The reasoning
+    model always thinks (``thinking: always``: ``enable_thinking: true``, which QwQ's template reads);
+    its thinking text is read from the server's reasoning field (or its ``<think>`` section). QwQ is
+    ChatML, so budget forcing uses the ``qwen3`` template.
     """
     base = {"model": "openai/Qwen/Qwen3-32B", "api_base": "http://127.0.0.1:8000/v1", **endpoint}
     thinker = Endpoint(model="openai/Qwen/QwQ-32B", api_base="http://127.0.0.1:8001/v1")
@@ -61,6 +61,8 @@ def reasoning_pair(**endpoint: Any) -> LMConfig:
 
 def api(**endpoint: Any) -> LMConfig:
     """An API provider: a chat model for stages and System 1, a reasoning model for System 2.
+
+    Serve: nothing (the provider's API; the key in the variable ``api_key_env`` names).
 
     Provider reasoning models only allow a cap (reasoning effort), not "Wait" extension.
     """
