@@ -34,7 +34,7 @@ def _no_real_llm_requests(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
     """
     import litellm
 
-    from program.clients import limits, transport
+    from program.clients import limits, servers, transport
 
     limits.forget()  # a port a finished test's server used may be reused by another server
     monkeypatch.setitem(transport.RETRY_WAIT, "multiplier", 0.001)
@@ -49,7 +49,7 @@ def _no_real_llm_requests(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
     def no_probe(url: str, timeout: float) -> None:
         raise OSError(f"unit tests ask no server ({url}); a server that says nothing is of unknown kind")
 
-    monkeypatch.setattr(limits, "_get", no_probe)  # the server-kind questions of program.clients.limits
+    monkeypatch.setattr(servers, "_get_json", no_probe)  # the server-kind questions (program.clients.servers)
     monkeypatch.setattr(litellm, "completion", blocked)
     monkeypatch.setattr(litellm, "text_completion", blocked)
     monkeypatch.setattr(transport, "_CACHE_ENABLED", False)

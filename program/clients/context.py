@@ -156,10 +156,10 @@ def _root(api_base: str) -> str:
     return base[:-3] if base.endswith("/v1") else base
 
 
-def _get_json(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+def _get_json(url: str, timeout: float = 10.0) -> Any:
     import httpx
 
-    response = httpx.post(url, json=body, timeout=timeout) if body is not None else httpx.get(url, timeout=timeout)
+    response = httpx.get(url, timeout=timeout)
     response.raise_for_status()
     return response.json()
 
@@ -202,30 +202,20 @@ def _slot_window(endpoint: Endpoint) -> int | None:
 
 
 def _tokenize(endpoint: Endpoint, prompt: str) -> int | None:
+    """The server's count of ``prompt`` in its kind's tokenize form (``program.clients.servers.tokenize``).
+
+    A server of unknown kind is asked in vLLM's form first, then llama.cpp's, which answers a request
+    without "content" with no tokens at all (200, not an error): tools/server/server-context.cpp,
+    post_tokenize (llama.cpp in llama-cpp-python 0.3.36).
+    """
     if not endpoint.api_base:
         return None
     from program.clients import servers
 
-    if servers.server_kind(endpoint) in ("vllm", "llama.cpp"):  # each in its own request form
-        tokens = servers.tokenize(endpoint, prompt)
-        return None if tokens is None else len(tokens)
-    # An unknown server: vLLM's form first, then llama.cpp's, which answers a request without
-    # "content" with no tokens at all (200, not an error): tools/server/server-context.cpp,
-    # post_tokenize (llama.cpp in llama-cpp-python 0.3.36).
-    url = _root(endpoint.api_base) + "/tokenize"
-    counted = _token_count(url, {"model": endpoint.model.partition("/")[2], "prompt": prompt})
-    if counted or not prompt:
-        return counted
-    return _token_count(url, {"content": prompt}) or None
-
-
-def _token_count(url: str, body: dict[str, str]) -> int | None:
-    try:
-        reply = _get_json(url, body, timeout=30.0)
-    except Exception:  # noqa: BLE001 - not this server's form (or none): the caller tries another or estimates
-        return None
-    count = reply.get("count") if isinstance(reply, dict) else None
-    if isinstance(count, int):
-        return count
-    tokens = reply.get("tokens") if isinstance(reply, dict) else None
-    return len(tokens) if isinstance(tokens, list) else None
+    kind = servers.server_kind(endpoint)
+    forms = [kind] if kind in ("vllm", "llama.cpp") else ["vllm", "llama.cpp"]
+    for form in forms:
+        tokens = servers.tokenize(endpoint, prompt, form=form)
+        if tokens is not None:
+            return len(tokens)
+    return None

@@ -14,17 +14,15 @@ The limit is ``Endpoint.max_concurrency``, else what the server says, else a def
 llama.cpp           ``total_slots`` of ``GET /props`` (tools/server/README.md): its ``--parallel``
 vLLM, SGLang        256: vLLM's ``max_num_seqs`` default (vllm/engine/arg_utils.py; 1024 on
                     70 GiB GPUs); past its batch a server queues, so a higher limit gains nothing
-hosted API          64 (no ``api_base``): rate limits answer 429, which the transport retries
-Ollama, unknown     no limit, and one request at a time inside a problem: exactly as before this
+provider API        64 (no ``api_base``): rate limits answer 429, which the transport retries
+Ollama, other       no limit, and one request at a time inside a problem: exactly as before this
                     module (``--workers N`` sends N at once). Set ``max_concurrency`` to the
                     server's slots (Ollama: ``OLLAMA_NUM_PARALLEL``) to run a problem's calls at once
 ==================  =====================================================================
 
-The kind comes from ``server_identity``: the litellm provider prefix, llama.cpp's ``/props``,
-and the ``owned_by`` of ``GET /v1/models`` (vLLM ``vllm/entrypoints/openai/protocol.py``:
-``"vllm"``; SGLang ``sglang/srt/entrypoints/openai/protocol.py``: ``"sglang"``; llama.cpp
-``tools/server/server-context.cpp``: ``"llamacpp"``). The identity (kind and version) is also
-part of the response-cache key, so answers cached from one engine are not served as another's.
+The kind, version and slots come from ``program.clients.servers.identity`` (the one place that
+detects a server's kind). The identity is also part of the response-cache key, so answers cached
+from one engine are not served as another's.
 
 Example:
     >>> from program.config import Endpoint
@@ -39,33 +37,18 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from program.clients import servers
 from program.config import Endpoint
 
-__all__ = ["DEFAULTS", "Identity", "Limiter", "for_lm", "forget", "free", "limiter_for", "server_identity", "width"]
+__all__ = ["DEFAULTS", "Limiter", "for_lm", "forget", "free", "limiter_for", "width"]
 
 log = logging.getLogger(__name__)
 
 # Requests at once by server kind, when the server does not report its slots (see the table above);
 # None: no limit, one request at a time inside a problem.
-DEFAULTS: dict[str, int | None] = {"llama.cpp": 1, "vllm": 256, "sglang": 256, "api": 64, "ollama": None,
-                                   "unknown": None}
-_OWNED_BY = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llama.cpp"}
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What a server says it is: its kind, its version ("" when unsaid) and its slots (None when unsaid)."""
-
-    kind: str
-    version: str = ""
-    slots: int | None = None
-
-    def cache_tag(self) -> str:
-        """The part of a response-cache key naming the engine ("" when nothing is known: today's keys)."""
-        return "" if self.kind in ("unknown", "api") else f"{self.kind} {self.version}".strip()
+DEFAULTS: dict[str, int | None] = {"llama.cpp": 1, "vllm": 256, "sglang": 256, "provider": 64, "other": None}
 
 
 class Limiter:
@@ -117,7 +100,6 @@ class Limiter:
 
 
 _LIMITERS: dict[tuple[str, ...], Limiter] = {}
-_IDENTITIES: dict[str, Identity] = {}
 _LOCK = threading.Lock()
 
 
@@ -175,78 +157,15 @@ def free(lm: Any) -> int:
     return 1 if limiter is None else max(1, limiter.free())
 
 
-def server_identity(endpoint: Endpoint) -> Identity:
-    """The kind, version and slots of ``endpoint``'s (first) server, asked once per process.
-
-    A stand-in for the real-servers detection (issue 24): the provider prefix, then llama.cpp's
-    ``/props``, then the model list's ``owned_by``. A server that answers none of it is ``unknown``.
-    """
-    provider = endpoint.model.partition("/")[0]
-    if not endpoint.api_base:
-        return Identity("api")
-    if provider == "hosted_vllm":
-        kind: str | None = "vllm"
-    elif provider in ("ollama", "ollama_chat"):
-        kind = "ollama"
-    else:
-        kind = None
-    base = endpoint.api_base
-    with _LOCK:
-        known = _IDENTITIES.get(base)
-    if known is not None:
-        return known
-    identity = _ask(endpoint, kind)
-    with _LOCK:
-        return _IDENTITIES.setdefault(base, identity)
-
-
 def forget() -> None:
     """Forget every limiter and server identity (a test, or servers restarted with other slots)."""
     with _LOCK:
         _LIMITERS.clear()
-        _IDENTITIES.clear()
+    servers.forget_kinds()
 
 
 # --- internals -------------------------------------------------------------------------------
 
 def _default_limit(endpoint: Endpoint) -> int | None:
-    identity = server_identity(endpoint)
+    identity = servers.identity(endpoint)
     return identity.slots or DEFAULTS.get(identity.kind)
-
-
-def _root(api_base: str) -> str:
-    base = api_base.rstrip("/")
-    return base[:-3] if base.endswith("/v1") else base
-
-
-def _get(url: str, timeout: float) -> Any:
-    import httpx
-
-    response = httpx.get(url, timeout=timeout)
-    response.raise_for_status()
-    return response.json()
-
-
-def _ask(endpoint: Endpoint, kind: str | None) -> Identity:
-    base, timeout = str(endpoint.api_base), min(endpoint.timeout, 10.0)
-    try:
-        props = _get(_root(base) + "/props", timeout)
-    except Exception:  # noqa: BLE001 - no /props: not llama.cpp's server
-        props = None
-    slots = props.get("total_slots") if isinstance(props, dict) else None
-    if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0:
-        return Identity("llama.cpp", str(props.get("build_info") or ""), slots)
-    if kind in (None, "vllm"):
-        try:
-            listing = _get(base.rstrip("/") + "/models", timeout)
-        except Exception as exc:  # noqa: BLE001 - the first request will say what is wrong
-            log.info("no model list at %s (%s): server kind unknown", base, type(exc).__name__)
-            listing = None
-        models = listing.get("data") if isinstance(listing, dict) else None
-        owners = {m.get("owned_by") for m in models or [] if isinstance(m, dict)}
-        kind = kind or next((_OWNED_BY[o] for o in owners if o in _OWNED_BY), None)
-    version = ""
-    if kind == "vllm":  # vllm/entrypoints/openai/api_server.py: GET /version -> {"version": ...}
-        with contextlib.suppress(Exception):
-            version = str(_get(_root(base) + "/version", timeout).get("version") or "")
-    return Identity(kind or "unknown", version)

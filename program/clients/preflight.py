@@ -107,8 +107,8 @@ def _server(endpoint: Endpoint) -> tuple[Check, bool]:
                      "start the server (docs/SERVERS.md lists the serve commands) or correct --api-base"), False
     owned = servers.kind_from_models(listing.body) if listing.ok else None
     said = f'GET /v1/models owned_by "{_owner(listing.body)}"' if listing.ok else f"GET /v1/models {listing.why()}"
-    kind = servers.server_kind(endpoint)
-    version = _version(endpoint, kind)
+    found = servers.identity(endpoint)  # vLLM/SGLang GET /version, llama.cpp /props build_info
+    kind, version = found.kind, found.version
     named = f"{endpoint.api_base}: {kind}" + (f" {version}" if version else " (version not reported)")
     if endpoint.server is not None:
         if owned is not None and owned != endpoint.server:
@@ -126,18 +126,6 @@ def _owner(listing: object) -> str:
     models = listing.get("data") if isinstance(listing, dict) else None
     owners = [m.get("owned_by") for m in models or [] if isinstance(m, dict)]
     return str(owners[0]) if owners else ""
-
-
-def _version(endpoint: Endpoint, kind: str) -> str:
-    """vLLM and SGLang: ``GET /version`` (vllm/entrypoints/openai/api_server.py, sglang http_server.py);
-    llama.cpp: ``GET /props`` ``build_info`` (tools/server/server-context.cpp)."""
-    if kind in ("vllm", "sglang"):
-        reply = probe.get(endpoint, probe.root(endpoint) + "/version")
-        return str(reply.body.get("version") or "") if reply.ok else ""
-    if kind == "llama.cpp":
-        reply = probe.get(endpoint, probe.root(endpoint) + "/props")
-        return str(reply.body.get("build_info") or "") if reply.ok else ""
-    return ""
 
 
 def _chat_body(endpoint: Endpoint, kind: str, mode: ModeConfig, messages: list[dict[str, str]],

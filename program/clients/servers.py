@@ -1,15 +1,21 @@
 """Which server answers an endpoint: vLLM, SGLang, llama.cpp's server, a provider API, or other.
 
 Rules that differ per server (the thinking switch, prefill, the tokenize request's form, the
-concurrency default) key on this one answer. An endpoint may declare it (``Endpoint.server``);
-otherwise it is detected once per server URL from what the server says about itself, and cached:
+concurrency default, the response cache's engine tag) key on this one answer. An endpoint may
+declare it (``Endpoint.server``); otherwise it is detected once per server URL from what the server
+says about itself, and cached:
 
 - ``GET /v1/models``: each model's ``owned_by`` is the server's own constant:
   vLLM ``vllm/entrypoints/openai/protocol.py`` (``ModelCard.owned_by = "vllm"``),
   SGLang ``python/sglang/srt/entrypoints/openai/protocol.py`` (``ModelCard.owned_by = "sglang"``),
   llama.cpp ``tools/server/server-context.cpp`` (``handle_models``: ``{"owned_by", "llamacpp"}``).
   OpenAI's own API answers ``openai``/``system``, so only the values above are read as a kind.
-- No URL (litellm's provider default) is a ``provider``; a URL that names none of the above is ``other``.
+- Else ``GET /props`` with ``total_slots``: a route only llama.cpp's server has (tools/server/README.md).
+- litellm's ``hosted_vllm/`` prefix is vLLM; no URL (litellm's provider default) is a ``provider``;
+  a URL that names none of the above is ``other``.
+
+``identity`` adds what the server says of its version (vLLM and SGLang ``GET /version``, llama.cpp
+``/props`` ``build_info``) and slots (llama.cpp ``/props`` ``total_slots``, its ``--parallel``).
 
 Example:
     >>> from program.config import Endpoint
@@ -25,12 +31,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any, cast
 
 from program.config import Endpoint, ServerKind
 
-__all__ = ["forget_kinds", "kind_from_models", "server_kind", "SELF_HOSTED", "thinking_switch", "tokenize",
-           "single_token_id"]
+__all__ = ["Identity", "forget_kinds", "identity", "kind_from_models", "server_kind", "SELF_HOSTED", "thinking_switch",
+           "tokenize", "single_token_id"]
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +48,27 @@ SELF_HOSTED: frozenset[str] = frozenset({"vllm", "sglang", "llama.cpp"})
 _OWNED_BY: dict[str, ServerKind] = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llama.cpp"}
 
 _kinds: dict[str, ServerKind] = {}
+_identities: dict[str, Identity] = {}
 _token_ids: dict[tuple[str, str], int | None] = {}
 _lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a server says it is: its kind, its version ("" when unsaid) and its slots (None when unsaid).
+
+    Example:
+        >>> Identity("llama.cpp", "b6000", 4).cache_tag(), Identity("other").cache_tag()
+        ('llama.cpp b6000', '')
+    """
+
+    kind: ServerKind
+    version: str = ""
+    slots: int | None = None
+
+    def cache_tag(self) -> str:
+        """The part of a response-cache key naming the engine ("" when nothing is known: the keys of before)."""
+        return "" if self.kind in ("other", "provider") else f"{self.kind} {self.version}".strip()
 
 
 def thinking_switch(kind: str, thinking: str) -> bool | None:
@@ -89,42 +115,82 @@ def server_kind(endpoint: Endpoint) -> ServerKind:
         return endpoint.server
     if not endpoint.api_base:
         return "provider"
+    if endpoint.model.partition("/")[0] == "hosted_vllm":  # litellm's provider for vLLM servers
+        return "vllm"
     base = endpoint.api_base.rstrip("/")
     with _lock:
         if base in _kinds:
             return _kinds[base]
+    timeout = min(endpoint.timeout, 10.0)
     try:
-        listing = _get_json(base + "/models", timeout=min(endpoint.timeout, 10.0))
+        listing = _get_json(base + "/models", timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - unknown for now; the request itself will say what is wrong
         log.info("could not ask %s/models which server it is (%s): treated as 'other'", base, type(exc).__name__)
         return "other"
-    kind: ServerKind = kind_from_models(listing) or "other"
+    kind: ServerKind = kind_from_models(listing) or ("llama.cpp" if _slots(_props(base, timeout)) else "other")
     log.info("server at %s detected as %s", base, kind)
     with _lock:
         _kinds[base] = kind
     return kind
 
 
+def identity(endpoint: Endpoint) -> Identity:
+    """The kind, version and slots of ``endpoint``'s (first) server, asked once per URL and cached.
+
+    A server that is not reached is not cached (it may still be starting): the next call asks again.
+
+    Example:
+        >>> identity(Endpoint("anthropic/claude-sonnet-4"))
+        Identity(kind='provider', version='', slots=None)
+    """
+    kind = server_kind(endpoint)
+    if not endpoint.api_base or kind == "provider":
+        return Identity(kind)
+    base = endpoint.api_base.rstrip("/")
+    with _lock:
+        if base in _identities and _identities[base].kind == kind:
+            return _identities[base]
+    timeout, root = min(endpoint.timeout, 10.0), base.removesuffix("/v1")
+    version, slots = "", None
+    if kind in ("vllm", "sglang"):  # vllm/entrypoints/openai/api_server.py, sglang/srt/entrypoints/http_server.py
+        try:
+            answer = _get_json(root + "/version", timeout=timeout)
+            version = str(answer.get("version") or "") if isinstance(answer, dict) else ""
+        except Exception:  # noqa: BLE001 - no version said: none in the tag
+            pass
+    elif kind == "llama.cpp":  # tools/server/server-context.cpp, /props
+        props = _props(base, timeout)
+        version, slots = str(props.get("build_info") or ""), _slots(props)
+    found = Identity(kind, version, slots)
+    if kind != "other" or endpoint.server is not None or base in _kinds:  # "other" of an unreached server: ask again
+        with _lock:
+            _identities[base] = found
+    return found
+
+
 def forget_kinds() -> None:
     """Forget detected kinds and looked-up token ids (a test, or another server now on a URL)."""
     with _lock:
         _kinds.clear()
+        _identities.clear()
         _token_ids.clear()
 
 
-def tokenize(endpoint: Endpoint, text: str, *, timeout: float = 30.0) -> list[int] | None:
+def tokenize(endpoint: Endpoint, text: str, *, timeout: float = 30.0, form: str | None = None) -> list[int] | None:
     """``text``'s token ids from the server's own tokenize endpoint, in the kind's request form.
 
     vLLM reads ``prompt`` (``vllm/entrypoints/openai/serving_tokenization.py``, TokenizeCompletionRequest)
     and llama.cpp's server ``content`` (``tools/server/server-context.cpp``, ``handle_tokenize``; it
     answers no tokens for a body without it). Neither adds special tokens here. Other kinds (SGLang,
-    providers, unknown servers): None, nothing asked. None too when the server does not answer.
+    providers, unknown servers): None, nothing asked. None too when the server does not answer or
+    answers no tokens. ``form`` (``vllm`` or ``llama.cpp``) asks in that kind's form whatever the
+    detected kind is: a server of unknown kind may answer one of them.
 
     Example:
         >>> tokenize(Endpoint("openai/m", api_base="http://127.0.0.1:9/v1", server="sglang"), "</think>") is None
         True
     """
-    kind = server_kind(endpoint)
+    kind = form or server_kind(endpoint)
     if kind not in ("vllm", "llama.cpp") or not endpoint.api_base:
         return None
     body: dict[str, Any] = ({"model": endpoint.model.partition("/")[2], "prompt": text, "add_special_tokens": False}
@@ -164,6 +230,20 @@ def single_token_id(endpoint: Endpoint, text: str) -> int | None:
     with _lock:
         _token_ids[key] = found
     return found
+
+
+def _props(base: str, timeout: float) -> dict[str, Any]:
+    """llama.cpp's ``GET /props`` (beside /v1), or {} where the server has no such route."""
+    try:
+        props = _get_json(base.rstrip("/").removesuffix("/v1") + "/props", timeout=timeout)
+    except Exception:  # noqa: BLE001 - no /props: not llama.cpp's server
+        return {}
+    return props if isinstance(props, dict) else {}
+
+
+def _slots(props: dict[str, Any]) -> int | None:
+    slots = props.get("total_slots")
+    return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0 else None
 
 
 def _get_json(url: str, timeout: float) -> Any:

@@ -33,7 +33,7 @@ from typing import Any
 import tenacity
 
 from program import ledger
-from program.clients import context, limits, replicas
+from program.clients import context, limits, replicas, servers
 from program.clients.failures import is_transient, refuses_logprobs
 from program.clients.litellm_import import import_litellm
 from program.clients.replies import reasoning_text, server_work, split_thinking, token_logprobs, valid_unicode
@@ -266,7 +266,7 @@ def _failure_name(state: tenacity.RetryCallState) -> str:
 def _cached_call(endpoint: Endpoint, request: dict[str, Any], call: Any) -> Completion:
     cache_key = {"_fn_identifier": "scale_tts.transport", **_with_sample(request)}
     if _CACHE_ENABLED:
-        engine = limits.server_identity(endpoint).cache_tag()
+        engine = servers.identity(endpoint).cache_tag()
         if engine:  # a server that says nothing keeps the keys it had before engines were told apart
             cache_key["engine"] = engine
         import dspy

@@ -16,7 +16,7 @@ import pytest
 
 from program import ledger
 from program.calls import Solution
-from program.clients import limits
+from program.clients import limits, servers
 from program.clients.lm import build_systems
 from program.concurrent import run_all
 from program.config import ConfigError, Endpoint, LMConfig, ModeConfig, ProgramConfig, ScaleConfig, VoteConfig
@@ -117,15 +117,15 @@ def test_default_limit_is_llama_cpp_slot_count_else_by_server_kind(monkeypatch: 
     with FakeServer(total_slots=3, build_info="b6000-abc") as llama, FakeServer() as quiet:
         slotted, silent = Endpoint("openai/m", api_base=llama.api_base), Endpoint("openai/m", api_base=quiet.api_base)
         assert limits.limiter_for(slotted).limit == 3
-        assert limits.server_identity(slotted).cache_tag() == "llama.cpp b6000-abc"
+        assert servers.identity(slotted).cache_tag() == "llama.cpp b6000-abc"
         assert limits.limiter_for(silent).limit is None  # says nothing: no limit, as before,
         assert limits.limiter_for(silent).width == 1  # and one call at a time inside a problem
-        assert limits.server_identity(silent).cache_tag() == ""
+        assert servers.identity(silent).cache_tag() == ""
         # An explicit limit wins; the replicas of one endpoint share one limiter of limit x replicas.
         assert limits.limiter_for(Endpoint("openai/x", api_base=llama.api_base + "/", max_concurrency=5)).limit == 5
         both = Endpoint("openai/m", api_bases=(llama.api_base, quiet.api_base), max_concurrency=2)
         assert limits.limiter_for(both).limit == 4
-    assert limits.limiter_for(Endpoint("anthropic/claude")).limit == limits.DEFAULTS["api"]
+    assert limits.limiter_for(Endpoint("anthropic/claude")).limit == limits.DEFAULTS["provider"]
 
     # vLLM's model list (vllm/entrypoints/openai/protocol.py: ModelCard.owned_by = "vllm") and /version.
     replies = {"/props": None, "/v1/models": {"object": "list", "data": [{"id": "m", "owned_by": "vllm"}]},
@@ -137,10 +137,10 @@ def test_default_limit_is_llama_cpp_slot_count_else_by_server_kind(monkeypatch: 
             raise OSError("404")
         return replies[path]
 
-    monkeypatch.setattr(limits, "_get", get)
+    monkeypatch.setattr(servers, "_get_json", get)
     vllm = Endpoint("openai/m", api_base="http://127.0.0.1:9999/v1")
     assert limits.limiter_for(vllm).limit == limits.DEFAULTS["vllm"]
-    assert limits.server_identity(vllm).cache_tag() == "vllm 0.11.0"
+    assert servers.identity(vllm).cache_tag() == "vllm 0.11.0"
 
 
 @pytest.mark.fake_server
@@ -149,13 +149,13 @@ def test_the_engine_is_part_of_the_cache_key(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(transport, "_CACHE_ENABLED", True)
     messages = [{"role": "user", "content": "engine key test, unique 51c9"}]
-    engine = [limits.Identity("unknown")]  # the Python server said nothing about itself
-    monkeypatch.setattr(limits, "server_identity", lambda endpoint: engine[0])
+    engine = [servers.Identity("other")]  # the Python server said nothing about itself
+    monkeypatch.setattr(servers, "identity", lambda endpoint: engine[0])
     with FakeServer(["old engine"], default="new engine") as server:
         ep = Endpoint("openai/m", api_base=server.api_base)
         assert transport.chat(ep, messages, max_tokens=8).text == "old engine"
         assert transport.chat(ep, messages, max_tokens=8).cached  # the same engine: a hit
-        engine[0] = limits.Identity("llama.cpp", "b6000", 4)  # the same URL now serves llama-server
+        engine[0] = servers.Identity("llama.cpp", "b6000", 4)  # the same URL now serves llama-server
         again = transport.chat(ep, messages, max_tokens=8)
     assert (again.text, again.cached) == ("new engine", False)
 

@@ -9,6 +9,8 @@ from program.clients.servers import forget_kinds, server_kind
 from program.config import ConfigError, Endpoint
 from program.testing.fakeserver import FakeServer
 
+pytestmark = pytest.mark.fake_server
+
 
 @pytest.fixture(autouse=True)
 def _fresh() -> None:
@@ -45,3 +47,15 @@ def test_the_fake_servers_unknown_paths_answer_404_in_a_server_mode() -> None:
 
     with FakeServer(server="vllm") as server:
         assert httpx.get(server.api_base.removesuffix("/v1") + "/nope").status_code == 404
+
+
+def test_a_server_with_llama_cpps_props_is_llama_cpp_and_its_identity_has_build_and_slots() -> None:
+    from program.clients.servers import identity
+
+    with FakeServer(total_slots=3, build_info="b6000-abc") as bare, FakeServer(server="vllm", version="0.11.2") as vllm:
+        slotted = Endpoint("openai/m", api_base=bare.api_base)  # its /v1/models names no owner; /props is llama.cpp's
+        assert server_kind(slotted) == "llama.cpp"
+        assert identity(slotted) == identity(slotted) and identity(slotted).slots == 3
+        assert identity(slotted).cache_tag() == "llama.cpp b6000-abc"
+        assert identity(Endpoint("openai/m", api_base=vllm.api_base)).cache_tag() == "vllm 0.11.2"
+    assert server_kind(Endpoint("hosted_vllm/m", api_base="http://127.0.0.1:9/v1")) == "vllm"  # litellm's vLLM prefix

@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from data.loading import load_benchmark  # noqa: E402
 from optimize.experiment import experiment_from_dict  # noqa: E402
-from program.clients import limits, transport  # noqa: E402
+from program.clients import limits, servers, transport  # noqa: E402
 from program.clients.lm import build_systems  # noqa: E402
 from program.config import ProgramConfig  # noqa: E402
 from program.config_data import to_dict  # noqa: E402
@@ -117,7 +117,7 @@ def measure(problem: str, side: str, args: argparse.Namespace) -> dict[str, Any]
     made = configs(side, args)
     systems = build_systems(made["vote"].lm)
     limiter = limits.limiter_for(made["vote"].lm.endpoint)
-    identity = limits.server_identity(made["vote"].lm.endpoint)
+    identity = servers.identity(made["vote"].lm.endpoint)
     vote = build_program(made["vote"], systems)
     seconds, prediction, book = timed(lambda: vote(problem=problem))
     record: dict[str, Any] = {
@@ -175,7 +175,7 @@ def check_slots(args: argparse.Namespace) -> None:
     limits.forget()
     endpoint = configs("concurrent", args)["vote"].lm.endpoint
     if limits.limiter_for(endpoint).width < 2:
-        sys.exit(f"The server at {args.api_base} reports no slot count (kind {limits.server_identity(endpoint).kind}), "
+        sys.exit(f"The server at {args.api_base} reports no slot count (kind {servers.identity(endpoint).kind}), "
                  "so the concurrent side would send one call at a time. Pass --slots N (its --parallel).")
 
 
