@@ -107,7 +107,7 @@ def _server(endpoint: Endpoint) -> tuple[Check, bool]:
                      "start the server (docs/SERVERS.md lists the serve commands) or correct --api-base"), False
     owned = servers.kind_from_models(listing.body) if listing.ok else None
     said = f'GET /v1/models owned_by "{_owner(listing.body)}"' if listing.ok else f"GET /v1/models {listing.why()}"
-    found = servers.identity(endpoint)  # vLLM/SGLang GET /version, llama.cpp /props build_info
+    found = servers.identity(endpoint)  # vLLM /version, SGLang /get_server_info, llama.cpp /props
     kind, version = found.kind, found.version
     named = f"{endpoint.api_base}: {kind}" + (f" {version}" if version else " (version not reported)")
     if endpoint.server is not None:

@@ -14,7 +14,8 @@ says about itself, and cached:
 - litellm's ``hosted_vllm/`` prefix is vLLM; no URL (litellm's provider default) is a ``provider``;
   a URL that names none of the above is ``other``.
 
-``identity`` adds what the server says of its version (vLLM and SGLang ``GET /version``, llama.cpp
+``identity`` adds what the server says of its version (vLLM ``GET /version``, SGLang ``GET /get_server_info``
+``version`` (python/sglang/srt/entrypoints/http_server.py; SGLang has no ``/version``), llama.cpp
 ``/props`` ``build_info``) and slots (llama.cpp ``/props`` ``total_slots``, its ``--parallel``).
 
 Example:
@@ -154,7 +155,7 @@ def identity(endpoint: Endpoint) -> Identity:
     version, slots = "", None
     if kind in ("vllm", "sglang"):  # vllm/entrypoints/openai/api_server.py, sglang/srt/entrypoints/http_server.py
         try:
-            answer = _get_json(root + "/version", timeout=timeout)
+            answer = _get_json(root + ("/version" if kind == "vllm" else "/get_server_info"), timeout=timeout)
             version = str(answer.get("version") or "") if isinstance(answer, dict) else ""
         except Exception:  # noqa: BLE001 - no version said: none in the tag
             pass

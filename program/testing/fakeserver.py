@@ -121,8 +121,10 @@ class FakeServer:
                         owner._send(self, 200, {"total_slots": owner.total_slots, "build_info": owner.build_info})
                 elif owner.server is None or path == "/v1/models":
                     owner._send(self, 200, {"object": "list", "data": [owner._model_card()]})
-                elif path == "/version" and owner.server in ("vllm", "sglang"):  # api_server.py / http_server.py
+                elif path == "/version" and owner.server == "vllm":  # vllm/entrypoints/openai/api_server.py
                     owner._send(self, 200, {"version": owner.version})
+                elif path == "/get_server_info" and owner.server == "sglang":  # sglang/srt/entrypoints/http_server.py
+                    owner._send(self, 200, {"version": owner.version})  # (beside its server args, left out here)
                 elif path == "/props" and owner.server == "llama.cpp":  # tools/server/server-context.cpp
                     owner._send(self, 200, {"total_slots": owner.total_slots or 1, "build_info": owner.version,
                                             "chat_template": owner.chat_template or "",
