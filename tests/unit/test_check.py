@@ -208,3 +208,11 @@ def test_the_context_line_names_a_configured_window() -> None:
         config = preset("qwen3", model="openai/served-32b", api_base=server.api_base, context_window=8192)
         checks = {c.name: c for c in run_checks(config)}
     assert checks["context"].detail == "8192 tokens (lm.endpoint.context_window)"
+
+
+@pytest.mark.parametrize("argv", [["eval"], ["compare", "--config", "x.yaml"], ["search"]])
+def test_the_long_runs_take_strict(argv: list[str]) -> None:
+    from optimize.cli import build_parser
+
+    assert build_parser().parse_args([*argv, "--strict"]).strict is True
+    assert build_parser().parse_args(argv).strict is False
