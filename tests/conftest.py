@@ -34,9 +34,12 @@ def _no_real_llm_requests(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
     """
     import litellm
 
-    from program.clients import limits, servers, transport
+    from program.clients import context, limits, servers, transport
 
-    limits.forget()  # a port a finished test's server used may be reused by another server
+    # A port a finished test's server used may be reused by another server: forget what servers said
+    # (limiters, kinds and versions, token ids, context windows) before every test.
+    limits.forget()
+    context.forget_windows()
     monkeypatch.setitem(transport.RETRY_WAIT, "multiplier", 0.001)
     monkeypatch.setitem(transport.RETRY_WAIT, "max", 0.01)
     if request.node.get_closest_marker("integration") or request.node.get_closest_marker("fake_server"):

@@ -18,8 +18,6 @@ import pytest
 from optimize.cli import main
 from optimize.errors import EXIT_OK
 from prerequisites import require_local_model
-from program.clients import context
-from program.clients.servers import forget_kinds
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +41,6 @@ def engine() -> Iterator[Any]:
 
 def test_scale_check_reports_each_check_of_the_embedded_engine(engine: Any,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    forget_kinds()
-    context.forget_windows()
     status = main(["check", "--api-base", engine.url])
     out = capsys.readouterr().out
     lines = {line[9:25].strip(): line for line in out.splitlines()}

@@ -7,7 +7,6 @@ fake received show that the thinking switch a run would send is the one checked.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +14,6 @@ import pytest
 
 from optimize.cli import main
 from optimize.errors import EXIT_CHECK_FAILED, EXIT_OK
-from program.clients import context
 from program.clients.preflight import run_checks
 from program.clients.servers import forget_kinds
 from program.presets import preset
@@ -24,15 +22,6 @@ from program.testing.fakeserver import FakeServer
 pytestmark = pytest.mark.fake_server
 
 THINKS = "<think>2 and 3 make 5</think>5"
-
-
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    forget_kinds()
-    context.forget_windows()
-    yield
-    forget_kinds()
-    context.forget_windows()
 
 
 def check(server: FakeServer, capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[int, dict[str, str]]:

@@ -10,15 +10,12 @@ the graded result.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from optimize.cli import main
-from program.clients import context
-from program.clients.servers import forget_kinds
 from program.testing.fakeserver import FakeServer
 
 pytestmark = pytest.mark.fake_server
@@ -47,15 +44,6 @@ REPLIES = {  # the model's raw output per role; a real Qwen3 thinks unless its t
     "system2": "<think>" + CUT_OFF,
     "forced answer": " \\boxed{5}",
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh() -> Iterator[None]:
-    forget_kinds()
-    context.forget_windows()
-    yield
-    forget_kinds()
-    context.forget_windows()
 
 
 @pytest.mark.parametrize("parser", ["qwen3-old", "qwen3"])  # before and after vLLM PR #35230

@@ -13,11 +13,6 @@ from program.testing.fakeserver import FakeServer
 MESSAGES = [{"role": "user", "content": "What is two plus two?"}]
 
 
-@pytest.fixture(autouse=True)
-def fresh_windows() -> None:
-    context.forget_windows()
-
-
 def test_a_prompt_of_3000_in_a_window_of_4096_leaves_at_most_1096() -> None:
     assert clamp_max_tokens(32768, prompt_tokens=3000, window=4096) == 1096
     assert clamp_max_tokens(32768, prompt_tokens=3000, window=4096, margin=50) == 1046

@@ -20,7 +20,6 @@ from program.clients import context, transport
 from program.clients.budget_forcing import force_budget
 from program.clients.engine import ChatEngine, lm_from_engine
 from program.clients.lm import build_lm
-from program.clients.servers import forget_kinds
 from program.clients.templates import get_template
 from program.config import ConfigError, Endpoint, ForcingConfig, ModeConfig
 from program.presets import preset
@@ -38,14 +37,10 @@ CUT_OFF = "Maybe 2 + 3 is \\boxed{7}? Hmm, wait"
 
 
 @pytest.fixture(autouse=True)
-def _fresh() -> Any:
+def _no_cache() -> Any:  # tests/conftest.py forgets what servers said before each test
     transport.set_cache_enabled(False)
-    forget_kinds()
-    context.forget_windows()
     yield
     transport.set_cache_enabled(True)
-    forget_kinds()
-    context.forget_windows()
 
 
 def switches(server: FakeServer) -> list[Any]:

@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from program.clients.servers import forget_kinds, server_kind
+from program.clients.servers import server_kind
 from program.config import ConfigError, Endpoint
 from program.testing.fakeserver import FakeServer
 
 pytestmark = pytest.mark.fake_server
-
-
-@pytest.fixture(autouse=True)
-def _fresh() -> None:
-    forget_kinds()
 
 
 @pytest.mark.parametrize("mode", ["vllm", "sglang", "llama.cpp"])
