@@ -198,11 +198,8 @@ def tokenize(endpoint: Endpoint, text: str, *, timeout: float = 30.0, form: str 
                             if kind == "vllm" else {"content": text})
     root = endpoint.api_base.rstrip("/").removesuffix("/v1")
     try:
-        import httpx
-
-        response = httpx.post(root + "/tokenize", json=body, timeout=timeout)
-        response.raise_for_status()
-        tokens = response.json().get("tokens")
+        answer = _post_json(root + "/tokenize", body, timeout)
+        tokens = answer.get("tokens") if isinstance(answer, dict) else None
     except Exception as exc:  # noqa: BLE001 - no count from the server; the caller estimates
         log.info("no /tokenize answer from %s (%s)", root, type(exc).__name__)
         return None
@@ -251,5 +248,13 @@ def _get_json(url: str, timeout: float) -> Any:
     import httpx
 
     response = httpx.get(url, timeout=timeout)
+    response.raise_for_status()
+    return cast(Any, response.json())
+
+
+def _post_json(url: str, body: dict[str, Any], timeout: float) -> Any:
+    import httpx
+
+    response = httpx.post(url, json=body, timeout=timeout)
     response.raise_for_status()
     return cast(Any, response.json())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from program import ledger
-from program.clients import context, transport
+from program.clients import context, servers, transport
 from program.clients.context import ContextWindowError, clamp_max_tokens, fit
 from program.config import ConfigError, Endpoint
 from program.testing.fakeserver import FakeServer
@@ -74,11 +74,11 @@ def test_llama_server_gives_one_slots_window_in_its_props(monkeypatch: pytest.Mo
 
 
 def test_llama_server_counts_tokens_with_its_own_request_form(monkeypatch: pytest.MonkeyPatch) -> None:
-    def tokenize(url: str, body: dict[str, str] | None = None, timeout: float = 10.0) -> dict[str, list[int]]:
+    def tokenize(url: str, body: dict[str, str], timeout: float) -> dict[str, list[int]]:
         # llama-server's post_tokenize: no "content" key -> 200 with no tokens, not an error
-        return {"tokens": [1, 2, 3] if body and "content" in body else []}
+        return {"tokens": [1, 2, 3] if "content" in body else []}
 
-    monkeypatch.setattr(context, "_get_json", tokenize)
+    monkeypatch.setattr(servers, "_post_json", tokenize)
     assert context.count_prompt_tokens(Endpoint("openai/q", api_base="http://127.0.0.1:8765/v1"), "a b c") == 3
 
 
