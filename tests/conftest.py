@@ -52,8 +52,8 @@ def _no_real_llm_requests(request: pytest.FixtureRequest, monkeypatch: pytest.Mo
     def no_probe(url: str, timeout: float) -> None:
         raise OSError(f"unit tests ask no server ({url}); a server that says nothing is of unknown kind")
 
-    monkeypatch.setattr(servers, "_get_json", no_probe)  # the server-kind questions (program.clients.servers)
-    monkeypatch.setattr(servers, "_post_json", lambda url, body, timeout: no_probe(url, timeout))  # /tokenize
+    monkeypatch.setattr(servers, "get_json", no_probe)  # the server-kind questions (program.clients.servers)
+    monkeypatch.setattr(servers, "post_json", lambda url, body, timeout: no_probe(url, timeout))  # /tokenize
     monkeypatch.setattr(litellm, "completion", blocked)
     monkeypatch.setattr(litellm, "text_completion", blocked)
     monkeypatch.setattr(transport, "_CACHE_ENABLED", False)

@@ -28,8 +28,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
 
+from program.clients import servers
 from program.clients.litellm_import import import_litellm
 from program.config import Endpoint
 from program.errors import ProgramError
@@ -151,22 +151,9 @@ def fit(endpoint: Endpoint, max_tokens: int, *, prompt: str | None = None,
 
 # --- server questions ----------------------------------------------------------------------------
 
-def _root(api_base: str) -> str:
-    base = api_base.rstrip("/")
-    return base[:-3] if base.endswith("/v1") else base
-
-
-def _get_json(url: str, timeout: float = 10.0) -> Any:
-    import httpx
-
-    response = httpx.get(url, timeout=timeout)
-    response.raise_for_status()
-    return response.json()
-
-
 def _ask_window(endpoint: Endpoint) -> tuple[int | None, str]:
     try:
-        listing = _get_json(str(endpoint.api_base).rstrip("/") + "/models", timeout=min(endpoint.timeout, 10.0))
+        listing = servers.get_json(str(endpoint.api_base).rstrip("/") + "/models", timeout=min(endpoint.timeout, 10.0))
     except Exception as exc:  # noqa: BLE001 - no list, no clamp; the server itself will say what is wrong
         log.info("no model list at %s (%s): max_tokens is not clamped", endpoint.api_base, type(exc).__name__)
         return None, f"GET /v1/models failed ({type(exc).__name__})"
@@ -192,10 +179,7 @@ def _slot_window(endpoint: Endpoint) -> int | None:
     From tools/server/server-context.cpp (llama.cpp vendored in llama-cpp-python 0.3.36),
     ``get_res_props``: ``n_ctx`` there is ``n_ctx_slot()``, the KV cache one slot may fill.
     """
-    try:
-        props = _get_json(_root(str(endpoint.api_base)) + "/props", timeout=min(endpoint.timeout, 10.0))
-    except Exception:  # noqa: BLE001 - not llama.cpp (404) or unreachable: no clamp
-        return None
+    props = servers.llama_props(str(endpoint.api_base), timeout=min(endpoint.timeout, 10.0))
     settings = props.get("default_generation_settings") if isinstance(props, dict) else None
     value = settings.get("n_ctx") if isinstance(settings, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
@@ -210,8 +194,6 @@ def _tokenize(endpoint: Endpoint, prompt: str) -> int | None:
     """
     if not endpoint.api_base:
         return None
-    from program.clients import servers
-
     kind = servers.server_kind(endpoint)
     forms = [kind] if kind in ("vllm", "llama.cpp") else ["vllm", "llama.cpp"]
     for form in forms:

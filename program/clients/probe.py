@@ -45,8 +45,10 @@ class Reply:
 
 
 def root(endpoint: Endpoint) -> str:
-    """The server's root URL (``api_base`` without ``/v1``), where ``/version``, ``/props`` and ``/tokenize`` live."""
-    return str(endpoint.api_base).rstrip("/").removesuffix("/v1")
+    """The server's root URL (``api_base`` without ``/v1``): ``program.clients.servers.root``."""
+    from program.clients import servers
+
+    return servers.root(str(endpoint.api_base))
 
 
 def served_name(endpoint: Endpoint) -> str:

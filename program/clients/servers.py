@@ -37,8 +37,8 @@ from typing import Any, cast
 
 from program.config import Endpoint, ServerKind
 
-__all__ = ["Identity", "forget_kinds", "identity", "kind_from_models", "server_kind", "SELF_HOSTED", "thinking_switch",
-           "tokenize", "single_token_id"]
+__all__ = ["Identity", "forget_kinds", "get_json", "identity", "kind_from_models", "llama_props", "post_json", "root",
+           "server_kind", "SELF_HOSTED", "thinking_switch", "tokenize", "single_token_id"]
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +124,11 @@ def server_kind(endpoint: Endpoint) -> ServerKind:
             return _kinds[base]
     timeout = min(endpoint.timeout, 10.0)
     try:
-        listing = _get_json(base + "/models", timeout=timeout)
+        listing = get_json(base + "/models", timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - unknown for now; the request itself will say what is wrong
         log.info("could not ask %s/models which server it is (%s): treated as 'other'", base, type(exc).__name__)
         return "other"
-    kind: ServerKind = kind_from_models(listing) or ("llama.cpp" if _slots(_props(base, timeout)) else "other")
+    kind: ServerKind = kind_from_models(listing) or ("llama.cpp" if _slots(llama_props(base, timeout)) else "other")
     log.info("server at %s detected as %s", base, kind)
     with _lock:
         _kinds[base] = kind
@@ -151,16 +151,16 @@ def identity(endpoint: Endpoint) -> Identity:
     with _lock:
         if base in _identities and _identities[base].kind == kind:
             return _identities[base]
-    timeout, root = min(endpoint.timeout, 10.0), base.removesuffix("/v1")
+    timeout, root_url = min(endpoint.timeout, 10.0), root(base)
     version, slots = "", None
     if kind in ("vllm", "sglang"):  # vllm/entrypoints/openai/api_server.py, sglang/srt/entrypoints/http_server.py
         try:
-            answer = _get_json(root + ("/version" if kind == "vllm" else "/get_server_info"), timeout=timeout)
+            answer = get_json(root_url + ("/version" if kind == "vllm" else "/get_server_info"), timeout=timeout)
             version = str(answer.get("version") or "") if isinstance(answer, dict) else ""
         except Exception:  # noqa: BLE001 - no version said: none in the tag
             pass
     elif kind == "llama.cpp":  # tools/server/server-context.cpp, /props
-        props = _props(base, timeout)
+        props = llama_props(base, timeout)
         version, slots = str(props.get("build_info") or ""), _slots(props)
     found = Identity(kind, version, slots)
     if kind != "other" or endpoint.server is not None or base in _kinds:  # "other" of an unreached server: ask again
@@ -196,12 +196,12 @@ def tokenize(endpoint: Endpoint, text: str, *, timeout: float = 30.0, form: str 
         return None
     body: dict[str, Any] = ({"model": endpoint.model.partition("/")[2], "prompt": text, "add_special_tokens": False}
                             if kind == "vllm" else {"content": text})
-    root = endpoint.api_base.rstrip("/").removesuffix("/v1")
+    root_url = root(endpoint.api_base)
     try:
-        answer = _post_json(root + "/tokenize", body, timeout)
+        answer = post_json(root_url + "/tokenize", body, timeout)
         tokens = answer.get("tokens") if isinstance(answer, dict) else None
     except Exception as exc:  # noqa: BLE001 - no count from the server; the caller estimates
-        log.info("no /tokenize answer from %s (%s)", root, type(exc).__name__)
+        log.info("no /tokenize answer from %s (%s)", root_url, type(exc).__name__)
         return None
     return [int(t) for t in tokens] if isinstance(tokens, list) and tokens else None
 
@@ -230,10 +230,20 @@ def single_token_id(endpoint: Endpoint, text: str) -> int | None:
     return found
 
 
-def _props(base: str, timeout: float) -> dict[str, Any]:
+def root(api_base: str) -> str:
+    """The server's root URL: ``api_base`` without ``/v1``, where ``/version``, ``/props`` and ``/tokenize`` live.
+
+    Example:
+        >>> root("http://127.0.0.1:8000/v1/")
+        'http://127.0.0.1:8000'
+    """
+    return api_base.rstrip("/").removesuffix("/v1")
+
+
+def llama_props(api_base: str, timeout: float) -> dict[str, Any]:
     """llama.cpp's ``GET /props`` (beside /v1), or {} where the server has no such route."""
     try:
-        props = _get_json(base.rstrip("/").removesuffix("/v1") + "/props", timeout=timeout)
+        props = get_json(root(api_base) + "/props", timeout=timeout)
     except Exception:  # noqa: BLE001 - no /props: not llama.cpp's server
         return {}
     return props if isinstance(props, dict) else {}
@@ -244,7 +254,8 @@ def _slots(props: dict[str, Any]) -> int | None:
     return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0 else None
 
 
-def _get_json(url: str, timeout: float) -> Any:
+def get_json(url: str, timeout: float) -> Any:
+    """``GET url``'s JSON body, raising on any failure (unit tests block it: tests/conftest.py)."""
     import httpx
 
     response = httpx.get(url, timeout=timeout)
@@ -252,7 +263,8 @@ def _get_json(url: str, timeout: float) -> Any:
     return cast(Any, response.json())
 
 
-def _post_json(url: str, body: dict[str, Any], timeout: float) -> Any:
+def post_json(url: str, body: dict[str, Any], timeout: float) -> Any:
+    """``POST url`` with a JSON ``body``; its JSON answer, raising on any failure."""
     import httpx
 
     response = httpx.post(url, json=body, timeout=timeout)

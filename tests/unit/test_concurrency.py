@@ -137,7 +137,7 @@ def test_default_limit_is_llama_cpp_slot_count_else_by_server_kind(monkeypatch: 
             raise OSError("404")
         return replies[path]
 
-    monkeypatch.setattr(servers, "_get_json", get)
+    monkeypatch.setattr(servers, "get_json", get)
     vllm = Endpoint("openai/m", api_base="http://127.0.0.1:9999/v1")
     assert limits.limiter_for(vllm).limit == limits.DEFAULTS["vllm"]
     assert servers.identity(vllm).cache_tag() == "vllm 0.11.0"

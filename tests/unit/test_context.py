@@ -57,7 +57,7 @@ def test_every_chat_and_text_request_is_clamped_and_the_ledger_records_it(monkey
 def test_the_window_comes_from_the_servers_model_list(monkeypatch: pytest.MonkeyPatch) -> None:
     listing = {"data": [{"id": "Qwen/Qwen3-32B", "max_model_len": 40960}]}
     asked: list[str] = []
-    monkeypatch.setattr(context, "_get_json", lambda url, body=None, timeout=10.0: asked.append(url) or listing)
+    monkeypatch.setattr(servers, "get_json", lambda url, timeout=10.0: asked.append(url) or listing)
     end = Endpoint("openai/Qwen/Qwen3-32B", api_base="http://127.0.0.1:8000/v1")
     assert context.context_window(end) == 40960
     assert context.context_window(end) == 40960 and asked == ["http://127.0.0.1:8000/v1/models"]  # asked once
@@ -69,7 +69,7 @@ def test_llama_server_gives_one_slots_window_in_its_props(monkeypatch: pytest.Mo
     """llama-server's /v1/models has no top-level window; /props has the slot's (server-context.cpp)."""
     replies = {"http://127.0.0.1:8765/v1/models": {"data": [{"id": "q", "meta": {"n_ctx_train": 32768}}]},
                "http://127.0.0.1:8765/props": {"total_slots": 4, "default_generation_settings": {"n_ctx": 4096}}}
-    monkeypatch.setattr(context, "_get_json", lambda url, body=None, timeout=10.0: replies[url])
+    monkeypatch.setattr(servers, "get_json", lambda url, timeout=10.0: replies[url])
     assert context.context_window(Endpoint("openai/q", api_base="http://127.0.0.1:8765/v1")) == 4096
 
 
@@ -78,7 +78,7 @@ def test_llama_server_counts_tokens_with_its_own_request_form(monkeypatch: pytes
         # llama-server's post_tokenize: no "content" key -> 200 with no tokens, not an error
         return {"tokens": [1, 2, 3] if "content" in body else []}
 
-    monkeypatch.setattr(servers, "_post_json", tokenize)
+    monkeypatch.setattr(servers, "post_json", tokenize)
     assert context.count_prompt_tokens(Endpoint("openai/q", api_base="http://127.0.0.1:8765/v1"), "a b c") == 3
 
 
