@@ -5,7 +5,9 @@ Per problem (one JSON line appended as it finishes, so an interrupted calibratio
 1. the plan: SCALE's decomposition, or the cascade's single step; no scores;
 2. the all-System-1 chain: at each step, in System 1's context, every measurement a requested
    source needs: the rating, the one-digit rating, and System 1's attempt, which IS the chain's
-   solution of the step (``attempt:agreement`` adds samples; its first one is a cache hit);
+   solution of the step (``attempt:agreement`` adds samples; its first one is a cache hit; with
+   ``attempt:deepconf`` or ``attempt:mean_logprob`` that attempt carries logprobs, and every
+   one-attempt option is scored from it);
 3. System 2 on the same step in the same context; the step's label is whether the two values differ;
 4. the all-System-2 chain (its first step is the label call of step 1, reused).
 
@@ -33,6 +35,7 @@ from program.config import ConfigError
 from program.ledger import captured
 from program.scale import Scale
 from program.scale.sources import AttemptSource, StepView
+from program.scale.sources.attempt import LOGPROB_OPTIONS
 from program.scale.sources.features import measure
 from program.scale.steps import StepResult, solve_in_order
 from program.voting import answer_key
@@ -122,13 +125,23 @@ def label_problem(program: Scale, example: dspy.Example, sources: Sequence[str])
         view = StepView(seen, earlier, step, is_last=i == len(plan.steps) - 1, index=i, original=problem)
         with captured() as measuring:
             measured = measure(program, view, groups)
+        # One attempt serves every one-attempt option: it asks for logprobs when a logprob option is
+        # wanted, and length, deepconf and mean_logprob are all read from it (a second greedy call
+        # would cost as much again and, batched, need not even give the same text).
+        first = next((o for o in extra if o in LOGPROB_OPTIONS), "length")
         with captured() as s1_calls:
-            verdict = AttemptSource("length").assess(program, view)
+            verdict = AttemptSource(first).assess(program, view)
         assert verdict.attempt is not None  # the attempt source always returns its attempt
-        scores = _scores(measured.values, verdict.difficulty.score)
+        signals = dict(verdict.difficulty.signals or {})
+        window = program.config.confidence_window
+        scores = _scores(measured.values, AttemptSource("length").score_of("length", verdict.attempt, signals, window))
         with captured() as more:
             for option in extra:
-                scores[f"attempt:{option}"] = AttemptSource(option).assess(program, view).difficulty.score
+                source = AttemptSource(option)
+                if option in LOGPROB_OPTIONS:
+                    scores[f"attempt:{option}"] = source.score_of(option, verdict.attempt, signals, window)
+                else:
+                    scores[f"attempt:{option}"] = source.assess(program, view).difficulty.score
         with captured() as s2_calls:
             s2 = solve(program.system2, program.systems.system2, "system2", problem=seen, earlier_steps=earlier,
                        current_step=step)
@@ -138,7 +151,7 @@ def label_problem(program: Scale, example: dspy.Example, sources: Sequence[str])
         steps.append(StepLabel(
             index=i, step=step, s1_value=attempt.answer, s2_value=s2.answer,
             differs=attempt.answer is None or s2.answer is None or answer_key(attempt.answer) != answer_key(s2.answer),
-            features={**measured.values, **(verdict.difficulty.signals or {})}, scores=scores,
+            features={**measured.values, **signals}, scores=scores,
             s1_tokens=_completion(s1_calls), s2_tokens=_completion(s2_calls), shown=seen, earlier=earlier))
         if i == 0:
             first_s2.append((s2, _completion(s2_calls)))

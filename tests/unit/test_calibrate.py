@@ -132,3 +132,26 @@ def test_the_best_threshold_maximises_dev_accuracy_then_saves_tokens() -> None:
     assert best_threshold([0.5] * 4, kept, routed, [1] * 4, [5] * 4) == (-1.0, 1.0, 5.0)
     # Nothing to gain: keep everything on System 1 (the cheapest of the equally accurate).
     assert best_threshold([0.5, 0.6], [True, True], [True, True], [1, 1], [5, 5]) == (1.0, 1.0, 1.0)
+
+
+def test_the_logprob_options_are_read_from_the_chains_one_attempt(tmp_path: Path) -> None:
+    """length, deepconf and mean_logprob are all scored from System 1's one attempt, asked with logprobs."""
+    from program.clients.transport import Completion
+
+    def s1(messages: Messages) -> Completion:
+        k = problem_number(messages)
+        words = ["short", f"\\boxed{{{k}}}"]
+        logprobs = [{"token": w, "logprob": -0.5, "top": [[w, -0.5], ["x", -1.0]]} for w in words]
+        return Completion(text=" ".join(words), completion_tokens=len(words), logprobs=logprobs)
+
+    systems = Systems(stages=function_lm(stages, "stages"), system1=function_lm(s1, "system1", max_tokens=20),
+                      system2=function_lm(lambda m: f"slow \\boxed{{{problem_number(m)}}}", "system2"))
+    program = labelling_program(config(tmp_path), "cascade", systems)
+    label = label_problem(program, examples(1)[0], ["attempt:length", "attempt:deepconf", "attempt:mean_logprob"])
+    assert len(systems.system1.engine.requests) == 1  # one attempt, not one per option
+    assert systems.system1.engine.configs[0].logprobs  # it asked for the logprobs the options read
+    step = label.steps[0]
+    assert step.scores["attempt:length"] == 0.1  # 2 of 20 tokens
+    assert step.scores["attempt:mean_logprob"] == pytest.approx(1 - math.exp(-0.5), abs=1e-6)
+    assert 0.0 <= step.scores["attempt:deepconf"] <= 1.0
+    assert step.features["attempt_mean_logprob"] == -0.5 and "attempt_lowest_confidence" in step.features

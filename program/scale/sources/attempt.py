@@ -103,13 +103,19 @@ class AttemptSource(DifficultySource):
             signals["attempt_agreement"] = round(1.0 - spread, 6)
             attempt = next((s for s in samples if winner is not None and s.answer == winner), first)
             score = 1.0 if winner is None else spread
-        elif signals["attempt_capped"] or signals["attempt_no_answer"]:
-            score = 1.0
         else:
-            score = self._confidence_score(option, first, signals, config.confidence_window)
+            score = self.score_of(option, first, signals, config.confidence_window)
         difficulty = Difficulty(score=round(min(1.0, max(0.0, score)), 6), raw=score, attempts=calls_made,
                                 source=f"{self.name}:{option}", signals=signals)
         return Assessment(difficulty, attempt=attempt)
+
+    def score_of(self, option: str, attempt: Solution, signals: dict[str, float], window: int) -> float:
+        """The score ``option`` (not agreement) gives one attempt with these ``signals``: 1.0 when it was cut
+        off or has no answer, else its confidence. It adds the option's own signal to ``signals``.
+        ``scale calibrate`` scores every one-attempt option from one attempt with it."""
+        if signals["attempt_capped"] or signals["attempt_no_answer"]:
+            return 1.0
+        return self._confidence_score(option, attempt, signals, window)
 
     def _confidence_score(self, option: str, attempt: Solution, signals: dict[str, float], window: int) -> float:
         if option == "length":
