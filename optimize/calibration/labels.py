@@ -183,26 +183,49 @@ def label_problem(program: Scale, example: dspy.Example, sources: Sequence[str])
 
 
 def label_all(program: Callable[[], Scale], examples: Sequence[dspy.Example], path: Path | str, sources: Sequence[str],
-              *, progress: bool = True) -> list[ProblemLabel]:
-    """Label every example, appending each to ``path`` (JSONL); labels already there are kept, not redone."""
+              *, progress: bool = True, workers: int = 1) -> list[ProblemLabel]:
+    """Label every example, appending each to ``path`` (JSONL); labels already there are kept, not redone.
+
+    ``workers`` problems are labelled at once (each with its own program from ``program()``); lines
+    are appended as problems finish, so their order in the file may differ from ``examples``', and
+    the result is in ``examples``' order.
+    """
+    import contextvars
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
     from tqdm import tqdm
 
+    if workers < 1:
+        raise ConfigError(f"workers={workers!r}: label at least one problem at a time (workers >= 1).")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     done = {label.id: label for label in _read(path)}
     todo = [e for e in examples if str(e.id) not in done]
     bar = tqdm(total=len(examples), initial=len(examples) - len(todo), desc="calibrate: labelling",
                disable=not progress, unit="problem")
+
+    def keep(label: ProblemLabel, out: Any) -> None:
+        out.write(json.dumps(label.to_dict()) + "\n")
+        out.flush()
+        done[label.id] = label
+        labels = list(done.values())
+        bar.set_postfix(s1=f"{sum(x.s1_correct for x in labels)}/{len(labels)}",
+                        s2=f"{sum(x.s2_correct for x in labels)}/{len(labels)}")
+        bar.update()
+
     with path.open("a") as out, bar:
-        for example in todo:
-            label = label_problem(program(), example, sources)
-            out.write(json.dumps(label.to_dict()) + "\n")
-            out.flush()
-            done[label.id] = label
-            labels = list(done.values())
-            bar.set_postfix(s1=f"{sum(x.s1_correct for x in labels)}/{len(labels)}",
-                            s2=f"{sum(x.s2_correct for x in labels)}/{len(labels)}")
-            bar.update()
+        if workers == 1:
+            for example in todo:
+                keep(label_problem(program(), example, sources), out)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scale-calibrate") as pool:
+                # each problem in a copy of this context: the dspy.context overrides and the ledger travel
+                running: set[Future[ProblemLabel]] = {
+                    pool.submit(contextvars.copy_context().run, label_problem, program(), e, sources) for e in todo}
+                while running:
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        keep(future.result(), out)  # a failed problem raises here; the finished ones are kept
     return [done[str(e.id)] for e in examples]
 
 

@@ -61,17 +61,18 @@ def labelling_program(config: ExperimentConfig, method: str, systems: Systems | 
 
 def calibrate(config: ExperimentConfig, examples: Sequence[dspy.Example], *, output: Path | str, sources: Sequence[str],
               method: str, fit: bool = False, dev_name: str = "", tracking: bool = True, progress: bool = True,
-              resamples: int = 2000, systems: Systems | None = None) -> CalibrationRun:
+              resamples: int = 2000, systems: Systems | None = None, workers: int = 1) -> CalibrationRun:
     """Label ``examples`` (resuming ``output/labels.jsonl``), report every source, optionally fit ``learned``.
 
     ``systems``: the LMs (default: built from ``config.program.lm``; tests pass scripted ones).
+    ``workers``: problems labelled at once (``scale calibrate --workers``, default the config's).
     """
     started = time.monotonic()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     save_experiment(config, output / "config.yaml")
     labels = label_all(lambda: labelling_program(config, method, systems), examples, output / "labels.jsonl", sources,
-                       progress=progress)
+                       progress=progress, workers=workers)
     report = calibrate_report(labels, sources, resamples=resamples)
     learned_path = None
     if fit:

@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import argparse
 
-from optimize.commands.common import add_data_options, add_lm_options, add_output_flags, resolve_experiment
+from optimize.commands.common import (
+    add_data_options,
+    add_lm_options,
+    add_output_flags,
+    positive_int,
+    resolve_experiment,
+)
 from optimize.errors import EXIT_OK, EXIT_STATUS_HELP
 
 DEFAULT_SOURCES = "rating,attempt:length,learned"
@@ -40,6 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "attempt:mean_logprob, learned (logprob ones need a server that returns logprobs)")
     parser.add_argument("--fit", choices=("learned",),
                         help="fit the learned source on these labels; write learned.json")
+    parser.add_argument("--workers", type=positive_int, metavar="W",
+                        help="problems labelled at once (default: the config's tracking.workers, else the "
+                             "embedded server's slots, else 1)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples per interval (default 2000)")
     parser.add_argument("--output", metavar="DIR", help="output directory (default: runs/<name>/calibrate-<method>)")
     add_output_flags(parser)
@@ -72,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     with ensure_server(config.program.lm):
         result = calibrate(config, examples, output=output, sources=sources, method=method,
                            fit=args.fit == "learned", dev_name=f"{pool}:{n}@{args.offset}", tracking=not args.no_mlflow,
-                           progress=not args.no_progress, resamples=args.resamples)
+                           progress=not args.no_progress, resamples=args.resamples,
+                           workers=args.workers or config.workers)
     print(format_table(result.report))
     print(f"\nLabels: {output / 'labels.jsonl'}\nReport: {result.json_path}\nPlot: {result.plot_path}")
     if result.learned_path:

@@ -155,3 +155,19 @@ def test_the_logprob_options_are_read_from_the_chains_one_attempt(tmp_path: Path
     assert step.scores["attempt:mean_logprob"] == pytest.approx(1 - math.exp(-0.5), abs=1e-6)
     assert 0.0 <= step.scores["attempt:deepconf"] <= 1.0
     assert step.features["attempt_mean_logprob"] == -0.5 and "attempt_lowest_confidence" in step.features
+
+
+def test_labelling_several_problems_at_once_gives_the_labels_of_one_at_a_time(tmp_path: Path) -> None:
+    one = label_all(lambda: labelling_program(config(tmp_path), "cascade", toy_systems()), examples(5),
+                    tmp_path / "one.jsonl", ["attempt:length"], progress=False)
+    systems = toy_systems()
+    at_once = label_all(lambda: labelling_program(config(tmp_path), "cascade", systems), examples(5),
+                        tmp_path / "four.jsonl", ["attempt:length"], progress=False, workers=4)
+    strip = [{k: v for k, v in label.to_dict().items() if k != "wall_seconds"} for label in one]
+    assert [{k: v for k, v in label.to_dict().items() if k != "wall_seconds"} for label in at_once] == strip
+    assert sorted(json.loads(line)["id"] for line in (tmp_path / "four.jsonl").read_text().splitlines()) == \
+        [f"p{k}" for k in range(1, 6)]
+    assert len(systems.system1.engine.requests) == 5  # each problem asked once
+    with pytest.raises(Exception, match="workers >= 1"):
+        label_all(lambda: labelling_program(config(tmp_path), "cascade", systems), examples(1),
+                  tmp_path / "none.jsonl", ["attempt:length"], progress=False, workers=0)
