@@ -7,7 +7,7 @@
 # Slices (gsm8k_train, seed 0): 0-99 calibration (labels.jsonl = the System 1 stage's examples, and the
 # CoT dev set), 100-149 the issue-14 held-out: all used. Screen held-out: 150-249 (--val-offset 150).
 # Confirmation held-out: 250-449 (--val-offset 250 --val 200). Gold demo pool: drawn from the END of
-# the shuffle, never a dev, held-out or recorded id. Workers 1, one server slot (the embedded llama.cpp).
+# the shuffle, never a dev, held-out or recorded id. Workers 4 = the embedded llama-server's 4 slots (x 4096 tokens).
 #
 #   bash experiments/results/compile-optimizers/run.sh screen     # 10 compiles
 #   bash experiments/results/compile-optimizers/run.sh confirm NAME   # e.g. cascade-labeled
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../../.."
 OUT=experiments/results/compile-optimizers
 SCALE=${SCALE:-scale}
 LABELS=experiments/results/calibration/cascade-gsm8k-train100/labels.jsonl
-COMMON=(--dev gsm8k_train:100 --workers 1 --no-progress)
+COMMON=(--dev gsm8k_train:100 --workers 4 --no-progress)
 
 cascade=(--config experiments/local/compile-optimizers.yaml --stage system1 --labels "$LABELS")
 cot=(--config experiments/local/compile-optimizers.yaml --method cot --stage program)

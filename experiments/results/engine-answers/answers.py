@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from optimize.compare.stats import paired_difference
+
 RESULTS = Path(__file__).resolve().parents[1]
 RECORDED = RESULTS / "compare-gsm8k"
 RUNS = {  # run name: (folder, {entry there: recorded entry})
@@ -26,6 +28,8 @@ RUNS = {  # run name: (folder, {entry there: recorded entry})
     "engine-throughput/old": (RESULTS / "engine-throughput" / "old",
                               {"bf-512": "bf-512", "scale-attempt": "scale-attempt"}),
     "logprob-cost": (RESULTS / "logprob-cost" / "run", {"attempt-length": "scale-attempt"}),
+    "greedy-50": (RESULTS / "greedy-50" / "run", {e: e for e in ("cot-256", "cot-768", "bf-128", "bf-512",
+                                                                 "cascade-attempt", "scale-attempt")}),
 }
 
 
@@ -50,10 +54,14 @@ def compare(run: str, folder: Path, entries: dict[str, str]) -> list[dict[str, A
             continue
         changed = [i for i in ids if new[i]["answer"] != old[i]["answer"]]
         text_changed = [i for i in ids if new[i]["solution"] != old[i]["solution"]]
+        paired = paired_difference([old[i]["correct"] for i in ids], [new[i]["correct"] for i in ids])
         out.append({"run": run, "entry": entry, "recorded_entry": recorded_entry, "problems": len(ids),
                     "answers_changed": len(changed), "replies_changed": len(text_changed),
                     "accuracy_recorded": round(100 * sum(old[i]["correct"] for i in ids) / len(ids), 1),
                     "accuracy_now": round(100 * sum(new[i]["correct"] for i in ids) / len(ids), 1),
+                    "paired_difference": round(paired.difference, 1),
+                    "interval_95": [round(paired.low, 1), round(paired.high, 1)],
+                    "gained": paired.gained, "lost": paired.lost, "p_value": round(paired.p_value, 4),
                     "changed": [{"id": i, "recorded": old[i]["answer"], "now": new[i]["answer"],
                                  "gold": old[i]["gold"]} for i in changed]})
     return out
@@ -87,7 +95,10 @@ def main() -> int:
     for row in report:
         print(f"{row['run']:24} {row['entry']:15} {row['problems']:3} problems: answers changed "
               f"{row['answers_changed']}, replies changed {row['replies_changed']}, accuracy "
-              f"{row['accuracy_recorded']} -> {row['accuracy_now']}", file=sys.stderr)
+              f"{row['accuracy_recorded']} -> {row['accuracy_now']}"
+              + (f" (paired {row['paired_difference']:+} [{row['interval_95'][0]}, {row['interval_95'][1]}],"
+                 f" +{row['gained']}/-{row['lost']}, p {row['p_value']})" if "paired_difference" in row else ""),
+              file=sys.stderr)
     return 0
 
 
