@@ -35,7 +35,9 @@ def test_two_replicas_share_the_work_and_one_dying_loses_no_problem(tmp_path: Pa
     data = data_dir(tmp_path, n_test=16)
     survivor = FakeServer(default=toy_reply, latency=0.05).start()
     doomed = FakeServer(latency=0.05).start()
-    doomed.default = kill_after(doomed, 6)  # stops listening once 6 requests reached it
+    # stops listening once 3 requests reached it: few enough that a balancer under CI load, which may send
+    # most of the 16 to the survivor, still reaches it (with 6 it once got fewer and never died)
+    doomed.default = kill_after(doomed, 3)
     bases = {doomed.api_base, survivor.api_base}
     try:
         code = main(["eval", "--method", "cot", "--benchmark", "gsm8k", "--data-dir", str(data), "--limit", "16",
@@ -47,7 +49,7 @@ def test_two_replicas_share_the_work_and_one_dying_loses_no_problem(tmp_path: Pa
     out, err = capsys.readouterr()
     assert code == 0, err
     assert doomed.default.state["killed"] is not None  # it did die mid-evaluation
-    assert len(doomed.requests) >= 6 and len(survivor.requests) >= 1
+    assert len(doomed.requests) >= 3 and len(survivor.requests) >= 1
     results = [json.loads(line) for path in (tmp_path / "run").rglob("results.jsonl")
                for line in path.read_text().splitlines()]
     assert len(results) == 16 and not [r for r in results if r.get("error")]
