@@ -222,10 +222,22 @@ def label_all(program: Callable[[], Scale], examples: Sequence[dspy.Example], pa
                 # each problem in a copy of this context: the dspy.context overrides and the ledger travel
                 running: set[Future[ProblemLabel]] = {
                     pool.submit(contextvars.copy_context().run, label_problem, program(), e, sources) for e in todo}
+                failed: BaseException | None = None
                 while running:
                     finished, running = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        keep(future.result(), out)  # a failed problem raises here; the finished ones are kept
+                        if future.cancelled():
+                            continue
+                        if future.exception() is not None:
+                            # as one at a time: stop at the first failure, but keep the problems already
+                            # in flight (their calls are paid): only those not yet started are cancelled
+                            failed = failed or future.exception()
+                            for waiting in running:
+                                waiting.cancel()
+                            continue
+                        keep(future.result(), out)
+                if failed is not None:
+                    raise failed
     return [done[str(e.id)] for e in examples]
 
 

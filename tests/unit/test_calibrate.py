@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import dspy
 import pytest
@@ -171,3 +172,27 @@ def test_labelling_several_problems_at_once_gives_the_labels_of_one_at_a_time(tm
     with pytest.raises(Exception, match="workers >= 1"):
         label_all(lambda: labelling_program(config(tmp_path), "cascade", systems), examples(1),
                   tmp_path / "none.jsonl", ["attempt:length"], progress=False, workers=0)
+
+
+def test_a_failed_problem_among_several_at_once_keeps_the_ones_in_flight(tmp_path: Path) -> None:
+    import threading
+
+    started = threading.Barrier(2)
+
+    def s1(messages: Messages) -> str:
+        k = problem_number(messages)
+        if k in (1, 2):
+            started.wait(timeout=10)  # problems 1 and 2 are in flight together
+        if k == 1:
+            raise RuntimeError("problem 1 broke")
+        return f"short \\boxed{{{k}}}"
+
+    def program() -> Any:
+        systems = Systems(stages=function_lm(stages, "stages"), system1=function_lm(s1, "system1", max_tokens=20),
+                          system2=function_lm(lambda m: f"slow \\boxed{{{problem_number(m)}}}", "system2"))
+        return labelling_program(config(tmp_path), "cascade", systems)
+
+    path = tmp_path / "labels.jsonl"
+    with pytest.raises(Exception, match="problem 1 broke"):  # as DSPy wraps it
+        label_all(program, examples(2), path, ["attempt:length"], progress=False, workers=2)
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["p2"]  # kept, not lost
