@@ -172,6 +172,10 @@ def format_table(report: CalibrationReport) -> str:
                  "row's is out of fold")
     if report.one_step_plans:
         lines.append("(one-step plans: step level is problem level)")
+    if report.s2_accuracy < report.s1_accuracy:
+        # G(r) divides by the all-System-2 gain; a negative one flips its sign, so it no longer ranks sources.
+        lines.append("all-System-2 is less accurate than all-System-1 here, so G(r) is the share of a loss: "
+                     "read the accuracy and tokens columns instead")
     if report.learned_features:
         lines.append(f"learned (out of fold) on: {', '.join(report.learned_features)}")
     return "\n".join(lines)

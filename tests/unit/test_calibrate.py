@@ -118,6 +118,25 @@ def test_the_report_needs_every_source_measured() -> None:
         calibrate_report([label], ["rating"], resamples=0)
 
 
+def one_step_label(pid: str, s1_correct: bool, s2_correct: bool, score: float) -> ProblemLabel:
+    right, wrong = "1", "2"
+    s1, s2 = (right if s1_correct else wrong), (right if s2_correct else wrong)
+    return ProblemLabel.from_dict({"id": pid, "problem": "p", "gold": right, "steps": [
+        {"index": 0, "step": "s", "s1_value": s1, "s2_value": s2, "differs": s1 != s2, "features": {},
+         "scores": {"attempt:length": score}, "s1_tokens": 1, "s2_tokens": 1}], "s1_answer": s1, "s2_answer": s2,
+        "s1_correct": s1_correct, "s2_correct": s2_correct, "s1_tokens": 1, "s2_tokens": 1, "measure_tokens": 0,
+        "wall_seconds": 0.1})
+
+
+def test_the_table_warns_that_g_is_a_share_of_a_loss_when_system2_is_worse() -> None:
+    warning = "G(r) is the share of a loss"
+    worse = [one_step_label("a", True, False, 0.1), one_step_label("b", False, False, 0.9)]
+    report = calibrate_report(worse, ["attempt:length"], resamples=0)
+    assert report.s2_accuracy < report.s1_accuracy and warning in format_table(report)
+    better = [one_step_label("a", True, True, 0.1), one_step_label("b", False, True, 0.9)]
+    assert warning not in format_table(calibrate_report(better, ["attempt:length"], resamples=0))
+
+
 def test_the_command_names_an_unknown_source_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["calibrate", "--dev", "gsm8k_train:5", "--sources", "rating,horoscope", "--no-mlflow"]) == 2
     assert "unknown source(s) 'horoscope'; known sources are: rating, rating_logprobs" in capsys.readouterr().err
