@@ -108,16 +108,6 @@ def test_calibrate_writes_the_report_plot_and_a_learned_model_that_scores_like_i
     assert "attempt:length" in format_table(report)
 
 
-def test_the_report_needs_every_source_measured() -> None:
-    label = ProblemLabel.from_dict({"id": "a", "problem": "p", "gold": "1", "steps": [
-        {"index": 0, "step": "s", "s1_value": "1", "s2_value": "1", "differs": False, "features": {},
-         "scores": {"attempt:length": 0.2}, "s1_tokens": 1, "s2_tokens": 1}], "s1_answer": "1", "s2_answer": "1",
-        "s1_correct": True, "s2_correct": True, "s1_tokens": 1, "s2_tokens": 1, "measure_tokens": 0,
-        "wall_seconds": 0.1})
-    with pytest.raises(ValueError, match="'rating' was not measured on every problem"):
-        calibrate_report([label], ["rating"], resamples=0)
-
-
 def one_step_label(pid: str, s1_correct: bool, s2_correct: bool, score: float) -> ProblemLabel:
     right, wrong = "1", "2"
     s1, s2 = (right if s1_correct else wrong), (right if s2_correct else wrong)
@@ -126,6 +116,12 @@ def one_step_label(pid: str, s1_correct: bool, s2_correct: bool, score: float) -
          "scores": {"attempt:length": score}, "s1_tokens": 1, "s2_tokens": 1}], "s1_answer": s1, "s2_answer": s2,
         "s1_correct": s1_correct, "s2_correct": s2_correct, "s1_tokens": 1, "s2_tokens": 1, "measure_tokens": 0,
         "wall_seconds": 0.1})
+
+
+def test_the_report_needs_every_source_measured() -> None:
+    label = one_step_label("a", True, True, 0.2)
+    with pytest.raises(ValueError, match="'rating' was not measured on every problem"):
+        calibrate_report([label], ["rating"], resamples=0)
 
 
 def test_the_table_warns_that_g_is_a_share_of_a_loss_when_system2_is_worse() -> None:
