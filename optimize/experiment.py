@@ -100,6 +100,11 @@ class SearchConfig:
     ``confirm`` Pareto configurations are re-measured on ``heldout`` held-out train problems (0: no
     confirmation), none of them a dev id or an id recorded under ``recorded``
     (``optimize.search.confirm``).
+
+    ``enqueue``: settings to run first, in order, each once per study (Optuna's ``enqueue_trial``),
+    e.g. ``[{method: bf, system2_thinking_budget: 512}]``; a knob left out takes the base config's
+    value, a knob named must lie in the space (``MethodSpace.setting``). With ``enqueue_paper``
+    (each method at the base config, and the paper's taus where tau is sampled) they come after.
     """
 
     trials: int = 16
@@ -115,6 +120,7 @@ class SearchConfig:
         "num_candidates": 1,
     })
     enqueue_paper: bool = True
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
     token_objective: str = "completion"
     tau: str = "curve"
     curve_cap: int = 16
@@ -145,6 +151,9 @@ class SearchConfig:
             raise ConfigError(f"`token_objective={self.token_objective!r}` must be 'completion' or 'total'.")
         if self.trials <= 0:
             raise ConfigError(f"`trials={self.trials!r}` must be positive.")
+        if not isinstance(self.enqueue, list) or not all(isinstance(s, dict) for s in self.enqueue):
+            raise ConfigError(f"`enqueue={self.enqueue!r}` must be a list of settings, each a mapping such as "
+                              "{method: bf, system2_thinking_budget: 512}.")
         if self.sampler not in ("nsga2", "tpe", "random"):
             raise ConfigError(f"`sampler={self.sampler!r}` must be nsga2, tpe or random.")
 

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from optimize.search.space import Choices, Range, SearchSpace
+from optimize.search.space import PARAMETERS, Choices, Range, SearchSpace
 from program.config import METHODS, ConfigError, ProgramConfig
 
 if TYPE_CHECKING:
@@ -158,13 +158,57 @@ class MethodSpace:
         """Params to enqueue first: each method at the base config's values (``taus`` where tau is sampled)."""
         seeds: list[dict[str, Any] | None] = []
         for method in self.methods:
-            space, prefix = self._family(method), (f"{method}." if self.families else "")
-            if self.curve_of(method) is not None:
-                space = space.without("threshold")
+            space = self._sampled(method)
             sampled_tau = method in SCORE_ROUTED and isinstance(space.specs.get("threshold"), (Range, Choices))
             for tau in (taus if sampled_tau else (None,)):
                 params = space.seed(replace(base, method=method), **({} if tau is None else {"threshold": tau}))
                 if params is not None:
-                    params = {prefix + k: v for k, v in params.items()}
-                    seeds.append({"method": method, **params} if len(self.methods) > 1 else params)
+                    seeds.append(self._trial_params(method, params))
         return seeds
+
+    def setting(self, base: ProgramConfig, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Params to enqueue for a setting a user names (``search.enqueue``); knobs left out take ``base``.
+
+        Unlike a seed, nothing is clipped: a method or knob outside the space, or a value outside a
+        knob's range or choices, is a ConfigError that names it and what the space allows.
+
+        Example:
+            >>> space = MethodSpace.parse({"methods": {"cot": {"system1_max_tokens": [256, 768]}, "bf": {}}}, "scale")
+            >>> space.setting(ProgramConfig(), {"method": "cot", "system1_max_tokens": 512})
+            {'method': 'cot', 'cot.system1_max_tokens': 512}
+        """
+        where = f"search.enqueue: {dict(values)!r}"
+        method = values.get("method", self.methods[0] if len(self.methods) == 1 else None)
+        if method not in self.methods:
+            raise ConfigError(f"{where}: name the method, one of {', '.join(self.methods)}"
+                              + ("" if method is None else f" (not {method!r})") + ".")
+        space = self._sampled(method)
+        knobs = {k: v for k, v in values.items() if k != "method"}
+        for name, value in knobs.items():
+            spec = space.specs.get(name)
+            if spec is None:
+                exact = " (its tau is not sampled: each trial computes the whole curve)" if name == "threshold" else ""
+                raise ConfigError(f"{where}: {name!r} is not a knob of {method}'s space{exact}; it has: "
+                                  f"{', '.join(space.specs) or 'none'}.")
+            try:
+                checked = PARAMETERS[name].check(value)
+            except ConfigError as exc:  # its message names the space's key; this value is the setting's
+                raise ConfigError(f"{where}: {exc}") from None
+            if spec.clip(checked) != value:
+                allowed = (f"one of {list(spec.values)}" if isinstance(spec, Choices) else
+                           f"[{spec.low}, {spec.high}]" if isinstance(spec, Range) else f"fixed at {spec.value!r}")
+                raise ConfigError(f"{where}: {name}={value!r} lies outside {method}'s space: {allowed}.")
+        params = space.seed(replace(base, method=method), **knobs)
+        assert params is not None, "every named value was checked against its spec above"
+        return self._trial_params(method, params)
+
+    def _sampled(self, method: str) -> SearchSpace:
+        """``method``'s space as a trial samples it: without tau where the trial computes the exact curve."""
+        space = self._family(method)
+        return space.without("threshold") if self.curve_of(method) is not None else space
+
+    def _trial_params(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` under the names a trial has (``<method>.<knob>``, and ``method`` when there are several)."""
+        prefix = f"{method}." if self.families else ""
+        named = {prefix + k: v for k, v in params.items()}
+        return {"method": method, **named} if len(self.methods) > 1 else named

@@ -149,6 +149,7 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
     if total < 1:
         raise ValueError(f"`trials={total!r}` must be at least 1.")
     space = MethodSpace.parse(search.space, config.program.method, tau=search.tau)  # fails before any model call
+    settings = [space.setting(config.program, values) for values in search.enqueue]  # so does a bad setting
     dev = list(examples) if examples is not None else load_dev(config)
     held: tuple[list[dspy.Example], str] | None = None  # chosen now: a pool too small fails before the study
     if search.heldout:
@@ -162,8 +163,9 @@ def run_search(config: ExperimentConfig, *, trials: int | None = None, study_nam
     if "token_objective" not in handle.study.user_attrs:  # what the second objective counts, for the plot
         handle.study.set_user_attr("token_objective", search.token_objective)
     tracker, parent = _parent_run(config, handle, total) if tracking else (None, None)
-    if search.enqueue_paper and not join:
-        enqueue_seeds(handle, paper_seeds(space, config.program), total)
+    if not join:  # the user's settings first, then the known ones
+        enqueue_seeds(handle, [*settings, *(paper_seeds(space, config.program) if search.enqueue_paper else [])],
+                      total)
     objective = SearchObjective(config, dev, run_dir=config.run_dir, systems=systems,
                                 plans=open_plan_store(handle.url, config.run_dir), program_dir=program_dir,
                                 tracker=tracker, parent_run_id=parent, workers=workers or config.workers,

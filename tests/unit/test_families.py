@@ -73,3 +73,26 @@ def test_a_knob_the_method_does_not_read_is_refused() -> None:
 def test_seeds_start_each_method_at_the_base_config() -> None:
     seeds = MethodSpace.parse(RAW, "scale").seeds(ProgramConfig(), (0.2, 0.5))
     assert [s["method"] for s in seeds if s] == ["cot", "bf", "vote", "cascade", "scale"]
+
+
+def test_a_named_setting_becomes_the_trial_params_and_a_setting_outside_the_space_is_refused() -> None:
+    space = MethodSpace.parse(RAW, "scale")
+    base = ProgramConfig()
+    assert space.setting(base, {"method": "bf", "system2_thinking_budget": 512}) == {
+        "method": "bf", "bf.system2_thinking_budget": 512}
+    # a knob left out takes the base config's value, as a seed does (the vote's stop rule here)
+    vote = space.setting(base, {"method": "vote", "vote_samples": 5})
+    assert vote == {"method": "vote", "vote.vote_samples": 5, "vote.vote_stop_rule": base.vote.stop_rule}
+    # the params run as they read: the trial samples exactly them
+    choice = space.suggest(optuna.trial.FixedTrial(vote))
+    assert choice.values["vote_samples"] == 5
+    with pytest.raises(ConfigError, match=r"system2_thinking_budget=300 lies outside bf's space: one of \[256, 512\]"):
+        space.setting(base, {"method": "bf", "system2_thinking_budget": 300})
+    with pytest.raises(ConfigError, match="name the method, one of cot, bf, vote, cascade, scale"):
+        space.setting(base, {"system2_thinking_budget": 512})
+    with pytest.raises(ConfigError, match="'threshold' is not a knob of cascade's space .*computes the whole curve"):
+        space.setting(base, {"method": "cascade", "threshold": 0.5})
+    with pytest.raises(ConfigError, match="'vote_samples' is not a knob of cot's space"):
+        space.setting(base, {"method": "cot", "vote_samples": 3})
+    flat = MethodSpace.parse({"threshold": [0.0, 1.0], "num_waits": 0}, "scale", tau="sample")
+    assert flat.setting(base, {"threshold": 0.3}) == {"threshold": 0.3}  # one method: no `method` needed

@@ -17,7 +17,7 @@ from optimize.search.objective import SearchObjective
 from optimize.search.plans import PlanStore, plan_key
 from optimize.search.run import PARENT_RUN_ATTR, run_search
 from program.clients.lm import Systems
-from program.config import ProgramConfig
+from program.config import ConfigError, ProgramConfig
 from program.testing import scripted_systems
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -183,6 +183,18 @@ def test_paper_settings_run_first_and_a_resume_runs_only_the_missing_trials(tmp_
     assert sum(bool(t.user_attrs.get("seed")) for t in trials) == 2  # not enqueued again on resume
     assert search(config, trials=4).ran == 0
     assert second.totals["spent_tokens"] < second.totals["true_cost_tokens"]  # plans were reused
+
+
+def test_named_settings_run_before_the_paper_ones_and_a_bad_one_fails_before_any_call(tmp_path: Path) -> None:
+    config = experiment(tmp_path, enqueue=[{"threshold": 0.95}, {"threshold": 0.7}])
+    trials = search(config, trials=3).study.get_trials()
+    assert [t.params["threshold"] for t in trials] == [0.95, 0.7, 0.2]  # then the paper's best
+    systems = toy_systems()
+    with pytest.raises(ConfigError, match=r"threshold=-0.5 lies outside scale's space: \[0.0, 1.0\]"):
+        search(experiment(tmp_path / "bad", enqueue=[{"threshold": -0.5}]), systems=systems, trials=1)
+    assert not systems.stages.engine.requests and not (tmp_path / "bad" / "runs").exists()  # nothing asked, no study
+    with pytest.raises(ConfigError, match="must be a list of settings"):
+        SearchConfig(enqueue={"threshold": 0.5})  # type: ignore[arg-type]
 
 
 def test_a_failed_trial_is_recorded_with_its_reason_and_the_study_goes_on(tmp_path: Path,

@@ -65,15 +65,10 @@ def test_a_budget_study_never_reports_an_infeasible_best(tmp_path: Path) -> None
 
 def test_a_losing_trial_is_pruned_early_and_recorded_as_pruned(tmp_path: Path) -> None:
     space = {"threshold": {"choices": [0.2, 0.95]}, "num_waits": 0}
-    study_seeds = [{"threshold": 0.2}, {"threshold": 0.95}]  # the winner first, then a loser
+    settings = [{"threshold": 0.2}, {"threshold": 0.95}]  # the winner first, then a loser (search.enqueue)
 
     def seeded(pruner: str, where: Path) -> object:
-        from optimize.search.study import open_study
-
-        cfg = experiment(where, space=space, chunk=1, enqueue_paper=False)
-        handle = open_study(cfg.search.study, None, cfg.run_dir, budget=10_000.0)
-        for params in study_seeds:
-            handle.study.enqueue_trial(params)
+        cfg = experiment(where, space=space, chunk=1, enqueue_paper=False, enqueue=settings)
         return search(cfg, trials=2, budget=10_000.0, pruner=pruner)
 
     pruned = seeded("halving", tmp_path / "halving")
