@@ -146,7 +146,8 @@ def evaluate(program: Any, examples: Sequence[dspy.Example], *, results_path: st
     results = [finished[i] for i in ids if i in finished]
     from data.grading import grader_version
 
-    summary = summarize(results, run_seconds=time.monotonic() - started, grader_version=grader_version())
+    summary = summarize(results, run_seconds=time.monotonic() - started, grader_version=grader_version(),
+                        n_resumed=n_resumed)
     summary_path = write_summary(summary, Path(results_path).with_name("summary.json"))
     return EvalReport(results_path=Path(results_path), summary_path=summary_path, results=results, summary=summary,
                       n_new=len(results) - n_resumed, n_resumed=n_resumed, fingerprint=fingerprint)

@@ -49,7 +49,9 @@ class Summary:
     that got an answer (None when none did). Means are per problem over all ``n`` problems.
     ``system2_share`` is the share of plan steps that ran in System 2 (None when no trace had
     steps). ``wall_seconds`` sums the problems' own wall times; ``run_seconds`` is the elapsed
-    time of the run that produced the summary (None when summarising a file).
+    time of the run that produced the summary, and ``n_resumed`` how many of its problems it took
+    from an earlier run of the same configuration instead of solving them, so a resumed run's
+    ``run_seconds`` covers only the other ``n - n_resumed`` (both None when summarising a file).
     """
 
     n: int
@@ -71,6 +73,7 @@ class Summary:
     failures: dict[str, int] = field(default_factory=dict)
     n_answered: int = 0
     accuracy_answered: float | None = None
+    n_resumed: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -82,7 +85,7 @@ class Summary:
 
 
 def summarize(results: Sequence[ProblemResult], *, run_seconds: float | None = None,
-              grader_version: str | None = None) -> Summary:
+              grader_version: str | None = None, n_resumed: int | None = None) -> Summary:
     """Summarise per-problem results (one per problem; see ``optimize.evaluation.results.load_results``)."""
     n = len(results)
     per = 1.0 / n if n else 0.0
@@ -121,6 +124,7 @@ def summarize(results: Sequence[ProblemResult], *, run_seconds: float | None = N
         failures=failures,
         n_answered=len(answered),
         accuracy_answered=accuracy([r.correct for r in answered]) if answered else None,
+        n_resumed=n_resumed,
     )
 
 
@@ -155,7 +159,8 @@ def print_summary(summary: Summary, *, title: str = "Summary", console: Any = No
         ("time inside LLM calls", f"{summary.llm_seconds:,.1f} s"),
     ]
     if summary.run_seconds is not None:
-        rows.append(("elapsed", f"{summary.run_seconds:,.1f} s"))
+        resumed = f" ({summary.n_resumed} problems resumed, not solved again)" if summary.n_resumed else ""
+        rows.append(("elapsed", f"{summary.run_seconds:,.1f} s{resumed}"))
     rows.append(("grader", summary.grader_version or "-"))
     for name, value in rows:
         table.add_row(name, value)

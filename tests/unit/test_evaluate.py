@@ -92,10 +92,12 @@ def test_resume_after_interrupt_runs_only_unfinished_problems(tmp_path: Path) ->
     assert (report.n_resumed, report.n_new) == (k, len(EXAMPLES) - k)
     assert sorted(r["id"] for r in lines(results)) == sorted(ex.id for ex in EXAMPLES)  # none twice
     assert report.summary.n == len(EXAMPLES) and report.summary.accuracy == 100.0
+    assert report.summary.n_resumed == k  # its run_seconds covers only the problems solved now
 
     third = ToyProgram()
-    evaluate(third, EXAMPLES, results_path=results, fingerprint="cfg", progress=False)
+    done = evaluate(third, EXAMPLES, results_path=results, fingerprint="cfg", progress=False)
     assert third.llm_calls == 0  # all done: nothing is paid twice
+    assert json.loads((tmp_path / "summary.json").read_text())["n_resumed"] == done.n_resumed == len(EXAMPLES)
 
 
 def test_other_config_fingerprint_is_not_resumed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
