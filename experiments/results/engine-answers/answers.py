@@ -22,14 +22,17 @@ from optimize.compare.stats import paired_difference
 
 RESULTS = Path(__file__).resolve().parents[1]
 RECORDED = RESULTS / "compare-gsm8k"
+# The twelve greedy entries of the recorded comparison (its vote entries sample, so they have no
+# "same answer" to compare), all rerun in experiments/results/greedy-50.
+GREEDY_ENTRIES = ("cot-256", "cot-512", "cot-768", "bf-128", "bf-256", "bf-512", "system1", "system2",
+                  "scale-rating", "scale-attempt", "cascade-attempt", "cascade-compiled")
 RUNS = {  # run name: (folder, {entry there: recorded entry})
     "engine-throughput/new": (RESULTS / "engine-throughput" / "new",
                               {"bf-512": "bf-512", "scale-attempt": "scale-attempt"}),
     "engine-throughput/old": (RESULTS / "engine-throughput" / "old",
                               {"bf-512": "bf-512", "scale-attempt": "scale-attempt"}),
     "logprob-cost": (RESULTS / "logprob-cost" / "run", {"attempt-length": "scale-attempt"}),
-    "greedy-50": (RESULTS / "greedy-50" / "run", {e: e for e in ("cot-256", "cot-768", "bf-128", "bf-512",
-                                                                 "cascade-attempt", "scale-attempt")}),
+    "greedy-50": (RESULTS / "greedy-50" / "run", {e: e for e in GREEDY_ENTRIES}),
 }
 
 
